@@ -1,0 +1,168 @@
+package affinity
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// Class says whether irqshift may move an IRQ, and if not, why.
+type Class string
+
+// The classes, in the order Classify tests them.
+const (
+	// ClassPerCPU: an IRQ that exists once per CPU (GIC SGI/PPI/EPPI,
+	// partitioned PPIs); it cannot move.
+	ClassPerCPU Class = "per-cpu"
+	// ClassNoAction: no driver handles it; the kernel refuses writes.
+	ClassNoAction Class = "no-action"
+	// ClassManaged: the kernel manages its affinity (multi-queue devices
+	// such as virtio-blk and NVMe) and shuts it down with its CPU.
+	ClassManaged Class = "managed"
+	// ClassBanned: the user asked irqshift to leave it alone.
+	ClassBanned Class = "banned"
+	// ClassMovable: irqshift may move it.
+	ClassMovable Class = "movable"
+)
+
+// IRQ is one numbered row of /proc/interrupts with its /proc/irq state and
+// classification.
+type IRQ struct {
+	IRQ       int
+	Chip      string
+	HWIRQ     uint64
+	HasHWIRQ  bool
+	Trigger   string
+	Actions   []string
+	Counts    map[int]uint64 // CPU number → count, online CPUs only
+	Total     uint64
+	Affinity  sysfs.CPUSet
+	Effective sysfs.CPUSet
+	// HasEffective is false where the kernel lacks effective_affinity_list.
+	HasEffective bool
+	ReadOnly     bool
+	Class        Class
+	Reason       string
+}
+
+// Movable reports whether irqshift may write this IRQ's affinity.
+func (irq IRQ) Movable() bool { return irq.Class == ClassMovable }
+
+// Where returns the CPUs the IRQ is delivered to: its effective affinity
+// where the kernel tells it, else its affinity mask.
+func (irq IRQ) Where() sysfs.CPUSet {
+	if irq.HasEffective && !irq.Effective.IsEmpty() {
+		return irq.Effective
+	}
+	return irq.Affinity
+}
+
+// Memory is what the kernel has taught us about IRQs by refusing writes.
+// The kernel gives no file that says "managed" on 6.1: a refused write of
+// an IRQ that is neither per-CPU nor action-less is how we learn it. Keys
+// are Key(irq) so that a number reused by another device is not confused.
+type Memory map[string]string
+
+// Key names an IRQ by number, chip and actions.
+func Key(irq IRQ) string {
+	return fmt.Sprintf("%d/%s/%s", irq.IRQ, irq.Chip, strings.Join(irq.Actions, ","))
+}
+
+// Learn records that the kernel refused to move irq, with the reason.
+func (m Memory) Learn(irq IRQ, reason string) {
+	m[Key(irq)] = reason
+}
+
+// Policy is the user's say in classification.
+type Policy struct {
+	// BannedIRQs are never touched.
+	BannedIRQs map[int]bool
+}
+
+// gicChip matches the GIC's own irqchip names: GICv2, GICv3, GIC-0 and
+// partitioned-PPI domains such as GICv3-23.
+var gicChip = regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
+
+// partitionedPPIChip matches the per-partition PPI domains that
+// irq-partition-percpu.c creates ("GICv3-23"): every IRQ in them is per-CPU.
+var partitionedPPIChip = regexp.MustCompile(`^GIC(v[0-9]+)?-[0-9]+$`)
+
+// perCPUHWIRQ reports whether a GIC interrupt ID is banked per CPU: SGIs
+// 0–15, PPIs 16–31 and extended PPIs 1056–1119 (GICv3.1).
+func perCPUHWIRQ(hwirq uint64) bool {
+	return hwirq < 32 || (hwirq >= 1056 && hwirq <= 1119)
+}
+
+// Classify joins a snapshot's files into IRQs, sorted by number, and
+// classifies each.
+func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
+	out := make([]IRQ, 0, len(snap.Interrupts.IRQs))
+	for _, row := range snap.Interrupts.IRQs {
+		aff, ok := snap.Affinity[row.IRQ]
+		if !ok {
+			continue // vanished
+		}
+		irq := IRQ{
+			IRQ:          row.IRQ,
+			Chip:         row.Chip,
+			HWIRQ:        row.HWIRQ,
+			HasHWIRQ:     row.HasHWIRQ,
+			Trigger:      row.Trigger,
+			Actions:      row.Actions,
+			Counts:       make(map[int]uint64, len(row.Counts)),
+			Total:        row.Total(),
+			Affinity:     aff.Affinity,
+			Effective:    aff.Effective,
+			HasEffective: aff.HasEffective,
+			ReadOnly:     aff.ReadOnly,
+		}
+		if irq.Actions == nil {
+			irq.Actions = []string{}
+		}
+		for i, cpu := range snap.Interrupts.CPUs {
+			irq.Counts[cpu] = row.Counts[i]
+		}
+		if k, ok := snap.Kernel[row.IRQ]; ok && !irq.HasHWIRQ && k.HasHWIRQ {
+			irq.HWIRQ, irq.HasHWIRQ = k.HWIRQ, true
+		}
+		irq.Class, irq.Reason = classify(irq, memory, policy)
+		out = append(out, irq)
+	}
+	slices.SortFunc(out, func(a, b IRQ) int { return a.IRQ - b.IRQ })
+	return out
+}
+
+func classify(irq IRQ, memory Memory, policy Policy) (Class, string) {
+	switch {
+	case partitionedPPIChip.MatchString(irq.Chip):
+		return ClassPerCPU, fmt.Sprintf("per-CPU: partitioned PPI domain %s", irq.Chip)
+	case gicChip.MatchString(irq.Chip) && irq.HasHWIRQ && perCPUHWIRQ(irq.HWIRQ):
+		return ClassPerCPU, fmt.Sprintf("per-CPU: GIC %s %d", gicKind(irq.HWIRQ), irq.HWIRQ)
+	case irq.HasEffective && irq.Effective.IsEmpty():
+		return ClassPerCPU, "per-CPU: empty effective affinity"
+	case len(irq.Actions) == 0:
+		return ClassNoAction, "no action: no driver handles it"
+	case irq.ReadOnly:
+		return ClassManaged, "managed: smp_affinity_list is read-only"
+	}
+	if reason, ok := memory[Key(irq)]; ok {
+		return ClassManaged, reason
+	}
+	if policy.BannedIRQs[irq.IRQ] {
+		return ClassBanned, "banned by the user"
+	}
+	return ClassMovable, ""
+}
+
+func gicKind(hwirq uint64) string {
+	switch {
+	case hwirq < 16:
+		return "SGI"
+	case hwirq < 32:
+		return "PPI"
+	}
+	return "EPPI"
+}

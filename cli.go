@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitUnmovable = 3 // done, but some IRQs could not be moved
+)
+
+// version is set by the Makefile with -ldflags.
+var version = "dev"
+
+// exitCoder carries an exit code through urfave/cli's error return.
+type exitCoder struct {
+	code int
+	err  error
+}
+
+func (e exitCoder) Error() string { return e.err.Error() }
+func (e exitCoder) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return exitCoder{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// run is the whole program: it parses args, runs one command and returns
+// the exit code.
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdout, stderr, getenv)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	var coded exitCoder
+	code := exitError
+	switch {
+	case errors.As(err, &coded):
+		code = coded.code
+	case errors.Is(err, affinity.ErrBadCPU), isFlagError(err):
+		code = exitUsage
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "irqshift: %s\n", msg)
+	}
+	return code
+}
+
+// isFlagError recognises urfave/cli's and the flag package's complaints
+// about unknown or malformed flags.
+func isFlagError(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "flag provided but not defined") ||
+		strings.HasPrefix(msg, "invalid value") ||
+		strings.Contains(msg, "flag needs an argument") ||
+		strings.HasPrefix(msg, "Required flag")
+}
+
+// options are the global flags, resolved.
+type options struct {
+	fs      sysfs.FS
+	engine  *affinity.Engine
+	logger  *slog.Logger
+	json    bool
+	dryRun  bool
+	stdout  io.Writer
+	writing bool
+}
+
+func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (format in the README)"}
+	dryRunFlag := &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, write nothing"}
+	app := &cli.App{
+		Name:      "irqshift",
+		Usage:     "keep device IRQs off CPUs going offline and spread them round-robin over the online CPUs",
+		Version:   version,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		ExitErrHandler: func(*cli.Context, error) {
+			// run maps errors to exit codes; never let cli call os.Exit.
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("%w", err)
+		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system root (a fixture tree in tests)"},
+			&cli.StringFlag{Name: "sys", Value: "/sys", Usage: "sys file system root (a fixture tree in tests)"},
+			&cli.StringFlag{Name: "banned-cpus", Usage: "cpulist of CPUs no IRQ may be moved to; " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
+			&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches"},
+			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
+		},
+		Commands: []*cli.Command{
+			{
+				Name:   "list",
+				Usage:  "show every IRQ with its chip, affinity, effective CPU, count and class",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: withOptions(stdout, stderr, getenv, false, cmdList),
+			},
+			{
+				Name:   "rebalance",
+				Usage:  "spread every movable IRQ round-robin over the allowed CPUs",
+				Flags:  []cli.Flag{jsonFlag, dryRunFlag},
+				Action: withOptions(stdout, stderr, getenv, true, cmdRebalance),
+			},
+			{
+				Name:      "drain",
+				Usage:     "move every movable IRQ off the given CPUs",
+				ArgsUsage: "CPU...",
+				Flags:     []cli.Flag{jsonFlag, dryRunFlag},
+				Action:    withOptions(stdout, stderr, getenv, true, cmdDrain),
+			},
+			{
+				Name:      "offline",
+				Usage:     "drain the given CPUs, take them offline, and check that no movable IRQ is left on them",
+				ArgsUsage: "CPU...",
+				Flags:     []cli.Flag{jsonFlag},
+				Action:    withOptions(stdout, stderr, getenv, true, cmdOffline),
+			},
+			{
+				Name:      "online",
+				Usage:     "bring the given CPUs online, then rebalance",
+				ArgsUsage: "CPU...",
+				Flags:     []cli.Flag{jsonFlag},
+				Action:    withOptions(stdout, stderr, getenv, true, cmdOnline),
+			},
+		},
+	}
+	return app
+}
+
+// withOptions resolves the global flags and checks privileges before a
+// command runs.
+func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bool,
+	action func(*cli.Context, *options) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+			return usageError("--log-level: %v", err)
+		}
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		fs, err := sysfs.NewFS(c.String("proc"), c.String("sys"))
+		if err != nil {
+			return usageError("--proc/--sys: %v", err)
+		}
+		banned, err := affinity.ParseBannedCPUs(c.String("banned-cpus"), getenv)
+		if err != nil {
+			return usageError("%v", err)
+		}
+		bannedIRQs, err := parseIRQList(c.String("banned-irqs"))
+		if err != nil {
+			return usageError("--banned-irqs: %v", err)
+		}
+		writing := writes && !c.Bool("dry-run")
+		if writing && fs.IsLive() && os.Geteuid() != 0 {
+			return exitCoder{code: exitError, err: errors.New("writing IRQ affinity and CPU online files needs root; run with sudo, or use --dry-run")}
+		}
+		return action(c, &options{
+			fs:     fs,
+			logger: logger,
+			engine: &affinity.Engine{
+				FS:     fs,
+				Banned: affinity.BannedCPUs{User: banned, IncludeIsolated: c.Bool("include-isolated")},
+				Policy: affinity.Policy{BannedIRQs: bannedIRQs},
+				Logger: logger,
+			},
+			json:    c.Bool("json"),
+			dryRun:  c.Bool("dry-run"),
+			stdout:  stdout,
+			writing: writing,
+		})
+	}
+}
+
+func parseIRQList(text string) (map[int]bool, error) {
+	out := map[int]bool{}
+	for field := range strings.SplitSeq(text, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		n, err := strconv.Atoi(field)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not an IRQ number", field)
+		}
+		out[n] = true
+	}
+	return out, nil
+}
+
+// parseCPUArgs reads CPU numbers given as separate arguments or cpulists
+// ("2 3", "2-3", "2,3").
+func parseCPUArgs(c *cli.Context) ([]int, error) {
+	if c.NArg() == 0 {
+		return nil, usageError("%s: give at least one CPU number", c.Command.Name)
+	}
+	var cpus []int
+	for _, arg := range c.Args().Slice() {
+		set, err := sysfs.ParseCPUList(arg)
+		if err != nil || set.IsEmpty() {
+			return nil, usageError("%s: %q is not a CPU number or list", c.Command.Name, arg)
+		}
+		cpus = append(cpus, set.CPUs()...)
+	}
+	slices.Sort(cpus)
+	return slices.Compact(cpus), nil
+}

@@ -1,0 +1,93 @@
+package sysfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// IRQAffinity is what /proc/irq/N says about one IRQ descriptor.
+type IRQAffinity struct {
+	IRQ int
+	// Affinity is /proc/irq/N/smp_affinity_list: the mask the admin or a
+	// driver asked for.
+	Affinity CPUSet
+	// Effective is /proc/irq/N/effective_affinity_list: where the chip
+	// really delivers. Empty for per-CPU IRQs on a live kernel.
+	Effective CPUSet
+	// HasEffective is false on kernels without
+	// CONFIG_GENERIC_IRQ_EFFECTIVE_AFF_MASK, where the file is absent.
+	HasEffective bool
+	// Hint is /proc/irq/N/affinity_hint (a hex mask a driver may set).
+	Hint CPUSet
+	// Node is /proc/irq/N/node, -1 when unknown.
+	Node int
+	// ReadOnly reports that smp_affinity_list has no write permission
+	// bit. Kernel 6.12 creates it 0444 for managed and per-CPU IRQs.
+	ReadOnly bool
+}
+
+// IRQDir is /proc/irq/N.
+func (fs FS) IRQDir(irq int) string {
+	return fs.ProcPath("irq", strconv.Itoa(irq))
+}
+
+// IRQAffinity reads /proc/irq/N. An IRQ freed since the caller learned its
+// number gives an error that wraps ErrGone.
+func (fs FS) IRQAffinity(irq int) (IRQAffinity, error) {
+	dir := fs.IRQDir(irq)
+	out := IRQAffinity{IRQ: irq, Node: -1}
+	listPath := dir + "/smp_affinity_list"
+	info, err := os.Stat(listPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, fmt.Errorf("%w: %w: IRQ %d: %w", ErrFileRead, ErrGone, irq, err)
+	}
+	if err != nil {
+		return out, fmt.Errorf("%w: %w", ErrFileRead, err)
+	}
+	out.ReadOnly = info.Mode().Perm()&0o222 == 0
+	if out.Affinity, err = fs.readCPUList(listPath); err != nil {
+		return out, err
+	}
+	effective, err := readFile(dir + "/effective_affinity_list")
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return out, err
+	default:
+		if out.Effective, err = ParseCPUList(string(effective)); err != nil {
+			return out, fmt.Errorf("IRQ %d effective_affinity_list: %w", irq, err)
+		}
+		out.HasEffective = true
+	}
+	if hint, err := os.ReadFile(dir + "/affinity_hint"); err == nil {
+		if out.Hint, err = ParseCPUMask(string(hint)); err != nil {
+			return out, fmt.Errorf("IRQ %d affinity_hint: %w", irq, err)
+		}
+	}
+	if node, err := os.ReadFile(dir + "/node"); err == nil {
+		n, err := strconv.Atoi(strings.TrimSpace(string(node)))
+		if err != nil {
+			return out, fmt.Errorf("%w: IRQ %d node %q", ErrFileParse, irq, truncate(string(node), 20))
+		}
+		out.Node = n
+	}
+	return out, nil
+}
+
+// ReadEffective reads only /proc/irq/N/effective_affinity_list, falling
+// back to smp_affinity_list where the kernel lacks the former: the applier
+// reads it back after every write.
+func (fs FS) ReadEffective(irq int) (CPUSet, error) {
+	dir := fs.IRQDir(irq)
+	set, err := fs.readCPUList(dir + "/effective_affinity_list")
+	if errors.Is(err, os.ErrNotExist) {
+		set, err = fs.readCPUList(dir + "/smp_affinity_list")
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return set, fmt.Errorf("%w: IRQ %d: %w", ErrGone, irq, err)
+	}
+	return set, err
+}
