@@ -1,24 +1,52 @@
-# irqshift build, test and demo. `make test` runs every test; `make demo`
-# boots an arm64 VM and shows the main job end to end.
+# irqshift: build, test, lint, benchmark and demo.
+#   make test   every test: host tests (unit, fuzz seeds, end-to-end) and the arm64 VM tests
+#   make demo   boots an arm64 VM and shows the main job end to end
 GO ?= go
 BIN := bin
 ARM64_BIN := $(BIN)/irqshift-linux-arm64
-STATICCHECK_VERSION := 2025.1.1
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+TOOLS := $(CURDIR)/$(BIN)/tools
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all build build-arm64 test test-host lint bench clean
+.PHONY: all build build-arm64 test test-host lint bench fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/irqshift .
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/irqshift .
 
 build-arm64:
-	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -o $(ARM64_BIN) .
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(ARM64_BIN) .
 
 test: test-host
 
+# Host tests; fuzz targets run their seed corpora here.
 test-host:
 	$(GO) test -count=1 ./...
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags vm ./tests/vm/...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/staticcheck $@
+
+# Benchmarks behind docs/BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./sysfs/ ./affinity/
+
+# Longer fuzzing than the seed corpora of `make test`.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./sysfs -run '^$$' -fuzz FuzzParseInterrupts -fuzztime $(FUZZTIME)
+	$(GO) test ./sysfs -run '^$$' -fuzz FuzzCPUList -fuzztime $(FUZZTIME)
+	$(GO) test ./sysfs -run '^$$' -fuzz FuzzCPUMask -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN)
