@@ -30,6 +30,9 @@ const (
 // version is set by the Makefile with -ldflags.
 var version = "dev"
 
+// geteuid is os.Geteuid, replaced in tests to act as a non-root user.
+var geteuid = os.Geteuid
+
 // exitCoder carries an exit code through urfave/cli's error return.
 type exitCoder struct {
 	code int
@@ -173,7 +176,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 			return usageError("--banned-irqs: %v", err)
 		}
 		writing := writes && !c.Bool("dry-run")
-		if writing && fs.IsLive() && os.Geteuid() != 0 {
+		if writing && fs.IsLive() && geteuid() != 0 {
 			return exitCoder{code: exitError, err: errors.New("writing IRQ affinity and CPU online files needs root; run with sudo, or use --dry-run")}
 		}
 		return action(c, &options{

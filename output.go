@@ -129,7 +129,11 @@ func writeListTable(w io.Writer, st *affinity.State) error {
 		if irq.HasHWIRQ {
 			hw = strconv.FormatUint(irq.HWIRQ, 10)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(irq.Trigger),
+		trigger := irq.Trigger
+		if trigger == "" {
+			trigger = irq.Handler // x86 prints the flow handler instead
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(trigger),
 			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, irq.Class, actionsText(irq.Actions), dash(irq.Reason))
 	}
 	return tw.Flush()

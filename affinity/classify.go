@@ -36,6 +36,7 @@ type IRQ struct {
 	HWIRQ     uint64
 	HasHWIRQ  bool
 	Trigger   string
+	Handler   string
 	Actions   []string
 	Counts    map[int]uint64 // CPU number → count, online CPUs only
 	Total     uint64
@@ -111,6 +112,7 @@ func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 			HWIRQ:        row.HWIRQ,
 			HasHWIRQ:     row.HasHWIRQ,
 			Trigger:      row.Trigger,
+			Handler:      row.Handler,
 			Actions:      row.Actions,
 			Counts:       make(map[int]uint64, len(row.Counts)),
 			Total:        row.Total(),

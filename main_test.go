@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"irqshift"}, args...), &stdout, &stderr, func(k string) string { return env[k] })
+	return code, stdout.String(), stderr.String()
+}
+
+// TestNonRootRefused checks that a writing command against the live /proc
+// fails at once, before reading or writing anything, for a non-root user;
+// and that read-only uses still work.
+func TestNonRootRefused(t *testing.T) {
+	defer func(orig func() int) { geteuid = orig }(geteuid)
+	geteuid = func() int { return 1000 }
+	for _, args := range [][]string{{"rebalance"}, {"drain", "1"}, {"offline", "1"}, {"online", "1"}} {
+		code, stdout, stderr := runCLI(t, nil, args...)
+		if code != exitError || !strings.Contains(stderr, "needs root") || stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and a root message", args, code, stdout, stderr)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"drain"}, "give at least one CPU"},
+		{[]string{"drain", "two"}, "not a CPU number"},
+		{[]string{"offline", "1-"}, "not a CPU number"},
+		{[]string{"--bogus", "list"}, "bogus"},
+		{[]string{"--proc", "/nonexistent", "list"}, "--proc/--sys"},
+		{[]string{"--banned-cpus", "x", "list"}, "--banned-cpus"},
+		{[]string{"--banned-irqs", "a", "list"}, "--banned-irqs"},
+		{[]string{"--log-level", "loud", "list"}, "--log-level"},
+	}
+	for _, tt := range tests {
+		code, _, stderr := runCLI(t, nil, tt.args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
