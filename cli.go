@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp(stdout, stderr, getenv)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(args))
 	if err == nil {
 		return exitOK
 	}
@@ -68,6 +68,50 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "irqshift: %s\n", msg)
 	}
 	return code
+}
+
+// globalValueFlags are the global flags that take a separate value.
+var globalValueFlags = map[string]bool{
+	"--proc": true, "--sys": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true,
+	"-proc": true, "-sys": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true,
+}
+
+// flagsFirst moves a command's flags before its CPU arguments, so that
+// "irqshift drain 2 --dry-run" works as people type it: urfave/cli stops
+// reading flags at the first argument. Every command flag is a boolean, so
+// no value is separated from its flag. "--" ends the reordering.
+func flagsFirst(args []string) []string {
+	cmd := -1
+	for i := 1; i < len(args); i++ {
+		if args[i] == "--" {
+			return args
+		}
+		if !strings.HasPrefix(args[i], "-") {
+			cmd = i
+			break
+		}
+		if globalValueFlags[args[i]] {
+			i++
+		}
+	}
+	if cmd < 0 {
+		return args
+	}
+	var flags, positional []string
+	for i, arg := range args[cmd+1:] {
+		if arg == "--" {
+			positional = append(positional, args[cmd+1+i:]...)
+			break
+		}
+		if strings.HasPrefix(arg, "-") && len(arg) > 1 && (arg[1] < '0' || arg[1] > '9') {
+			flags = append(flags, arg)
+		} else {
+			positional = append(positional, arg)
+		}
+	}
+	out := append([]string{}, args[:cmd+1]...)
+	out = append(out, flags...)
+	return append(out, positional...)
 }
 
 // isFlagError recognises urfave/cli's and the flag package's complaints

@@ -48,3 +48,20 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagsFirst(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"irqshift drain 2 --dry-run", "irqshift drain --dry-run 2"},
+		{"irqshift --proc /x drain 2 3 --json -n", "irqshift --proc /x drain --json -n 2 3"},
+		{"irqshift --proc=/x offline 2", "irqshift --proc=/x offline 2"},
+		{"irqshift list --json", "irqshift list --json"},
+		{"irqshift drain -- 2 --json", "irqshift drain -- 2 --json"},
+		{"irqshift drain -1", "irqshift drain -1"},
+		{"irqshift", "irqshift"},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(flagsFirst(strings.Fields(tt.in)), " "); got != tt.want {
+			t.Errorf("flagsFirst(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
