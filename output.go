@@ -86,8 +86,8 @@ func listJSON(st *affinity.State) listDoc {
 			hw := irq.HWIRQ
 			j.HWIRQ = &hw
 		}
-		for cpu, n := range irq.Counts {
-			j.Counts[strconv.Itoa(cpu)] = n
+		for i, n := range irq.Counts {
+			j.Counts[strconv.Itoa(irq.CPUs[i])] = n
 		}
 		doc.IRQs = append(doc.IRQs, j)
 	}

@@ -31,14 +31,17 @@ const (
 // IRQ is one numbered row of /proc/interrupts with its /proc/irq state and
 // classification.
 type IRQ struct {
-	IRQ       int
-	Chip      string
-	HWIRQ     uint64
-	HasHWIRQ  bool
-	Trigger   string
-	Handler   string
-	Actions   []string
-	Counts    map[int]uint64 // CPU number → count, online CPUs only
+	IRQ      int
+	Chip     string
+	HWIRQ    uint64
+	HasHWIRQ bool
+	Trigger  string
+	Handler  string
+	Actions  []string
+	// Counts[i] is the count on CPU CPUs[i]; CPUs is the /proc/interrupts
+	// header (online CPUs only), shared by every IRQ of a snapshot.
+	Counts    []uint64
+	CPUs      []int
 	Total     uint64
 	Affinity  sysfs.CPUSet
 	Effective sysfs.CPUSet
@@ -51,6 +54,17 @@ type IRQ struct {
 
 // Movable reports whether irqshift may write this IRQ's affinity.
 func (irq IRQ) Movable() bool { return irq.Class == ClassMovable }
+
+// CountOn returns the interrupt count on cpu; 0 for a CPU that was offline
+// when /proc/interrupts was read.
+func (irq IRQ) CountOn(cpu int) uint64 {
+	for i, c := range irq.CPUs {
+		if c == cpu && i < len(irq.Counts) {
+			return irq.Counts[i]
+		}
+	}
+	return 0
+}
 
 // Where returns the CPUs the IRQ is delivered to: its effective affinity
 // where the kernel tells it, else its affinity mask.
@@ -114,7 +128,8 @@ func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 			Trigger:      row.Trigger,
 			Handler:      row.Handler,
 			Actions:      row.Actions,
-			Counts:       make(map[int]uint64, len(row.Counts)),
+			Counts:       row.Counts,
+			CPUs:         snap.Interrupts.CPUs,
 			Total:        row.Total(),
 			Affinity:     aff.Affinity,
 			Effective:    aff.Effective,
@@ -123,9 +138,6 @@ func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 		}
 		if irq.Actions == nil {
 			irq.Actions = []string{}
-		}
-		for i, cpu := range snap.Interrupts.CPUs {
-			irq.Counts[cpu] = row.Counts[i]
 		}
 		if k, ok := snap.Kernel[row.IRQ]; ok && !irq.HasHWIRQ && k.HasHWIRQ {
 			irq.HWIRQ, irq.HasHWIRQ = k.HWIRQ, true

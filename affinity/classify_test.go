@@ -72,7 +72,7 @@ func TestClassify(t *testing.T) {
 			if got.Movable() != (tt.want == ClassMovable) || (got.Movable() && got.Reason != "") {
 				t.Errorf("movable %v with reason %q", got.Movable(), got.Reason)
 			}
-			if got.Counts[3] != 4 || got.Total != 10 {
+			if got.CountOn(3) != 4 || got.Total != 10 {
 				t.Errorf("counts %v total %d", got.Counts, got.Total)
 			}
 		})
@@ -93,7 +93,7 @@ func TestClassifySkipsVanishedAndSorts(t *testing.T) {
 		t.Fatalf("got %+v", irqs)
 	}
 	// Counts are keyed by CPU number from the header, not by column.
-	if irqs[1].Counts[2] != 7 || irqs[1].Counts[1] != 0 {
+	if irqs[1].CountOn(2) != 7 || irqs[1].CountOn(1) != 0 {
 		t.Errorf("counts %v, want CPU2=7", irqs[1].Counts)
 	}
 }

@@ -76,7 +76,7 @@ type Planner struct {
 
 // settledOn returns the CPU an IRQ already sits on alone, within allowed:
 // its mask is that one CPU and the chip delivers there.
-func settledOn(irq IRQ, allowed sysfs.CPUSet) (int, bool) {
+func settledOn(irq *IRQ, allowed sysfs.CPUSet) (int, bool) {
 	if irq.Affinity.Len() != 1 {
 		return -1, false
 	}
@@ -100,21 +100,21 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	if allowed.IsEmpty() {
 		return plan, fmt.Errorf("%w: no allowed online CPU to place IRQs on", ErrBadCPU)
 	}
-	var movable []IRQ
-	for _, irq := range irqs {
-		if irq.Movable() {
-			movable = append(movable, irq)
+	var movable []*IRQ
+	for i := range irqs {
+		if irqs[i].Movable() {
+			movable = append(movable, &irqs[i])
 		} else {
-			plan.Skipped = append(plan.Skipped, Skip{IRQ: irq.IRQ, Class: irq.Class, Reason: irq.Reason})
+			plan.Skipped = append(plan.Skipped, Skip{IRQ: irqs[i].IRQ, Class: irqs[i].Class, Reason: irqs[i].Reason})
 		}
 	}
 	share := len(movable) / allowed.Len()
 	extra := len(movable) % allowed.Len() // CPUs that may hold share+1
-	load := map[int]int{}
+	load := make([]int, allowed.Last()+1)
 
 	// Keep up to share settled IRQs per CPU, then let settled IRQs fill
 	// the extra places, then deal the rest round-robin.
-	var pending, rest []IRQ
+	var pending, rest []*IRQ
 	for _, irq := range movable {
 		if cpu, ok := settledOn(irq, allowed); ok && load[cpu] < share {
 			load[cpu]++
@@ -130,10 +130,11 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 		}
 		rest = append(rest, irq)
 	}
+	hasRoom := func(cpu int) bool {
+		return load[cpu] < share || (load[cpu] == share && extra > 0)
+	}
 	for _, irq := range rest {
-		cpu := p.Cursor.Pick(allowed, func(cpu int) bool {
-			return load[cpu] < share || (load[cpu] == share && extra > 0)
-		})
+		cpu := p.Cursor.Pick(allowed, hasRoom)
 		if cpu < 0 {
 			// Unreachable: capacity share*k+extra equals the IRQ count.
 			return plan, fmt.Errorf("affinity: no room left for IRQ %d", irq.IRQ)

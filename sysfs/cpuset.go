@@ -52,8 +52,8 @@ func (s CPUSet) trim() CPUSet {
 	return CPUSet{words: s.words[:n]}
 }
 
-// last returns the highest CPU in the set, or -1.
-func (s CPUSet) last() int {
+// Last returns the highest CPU in the set, or -1 when it is empty.
+func (s CPUSet) Last() int {
 	s = s.trim()
 	if len(s.words) == 0 {
 		return -1
@@ -219,7 +219,7 @@ func (s CPUSet) String() string {
 // nr_cpu_ids; it is raised to fit the highest CPU.
 func (s CPUSet) Mask(nbits int) string {
 	s = s.trim()
-	if last := s.last(); nbits <= last {
+	if last := s.Last(); nbits <= last {
 		nbits = last + 1
 	}
 	groups := max((nbits+31)/32, 1)

@@ -1,7 +1,6 @@
 package sysfs
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -37,44 +36,57 @@ func (fs FS) IRQDir(irq int) string {
 // IRQAffinity reads /proc/irq/N. An IRQ freed since the caller learned its
 // number gives an error that wraps ErrGone.
 func (fs FS) IRQAffinity(irq int) (IRQAffinity, error) {
+	out, _, err := fs.irqAffinity(irq, make([]byte, 0, 128), true)
+	return out, err
+}
+
+// irqAffinity reads /proc/irq/N into buf (returned grown, for reuse). The
+// snapshot passes full=false to read only what planning needs, the mask
+// with its mode and the effective mask: two files of six, for thousands
+// of IRQs.
+func (fs FS) irqAffinity(irq int, buf []byte, full bool) (IRQAffinity, []byte, error) {
 	dir := fs.IRQDir(irq)
 	out := IRQAffinity{IRQ: irq, Node: -1}
-	listPath := dir + "/smp_affinity_list"
-	info, err := os.Stat(listPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return out, fmt.Errorf("%w: %w: IRQ %d: %w", ErrFileRead, ErrGone, irq, err)
+	data, mode, err := readSmall(dir+"/smp_affinity_list", buf, true)
+	if isNotExist(err) {
+		return out, buf, fmt.Errorf("%w: %w: IRQ %d: %w", ErrFileRead, ErrGone, irq, err)
 	}
 	if err != nil {
-		return out, fmt.Errorf("%w: %w", ErrFileRead, err)
+		return out, buf, fmt.Errorf("%w: %w", ErrFileRead, err)
 	}
-	out.ReadOnly = info.Mode().Perm()&0o222 == 0
-	if out.Affinity, err = fs.readCPUList(listPath); err != nil {
-		return out, err
+	buf = data
+	out.ReadOnly = mode&0o222 == 0
+	if out.Affinity, err = ParseCPUList(string(data)); err != nil {
+		return out, buf, fmt.Errorf("IRQ %d smp_affinity_list: %w", irq, err)
 	}
-	effective, err := readFile(dir + "/effective_affinity_list")
+	data, _, err = readSmall(dir+"/effective_affinity_list", buf, false)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case isNotExist(err):
 	case err != nil:
-		return out, err
+		return out, buf, fmt.Errorf("%w: %w", ErrFileRead, err)
 	default:
-		if out.Effective, err = ParseCPUList(string(effective)); err != nil {
-			return out, fmt.Errorf("IRQ %d effective_affinity_list: %w", irq, err)
+		buf = data
+		if out.Effective, err = ParseCPUList(string(data)); err != nil {
+			return out, buf, fmt.Errorf("IRQ %d effective_affinity_list: %w", irq, err)
 		}
 		out.HasEffective = true
 	}
+	if !full {
+		return out, buf, nil
+	}
 	if hint, err := os.ReadFile(dir + "/affinity_hint"); err == nil {
 		if out.Hint, err = ParseCPUMask(string(hint)); err != nil {
-			return out, fmt.Errorf("IRQ %d affinity_hint: %w", irq, err)
+			return out, buf, fmt.Errorf("IRQ %d affinity_hint: %w", irq, err)
 		}
 	}
 	if node, err := os.ReadFile(dir + "/node"); err == nil {
 		n, err := strconv.Atoi(strings.TrimSpace(string(node)))
 		if err != nil {
-			return out, fmt.Errorf("%w: IRQ %d node %q", ErrFileParse, irq, truncate(string(node), 20))
+			return out, buf, fmt.Errorf("%w: IRQ %d node %q", ErrFileParse, irq, truncate(string(node), 20))
 		}
 		out.Node = n
 	}
-	return out, nil
+	return out, buf, nil
 }
 
 // ReadEffective reads only /proc/irq/N/effective_affinity_list, falling
@@ -83,10 +95,10 @@ func (fs FS) IRQAffinity(irq int) (IRQAffinity, error) {
 func (fs FS) ReadEffective(irq int) (CPUSet, error) {
 	dir := fs.IRQDir(irq)
 	set, err := fs.readCPUList(dir + "/effective_affinity_list")
-	if errors.Is(err, os.ErrNotExist) {
+	if isNotExist(err) {
 		set, err = fs.readCPUList(dir + "/smp_affinity_list")
 	}
-	if errors.Is(err, os.ErrNotExist) {
+	if isNotExist(err) {
 		return set, fmt.Errorf("%w: IRQ %d: %w", ErrGone, irq, err)
 	}
 	return set, err

@@ -3,26 +3,34 @@ package sysfs
 import (
 	"errors"
 	"fmt"
-	"os"
+	"runtime"
+	"sync"
 )
 
 // Snapshot is one reading of everything irqshift plans from: the CPUs,
-// /proc/interrupts, /proc/irq/N for each numbered row and, where the kernel
-// has it, /sys/kernel/irq/N. The files are read one after the other, not
-// atomically: an IRQ freed in between is listed in Vanished, not an error.
+// /proc/interrupts, and /proc/irq/N for each numbered row. The files are
+// read one after the other, not atomically: an IRQ freed in between is
+// listed in Vanished, not an error.
 type Snapshot struct {
 	CPUs       CPUInfo
 	Interrupts Interrupts
-	// Affinity holds /proc/irq/N for every IRQ of Interrupts.IRQs that
-	// still existed when it was read.
+	// Affinity holds /proc/irq/N (mask, its mode, effective mask; not the
+	// hint or node) for every IRQ of Interrupts.IRQs that still existed
+	// when it was read.
 	Affinity map[int]IRQAffinity
-	// Kernel holds /sys/kernel/irq/N; nil when the kernel has no such
-	// directory (CONFIG_SPARSE_IRQ off).
+	// Kernel holds /sys/kernel/irq/N for the IRQs that /proc/interrupts
+	// printed without a hwirq, where the kernel has that directory: it is
+	// the only thing it adds, and reading it for every IRQ would double
+	// the snapshot's cost.
 	Kernel map[int]KernelIRQ
 	// Vanished lists IRQs that /proc/interrupts showed but that were gone
 	// by the time /proc/irq/N was read.
 	Vanished []int
 }
+
+// snapshotWorkers bounds the goroutines reading /proc/irq/N: the reads are
+// system calls, and a few in flight hide their latency.
+var snapshotWorkers = max(4, runtime.GOMAXPROCS(0))
 
 // Snapshot reads the whole state. It fails on unreadable or malformed
 // files; it never returns a partial snapshot with a nil error.
@@ -39,33 +47,42 @@ func (fs FS) Snapshot() (*Snapshot, error) {
 		CPUs:       cpus,
 		Interrupts: interrupts,
 		Affinity:   make(map[int]IRQAffinity, len(interrupts.IRQs)),
+		Kernel:     map[int]KernelIRQ{},
 	}
-	info, err := os.Stat(fs.SysPath("kernel", "irq"))
-	hasKernelDir := err == nil && info.IsDir()
-	if hasKernelDir {
-		snap.Kernel = make(map[int]KernelIRQ, len(interrupts.IRQs))
+	rows := interrupts.IRQs
+	affinity := make([]IRQAffinity, len(rows))
+	errs := make([]error, len(rows))
+	var wg sync.WaitGroup
+	workers := min(snapshotWorkers, len(rows))
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]byte, 0, 256)
+			for i := w; i < len(rows); i += workers {
+				affinity[i], buf, errs[i] = fs.irqAffinity(rows[i].IRQ, buf, false)
+			}
+		})
 	}
-	for _, row := range interrupts.IRQs {
-		aff, err := fs.IRQAffinity(row.IRQ)
-		if errors.Is(err, ErrGone) {
+	wg.Wait()
+	for i, row := range rows {
+		switch {
+		case errors.Is(errs[i], ErrGone):
 			snap.Vanished = append(snap.Vanished, row.IRQ)
 			continue
+		case errs[i] != nil:
+			return nil, errs[i]
 		}
-		if err != nil {
-			return nil, err
+		snap.Affinity[row.IRQ] = affinity[i]
+		if row.HasHWIRQ {
+			continue
 		}
-		snap.Affinity[row.IRQ] = aff
-		if hasKernelDir {
-			k, err := fs.KernelIRQ(row.IRQ)
-			switch {
-			case isNotExist(err):
-				// Either freed just now or a kernel that lists only some
-				// descriptors there; /proc is what we act on.
-			case err != nil:
-				return nil, fmt.Errorf("IRQ %d: %w", row.IRQ, err)
-			default:
-				snap.Kernel[row.IRQ] = k
-			}
+		k, err := fs.KernelIRQ(row.IRQ)
+		switch {
+		case isNotExist(err):
+			// No /sys/kernel/irq (CONFIG_SPARSE_IRQ off), or freed just now.
+		case err != nil:
+			return nil, fmt.Errorf("IRQ %d: %w", row.IRQ, err)
+		default:
+			snap.Kernel[row.IRQ] = k
 		}
 	}
 	return snap, nil

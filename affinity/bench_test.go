@@ -1,0 +1,148 @@
+package affinity
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// writeBigTree lays out a /proc and /sys tree of a large arm64 server:
+// ncpu CPUs, nirq IRQs (a few PPIs, then SPIs, then ITS MSIs, every
+// eighth one managed), in the kernel's formats.
+func writeBigTree(tb testing.TB, ncpu, nirq int) sysfs.FS {
+	tb.Helper()
+	root := tb.TempDir()
+	write := func(rel, content string) {
+		path := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	all := fmt.Sprintf("0-%d\n", ncpu-1)
+	for _, f := range []string{"possible", "present", "online"} {
+		write("sys/devices/system/cpu/"+f, all)
+	}
+	var b strings.Builder
+	b.WriteString("     ")
+	for c := range ncpu {
+		fmt.Fprintf(&b, "CPU%-8d", c)
+	}
+	b.WriteString("\n")
+	for i := range nirq {
+		irq := 10 + i
+		chip, hwirq, action := "GICv3", 32+i, fmt.Sprintf("dev%d", i)
+		effective := fmt.Sprintf("%d", i%ncpu)
+		switch {
+		case i < 4:
+			hwirq, effective = 16+i, ""
+		case i >= 512:
+			chip, hwirq = "ITS-MSI", 8192+i
+		}
+		fmt.Fprintf(&b, "%4d: ", irq)
+		for c := range ncpu {
+			fmt.Fprintf(&b, "%10d ", (i*7+c)%100000)
+		}
+		fmt.Fprintf(&b, "%8s %5d Edge      %s\n", chip, hwirq, action)
+		dir := fmt.Sprintf("proc/irq/%d/", irq)
+		mask := all
+		if i >= 512 && i%8 == 0 {
+			mask = effective + "\n"
+		}
+		write(dir+"smp_affinity_list", mask)
+		write(dir+"effective_affinity_list", effective+"\n")
+		write(dir+"affinity_hint", "0\n")
+		write(dir+"node", "0\n")
+		if i >= 512 && i%8 == 0 {
+			if err := os.Chmod(filepath.Join(root, dir+"smp_affinity_list"), 0o444); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		kdir := fmt.Sprintf("sys/kernel/irq/%d/", irq)
+		write(kdir+"actions", action+"\n")
+		write(kdir+"chip_name", chip+"\n")
+		write(kdir+"hwirq", fmt.Sprintf("%d\n", hwirq))
+		write(kdir+"name", "edge\n")
+		write(kdir+"type", "edge\n")
+		write(kdir+"wakeup", "disabled\n")
+	}
+	for i := range 8 {
+		fmt.Fprintf(&b, "IPI%d:", i)
+		for range ncpu {
+			fmt.Fprintf(&b, "%11d", 5)
+		}
+		b.WriteString("       Rescheduling interrupts\n")
+	}
+	b.WriteString("Err:          0\n")
+	write("proc/interrupts", b.String())
+	fs, err := sysfs.NewFS(filepath.Join(root, "proc"), filepath.Join(root, "sys"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fs
+}
+
+// BenchmarkSnapshotPlan measures what the daemon does per hotplug event
+// before writing: read the whole state, classify, plan a rebalance and a
+// drain. Goal: under 100 ms for 256 CPUs × 4096 IRQs.
+func BenchmarkSnapshotPlan(b *testing.B) {
+	for _, size := range []struct{ cpus, irqs int }{{4, 16}, {64, 1024}, {256, 4096}} {
+		b.Run(fmt.Sprintf("%dx%d", size.cpus, size.irqs), func(b *testing.B) {
+			fs := writeBigTree(b, size.cpus, size.irqs)
+			engine := &Engine{FS: fs}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				st, err := engine.Load()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := engine.Planner.Rebalance(st.IRQs, st.Allowed); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := engine.Planner.Drain(st.IRQs, sysfs.NewCPUSet(2), st.Allowed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPlan measures the planner alone on 4096 IRQs over 256 CPUs.
+func BenchmarkPlan(b *testing.B) {
+	var irqs []IRQ
+	for i := range 4096 {
+		irqs = append(irqs, movableOn(i, "0-255"))
+	}
+	allowed := cpus("0-255")
+	b.ReportAllocs()
+	for b.Loop() {
+		var p Planner
+		if _, err := p.Rebalance(irqs, allowed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestBigTreeLoads checks the benchmark tree is what it claims, so the
+// benchmark measures real work.
+func TestBigTreeLoads(t *testing.T) {
+	fs := writeBigTree(t, 8, 600)
+	st, err := (&Engine{FS: fs}).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := map[Class]int{}
+	for _, irq := range st.IRQs {
+		classes[irq.Class]++
+	}
+	if len(st.IRQs) != 600 || classes[ClassPerCPU] != 4 || classes[ClassManaged] != 11 || classes[ClassMovable] != 585 {
+		t.Errorf("IRQs %d, classes %v", len(st.IRQs), classes)
+	}
+}
