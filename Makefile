@@ -20,7 +20,7 @@ build:
 build-arm64:
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(ARM64_BIN) .
 
-test: test-host
+test: test-host vm-test
 
 # Host tests; fuzz targets run their seed corpora here.
 test-host:

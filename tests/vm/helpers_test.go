@@ -1,0 +1,301 @@
+//go:build vm
+
+// Package vmtest holds tests that only run inside the arm64 test VM (tests/vm/run.sh), as root,
+// against the live kernel. They are built with `go test -c -tags vm` for GOARCH=arm64 and are
+// never part of a host `go test ./...` run.
+//
+// The parsing helpers here are deliberately tiny and local: they must not depend on the
+// project's own sysfs/procfs code, whose behaviour these tests pin down.
+package vmtest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// irqRow is one numbered row of /proc/interrupts.
+type irqRow struct {
+	IRQ     int
+	Chip    string
+	HWIRQ   int64 // -1 when absent
+	Trigger string
+	Actions string
+}
+
+// mustRoot skips when not root inside the VM guest; these tests change kernel state.
+func mustRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (runs inside the test VM)")
+	}
+	if _, err := os.Stat("/proc/irq"); err != nil {
+		t.Skip("no /proc/irq")
+	}
+}
+
+func readTrim(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// readInterrupts parses /proc/interrupts: the header's CPU numbers give the count columns,
+// then the chip name, the hwirq (when present), the Level/Edge word and the actions.
+func readInterrupts(t *testing.T) []irqRow {
+	t.Helper()
+	b, err := os.ReadFile("/proc/interrupts")
+	if err != nil {
+		t.Fatalf("read /proc/interrupts: %v", err)
+	}
+	rows, err := parseInterrupts(string(b))
+	if err != nil {
+		t.Fatalf("parse /proc/interrupts: %v\n%s", err, b)
+	}
+	return rows
+}
+
+func parseInterrupts(s string) ([]irqRow, error) {
+	lines := strings.Split(s, "\n")
+	if len(lines) == 0 {
+		return nil, errors.New("empty")
+	}
+	ncpu := len(strings.Fields(lines[0]))
+	var rows []irqRow
+	for _, ln := range lines[1:] {
+		f := strings.Fields(ln)
+		if len(f) == 0 {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(f[0], ":"))
+		if err != nil || !strings.HasSuffix(f[0], ":") {
+			continue // IPIn:, Err:, ...
+		}
+		if len(f) < 1+ncpu+1 {
+			return nil, fmt.Errorf("short row %q", ln)
+		}
+		rest := f[1+ncpu:]
+		trig := -1
+		for i, w := range rest {
+			if w == "Level" || w == "Edge" {
+				trig = i
+				break
+			}
+		}
+		if trig < 1 {
+			return nil, fmt.Errorf("no Level/Edge in %q", ln)
+		}
+		r := irqRow{IRQ: n, HWIRQ: -1, Trigger: rest[trig]}
+		chip := rest[:trig]
+		if h, err := strconv.ParseInt(chip[len(chip)-1], 10, 64); err == nil && len(chip) > 1 {
+			r.HWIRQ = h
+			chip = chip[:len(chip)-1]
+		}
+		r.Chip = strings.Join(chip, " ")
+		// The actions are the raw text after the trigger word (they may hold spaces).
+		idx := strings.Index(ln, " "+r.Trigger+" ")
+		if idx >= 0 {
+			r.Actions = strings.TrimSpace(ln[idx+len(r.Trigger)+2:])
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// gicChip reports whether the chip is the GIC itself (not an MSI domain stacked on it).
+func gicChip(chip string) bool {
+	return chip == "GICv3" || chip == "GICv2" || strings.HasPrefix(chip, "GIC-")
+}
+
+func isPerCPU(r irqRow) bool {
+	return gicChip(r.Chip) && r.HWIRQ >= 0 && (r.HWIRQ < 32 || (r.HWIRQ >= 1056 && r.HWIRQ < 1120))
+}
+
+func isSPI(r irqRow) bool {
+	return gicChip(r.Chip) && ((r.HWIRQ >= 32 && r.HWIRQ < 1020) || (r.HWIRQ >= 4096 && r.HWIRQ < 5120))
+}
+
+func isITS(r irqRow) bool {
+	return r.Chip == "ITS-MSI" || strings.HasPrefix(r.Chip, "ITS-")
+}
+
+// parseCPUList parses "0-1,3" (an empty string is the empty set).
+func parseCPUList(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	var out []int
+	if s == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("bad cpu list %q", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("bad cpu list %q", s)
+			}
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// formatCPUList formats CPUs the way the kernel prints a cpulist ("0-1,3").
+func formatCPUList(cpus []int) string {
+	c := append([]int(nil), cpus...)
+	sort.Ints(c)
+	var parts []string
+	for i := 0; i < len(c); {
+		j := i
+		for j+1 < len(c) && c[j+1] == c[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(c[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", c[i], c[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}
+
+func irqFile(irq int, name string) string {
+	return filepath.Join("/proc/irq", strconv.Itoa(irq), name)
+}
+
+func affinity(t *testing.T, irq int) string {
+	t.Helper()
+	return readTrim(t, irqFile(irq, "smp_affinity_list"))
+}
+
+func effective(t *testing.T, irq int) string {
+	t.Helper()
+	return readTrim(t, irqFile(irq, "effective_affinity_list"))
+}
+
+// writeAffinity writes list to /proc/irq/N/smp_affinity_list and returns the write's error
+// (EIO, EPERM, EINVAL, ...). Root may open a 0444 file for writing; the kernel refuses the write.
+func writeAffinity(irq int, list string) error {
+	f, err := os.OpenFile(irqFile(irq, "smp_affinity_list"), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write([]byte(list + "\n"))
+	cerr := f.Close()
+	if werr != nil {
+		return werr
+	}
+	return cerr
+}
+
+// refused reports whether err is the kernel's "you may not move this IRQ" answer:
+// EIO on 6.1, EPERM on 6.12.
+func refused(err error) bool {
+	return errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EPERM)
+}
+
+func onlineCPUs(t *testing.T) []int {
+	t.Helper()
+	c, err := parseCPUList(readTrim(t, "/sys/devices/system/cpu/online"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func setCPUOnline(cpu int, on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return os.WriteFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/online", cpu), []byte(v), 0o644)
+}
+
+func cpuIsOnline(t *testing.T, cpu int) bool {
+	t.Helper()
+	for _, c := range onlineCPUs(t) {
+		if c == cpu {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureOnlineAtEnd registers a cleanup that brings cpu back online.
+func ensureOnlineAtEnd(t *testing.T, cpu int) {
+	t.Cleanup(func() {
+		if !cpuIsOnline(t, cpu) {
+			if err := setCPUOnline(cpu, true); err != nil {
+				t.Errorf("cleanup: online cpu%d: %v", cpu, err)
+			}
+		}
+	})
+}
+
+// virtioDriver returns the driver bound to virtio device "virtioN" and whether it sits on
+// virtio-mmio (rather than PCI).
+func virtioDriver(dev string) (driver string, mmio bool) {
+	p := filepath.Join("/sys/bus/virtio/devices", dev)
+	if l, err := os.Readlink(filepath.Join(p, "driver")); err == nil {
+		driver = filepath.Base(l)
+	}
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		mmio = strings.Contains(real, "virtio_mmio")
+	}
+	return driver, mmio
+}
+
+// virtioDevOf returns "virtioN" for an action like "virtio2-req.1" or "virtio3".
+func virtioDevOf(action string) string {
+	if !strings.HasPrefix(action, "virtio") {
+		return ""
+	}
+	i := len("virtio")
+	for i < len(action) && action[i] >= '0' && action[i] <= '9' {
+		i++
+	}
+	if i == len("virtio") {
+		return ""
+	}
+	return action[:i]
+}
+
+func fileMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
+// wantGIC is the GIC version run.sh booted with (irqshift.gic= on the kernel command line).
+func wantGIC() string { return os.Getenv("IRQSHIFT_VM_GIC") }
+
+// gicVersion derives the GIC version from the chip of arch_timer (PPI 27).
+func gicVersion(rows []irqRow) string {
+	for _, r := range rows {
+		if r.Actions == "arch_timer" {
+			if r.Chip == "GICv3" {
+				return "3"
+			}
+			return "2"
+		}
+	}
+	return ""
+}
