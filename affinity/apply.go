@@ -64,7 +64,9 @@ type Applier struct {
 	Planner *Planner
 	// Memory learns the IRQs the kernel refuses to move.
 	Memory Memory
-	Logger *slog.Logger
+	// Written records every mask written, so it is not taken for a pin.
+	Written Written
+	Logger  *slog.Logger
 	// RetryDelay is the pause before retrying a transient error.
 	RetryDelay time.Duration
 }
@@ -124,6 +126,9 @@ func (a *Applier) applyOne(ctx context.Context, move Move, irq IRQ) Result {
 	}
 	switch {
 	case err == nil:
+		if a.Written != nil {
+			a.Written[Key(irq)] = to
+		}
 	case errors.Is(err, sysfs.ErrUnmovable):
 		reason := fmt.Sprintf("managed: the kernel refused a write (%s)", errnoText(err))
 		if a.Memory != nil {

@@ -18,6 +18,13 @@ type Engine struct {
 	Policy  Policy
 	Memory  Memory
 	Planner Planner
+	// TrackPins turns on learning pins from the masks found in each
+	// snapshot. It needs Written to survive between runs (a state file):
+	// without it every mask irqshift wrote would look like a pin.
+	TrackPins bool
+	// Written is what irqshift wrote last to each IRQ, to tell its own
+	// masks from the admin's pins.
+	Written Written
 	Logger  *slog.Logger
 }
 
@@ -28,6 +35,21 @@ type State struct {
 	// Banned is every CPU no IRQ may go to; Allowed is online minus Banned.
 	Banned  sysfs.CPUSet
 	Allowed sysfs.CPUSet
+	// LearnedPins are the pins this snapshot taught (set by hand since the
+	// last one).
+	LearnedPins []Pin
+}
+
+func (e *Engine) init() {
+	if e.Memory == nil {
+		e.Memory = Memory{}
+	}
+	if e.Written == nil {
+		e.Written = Written{}
+	}
+	if e.Planner.Pins == nil {
+		e.Planner.Pins = Pins{}
+	}
 }
 
 // Load snapshots the kernel state and classifies it.
@@ -36,15 +58,17 @@ func (e *Engine) Load() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.Memory == nil {
-		e.Memory = Memory{}
-	}
-	return &State{
+	e.init()
+	st := &State{
 		Snapshot: snap,
 		IRQs:     Classify(snap, e.Memory, e.Policy),
 		Banned:   e.Banned.All(snap.CPUs),
 		Allowed:  e.Banned.Allowed(snap.CPUs),
-	}, nil
+	}
+	if e.TrackPins {
+		st.LearnedPins = e.Planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, e.Written)
+	}
+	return st, nil
 }
 
 // Applier returns an Applier for plans made from st. avoid holds CPUs a
@@ -54,9 +78,7 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 	if kernel == nil {
 		kernel = e.FS
 	}
-	if e.Memory == nil {
-		e.Memory = Memory{}
-	}
+	e.init()
 	return &Applier{
 		Kernel:     kernel,
 		Allowed:    st.Allowed.Difference(avoid),
@@ -64,6 +86,7 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 		Avoid:      avoid,
 		Planner:    &e.Planner,
 		Memory:     e.Memory,
+		Written:    e.Written,
 		Logger:     e.Logger,
 		RetryDelay: 10 * time.Millisecond,
 	}

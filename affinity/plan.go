@@ -72,7 +72,16 @@ func newPlan() Plan { return Plan{Moves: []Move{}, Skipped: []Skip{}} }
 // methods do no I/O; the same IRQs, CPUs and cursor give the same plan.
 type Planner struct {
 	Cursor Cursor
+	// Pins are the admin's masks: rebalance leaves a pinned IRQ on its pin
+	// (restoring it if needed) unless IncludePinned; drain moves a pinned
+	// IRQ within its pin where it can.
+	Pins          Pins
+	IncludePinned bool
 }
+
+// SkipPinned is the Class of a Skip for an IRQ left on its pin; the IRQ
+// itself is movable.
+const SkipPinned Class = "pinned"
 
 // settledOn returns the CPU an IRQ already sits on alone, within allowed:
 // its mask is that one CPU and the chip delivers there.
@@ -102,11 +111,29 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	}
 	var movable []*IRQ
 	for i := range irqs {
-		if irqs[i].Movable() {
-			movable = append(movable, &irqs[i])
-		} else {
-			plan.Skipped = append(plan.Skipped, Skip{IRQ: irqs[i].IRQ, Class: irqs[i].Class, Reason: irqs[i].Reason})
+		irq := &irqs[i]
+		if !irq.Movable() {
+			plan.Skipped = append(plan.Skipped, Skip{IRQ: irq.IRQ, Class: irq.Class, Reason: irq.Reason})
+			continue
 		}
+		if !p.IncludePinned {
+			// A pinned IRQ stays on (or goes back to) the allowed part of
+			// its pin; one whose pin has no allowed CPU left is spread
+			// like the others until its CPUs return.
+			if target, pin, ok := p.Pins.pinTarget(*irq, allowed); ok && !target.IsEmpty() {
+				if irq.Affinity.Equal(target) && (!irq.HasEffective || irq.Effective.IsSubsetOf(target)) {
+					plan.Skipped = append(plan.Skipped, Skip{IRQ: irq.IRQ, Class: SkipPinned, Reason: pinnedReason(pin)})
+				} else {
+					plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: target, Reason: "restore pin " + pin.CPUs.String()})
+				}
+				continue
+			}
+		}
+		movable = append(movable, irq)
+	}
+	if len(movable) == 0 {
+		sortPlan(&plan)
+		return plan, nil
 	}
 	share := len(movable) / allowed.Len()
 	extra := len(movable) % allowed.Len() // CPUs that may hold share+1
@@ -169,6 +196,11 @@ func (p *Planner) Drain(irqs []IRQ, drained, allowed sysfs.CPUSet) (Plan, error)
 				reason += "; the kernel shuts it down with its CPU"
 			}
 			plan.Skipped = append(plan.Skipped, Skip{IRQ: irq.IRQ, Class: irq.Class, Reason: reason})
+			continue
+		}
+		if within, pin, ok := p.Pins.pinTarget(irq, targets); ok && !within.IsEmpty() {
+			plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: within,
+				Reason: fmt.Sprintf("drain %s within pin %s", drained, pin.CPUs)})
 			continue
 		}
 		cpu := p.Cursor.Pick(targets, nil)

@@ -1,0 +1,90 @@
+package affinity
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// Pin is a mask the admin set on an IRQ: intent that irqshift keeps. When
+// a CPU of the pin goes offline the kernel overwrites the mask with the
+// online mask and never restores it; irqshift remembers the pin and puts it
+// back when the CPU returns.
+type Pin struct {
+	IRQ  int          `json:"irq"`
+	CPUs sysfs.CPUSet `json:"cpus"`
+}
+
+// Pins are keyed by Key(irq).
+type Pins map[string]Pin
+
+// Written holds, by Key(irq), the last mask that is known not to be the
+// admin's: one irqshift wrote, or one covering every online CPU when it was
+// seen (the kernel's default, or the online mask the kernel writes when it
+// breaks a pin). After CPU2 returns, the kernel's "0-1,3" no longer covers
+// the online CPUs, and this record is what tells it from a pin.
+type Written map[string]sysfs.CPUSet
+
+// LearnPins records as pins the masks of movable IRQs that look set by
+// hand: not covering every online CPU (the kernel's default, and what it
+// writes when it breaks a pin), and not the mask irqshift last wrote. It
+// returns the pins that are new or changed. A recorded pin is never
+// dropped because the mask now looks default: that is exactly what the
+// kernel leaves after an offline. `irqshift unpin` drops one.
+func (p Pins) LearnPins(irqs []IRQ, online sysfs.CPUSet, written Written) []Pin {
+	var learned []Pin
+	for _, irq := range irqs {
+		if !irq.Movable() {
+			continue
+		}
+		key := Key(irq)
+		mask := irq.Affinity
+		if mask.IsEmpty() {
+			continue
+		}
+		if online.IsSubsetOf(mask) {
+			if written != nil {
+				written[key] = mask
+			}
+			continue
+		}
+		if w, ok := written[key]; ok && w.Equal(mask) {
+			continue
+		}
+		if old, ok := p[key]; ok && old.CPUs.Equal(mask) {
+			continue
+		}
+		pin := Pin{IRQ: irq.IRQ, CPUs: mask}
+		p[key] = pin
+		learned = append(learned, pin)
+	}
+	return learned
+}
+
+// Forget drops the pins of IRQ number irq and returns whether there was one.
+func (p Pins) Forget(irq int) bool {
+	found := false
+	for _, key := range slices.Collect(maps.Keys(p)) {
+		if p[key].IRQ == irq {
+			delete(p, key)
+			found = true
+		}
+	}
+	return found
+}
+
+// pinTarget returns the part of irq's pin that is allowed now; ok is false
+// when the IRQ has no pin.
+func (p Pins) pinTarget(irq IRQ, allowed sysfs.CPUSet) (target sysfs.CPUSet, pin Pin, ok bool) {
+	pin, ok = p[Key(irq)]
+	if !ok {
+		return sysfs.CPUSet{}, pin, false
+	}
+	return pin.CPUs.Intersect(allowed), pin, true
+}
+
+func pinnedReason(pin Pin) string {
+	return fmt.Sprintf("pinned by the admin to %s (--include-pinned moves it)", pin.CPUs)
+}
