@@ -72,8 +72,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 // globalValueFlags are the global flags that take a separate value.
 var globalValueFlags = map[string]bool{
-	"--proc": true, "--sys": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true,
-	"-proc": true, "-sys": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true,
+	"--proc": true, "--sys": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true, "--state": true,
+	"-proc": true, "-sys": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
 }
 
 // flagsFirst moves a command's flags before its CPU arguments, so that
@@ -156,6 +156,8 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			&cli.StringFlag{Name: "banned-cpus", Usage: "cpulist of CPUs no IRQ may be moved to; " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
 			&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches"},
 			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets"},
+			&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned"},
+			&cli.StringFlag{Name: "state", Usage: "state file of pins and learned IRQs (default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 		},
 		Commands: []*cli.Command{
@@ -184,6 +186,19 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				ArgsUsage: "CPU...",
 				Flags:     []cli.Flag{jsonFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOffline),
+			},
+			{
+				Name:      "pin",
+				Usage:     "pin an IRQ to CPUs and remember it: irqshift restores it after the kernel breaks it",
+				ArgsUsage: "IRQ CPUS",
+				Flags:     []cli.Flag{jsonFlag},
+				Action:    withOptions(stdout, stderr, getenv, true, cmdPin),
+			},
+			{
+				Name:      "unpin",
+				Usage:     "forget the pin of an IRQ (its mask stays until the next rebalance)",
+				ArgsUsage: "IRQ",
+				Action:    withOptions(stdout, stderr, getenv, true, cmdUnpin),
 			},
 			{
 				Name:      "online",
@@ -223,21 +238,52 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		if writing && fs.IsLive() && geteuid() != 0 {
 			return exitCoder{code: exitError, err: errors.New("writing IRQ affinity and CPU online files needs root; run with sudo, or use --dry-run")}
 		}
-		return action(c, &options{
-			fs:     fs,
-			logger: logger,
-			engine: &affinity.Engine{
-				FS:     fs,
-				Banned: affinity.BannedCPUs{User: banned, IncludeIsolated: c.Bool("include-isolated")},
-				Policy: affinity.Policy{BannedIRQs: bannedIRQs},
-				Logger: logger,
-			},
+		engine := &affinity.Engine{
+			FS:     fs,
+			Banned: affinity.BannedCPUs{User: banned, IncludeIsolated: c.Bool("include-isolated")},
+			Policy: affinity.Policy{BannedIRQs: bannedIRQs},
+			Logger: logger,
+		}
+		statePath := resolveStatePath(c.String("state"), fs)
+		if statePath != "" {
+			saved, err := affinity.LoadState(statePath)
+			if err != nil {
+				logger.Warn("starting with a fresh state", "err", err)
+			}
+			engine.Restore(saved)
+			engine.TrackPins = true
+		}
+		engine.Planner.IncludePinned = c.Bool("include-pinned")
+		err = action(c, &options{
+			fs:      fs,
+			logger:  logger,
+			engine:  engine,
 			json:    c.Bool("json"),
 			dryRun:  c.Bool("dry-run"),
 			stdout:  stdout,
 			writing: writing,
 		})
+		if writing && statePath != "" {
+			if serr := affinity.SaveState(statePath, engine.Saved()); serr != nil {
+				logger.Warn("could not save state", "path", statePath, "err", serr)
+			}
+		}
+		return err
 	}
+}
+
+// resolveStatePath applies the --state default: the system's state file on
+// the live system, none on a fixture tree (tests must not touch /run).
+func resolveStatePath(flag string, fs sysfs.FS) string {
+	switch {
+	case flag == "none":
+		return ""
+	case flag != "":
+		return flag
+	case fs.IsLive():
+		return affinity.DefaultStatePath
+	}
+	return ""
 }
 
 func parseIRQList(text string) (map[int]bool, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,9 +17,9 @@ func cmdList(_ *cli.Context, o *options) error {
 		return err
 	}
 	if o.json {
-		return writeJSON(o.stdout, listJSON(st))
+		return writeJSON(o.stdout, listJSON(st, o.engine.Planner.Pins))
 	}
-	return writeListTable(o.stdout, st)
+	return writeListTable(o.stdout, st, o.engine.Planner.Pins)
 }
 
 func cmdRebalance(c *cli.Context, o *options) error {
@@ -184,4 +185,86 @@ func cmdOnline(c *cli.Context, o *options) error {
 		return err
 	}
 	return o.applyAndReport(c, st, plan, sysfs.CPUSet{})
+}
+
+// findIRQ parses an IRQ argument and finds it in st.
+func findIRQ(st *affinity.State, arg string) (affinity.IRQ, error) {
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 0 {
+		return affinity.IRQ{}, usageError("%q is not an IRQ number", arg)
+	}
+	for _, irq := range st.IRQs {
+		if irq.IRQ == n {
+			return irq, nil
+		}
+	}
+	return affinity.IRQ{}, usageError("IRQ %d is not in /proc/interrupts", n)
+}
+
+// cmdPin writes an admin pin and records it, so that irqshift restores it
+// when the kernel breaks it on CPU offline.
+func cmdPin(c *cli.Context, o *options) error {
+	if c.NArg() != 2 {
+		return usageError("pin: give an IRQ and a CPU list, as in: irqshift pin 13 2-3")
+	}
+	if !o.engine.TrackPins {
+		return usageError("pin: a pin is kept in the state file; give --state PATH")
+	}
+	st, err := o.engine.Load()
+	if err != nil {
+		return err
+	}
+	irq, err := findIRQ(st, c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	if !irq.Movable() {
+		return usageError("IRQ %d cannot be pinned: %s", irq.IRQ, irq.Reason)
+	}
+	pin, err := sysfs.ParseCPUList(c.Args().Get(1))
+	if err != nil || pin.IsEmpty() {
+		return usageError("pin: %q is not a CPU list", c.Args().Get(1))
+	}
+	if !pin.IsSubsetOf(st.Snapshot.CPUs.Possible) {
+		return usageError("pin: CPUs %s do not all exist (possible CPUs: %s)", pin, st.Snapshot.CPUs.Possible)
+	}
+	target := pin.Intersect(st.Allowed)
+	if target.IsEmpty() {
+		return usageError("pin: none of CPUs %s is online and allowed (allowed: %s)", pin, st.Allowed)
+	}
+	plan := affinity.Plan{Moves: []affinity.Move{{IRQ: irq.IRQ, From: irq.Where(), To: target, Reason: "pin " + pin.String()}}, Skipped: []affinity.Skip{}}
+	results := o.engine.Applier(st, sysfs.CPUSet{}).Apply(c.Context, plan, st.IRQs)
+	if r := results[0]; r.Status != affinity.StatusMoved && r.Status != affinity.StatusPending {
+		return fmt.Errorf("pin IRQ %d: %s: %s", irq.IRQ, r.Status, r.Reason)
+	}
+	o.engine.Planner.Pins[affinity.Key(irq)] = affinity.Pin{IRQ: irq.IRQ, CPUs: pin}
+	if o.json {
+		return writeJSON(o.stdout, applyJSON{Moves: plan.Moves, Skipped: plan.Skipped, Results: results})
+	}
+	return writeResultsTable(o.stdout, st, plan, results)
+}
+
+// cmdUnpin forgets a pin. The IRQ's current mask is marked as not the
+// admin's, so the next snapshot does not learn it again.
+func cmdUnpin(c *cli.Context, o *options) error {
+	if c.NArg() != 1 {
+		return usageError("unpin: give one IRQ number")
+	}
+	if !o.engine.TrackPins {
+		return usageError("unpin: pins are kept in the state file; give --state PATH")
+	}
+	st, err := o.engine.Load()
+	if err != nil {
+		return err
+	}
+	irq, err := findIRQ(st, c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	if !o.engine.Planner.Pins.Forget(irq.IRQ) {
+		return usageError("IRQ %d has no pin", irq.IRQ)
+	}
+	o.engine.Written[affinity.Key(irq)] = irq.Affinity
+	fmt.Fprintf(o.stdout, "IRQ %d unpinned; the next rebalance spreads it\n", irq.IRQ)
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -62,6 +64,22 @@ func TestFlagsFirst(t *testing.T) {
 	for _, tt := range tests {
 		if got := strings.Join(flagsFirst(strings.Fields(tt.in)), " "); got != tt.want {
 			t.Errorf("flagsFirst(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestGlobalValueFlagsComplete keeps flagsFirst in step with the app: every
+// global flag that takes a value must be known to it.
+func TestGlobalValueFlagsComplete(t *testing.T) {
+	app := newApp(nil, nil, func(string) string { return "" })
+	for _, f := range app.Flags {
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			continue
+		}
+		for _, name := range f.Names() {
+			if !globalValueFlags["--"+name] || !globalValueFlags["-"+name] {
+				t.Errorf("global flag %q takes a value but flagsFirst does not know it", name)
+			}
 		}
 	}
 }

@@ -35,6 +35,8 @@ type irqJSON struct {
 	Class     affinity.Class    `json:"class"`
 	Movable   bool              `json:"movable"`
 	Reason    string            `json:"reason"`
+	// Pin is the admin's mask irqshift keeps for this IRQ, or null.
+	Pin *sysfs.CPUSet `json:"pin"`
 }
 
 type listDoc struct {
@@ -58,7 +60,7 @@ type offlineJSON struct {
 	LeftBehind []int `json:"left_behind"`
 }
 
-func listJSON(st *affinity.State) listDoc {
+func listJSON(st *affinity.State, pins affinity.Pins) listDoc {
 	doc := listDoc{
 		CPUs: cpusJSON{
 			Online:   st.Snapshot.CPUs.Online,
@@ -85,6 +87,9 @@ func listJSON(st *affinity.State) listDoc {
 		if irq.HasHWIRQ {
 			hw := irq.HWIRQ
 			j.HWIRQ = &hw
+		}
+		if pin, ok := pins[affinity.Key(irq)]; ok {
+			j.Pin = &pin.CPUs
 		}
 		for i, n := range irq.Counts {
 			j.Counts[strconv.Itoa(irq.CPUs[i])] = n
@@ -115,7 +120,7 @@ func actionsText(actions []string) string {
 	return strings.Join(actions, ",")
 }
 
-func writeListTable(w io.Writer, st *affinity.State) error {
+func writeListTable(w io.Writer, st *affinity.State, pins affinity.Pins) error {
 	cpus := st.Snapshot.CPUs
 	fmt.Fprintf(w, "CPUs online %s, allowed %s", cpuText(cpus.Online), cpuText(st.Allowed))
 	if !st.Banned.IsEmpty() {
@@ -133,8 +138,12 @@ func writeListTable(w io.Writer, st *affinity.State) error {
 		if trigger == "" {
 			trigger = irq.Handler // x86 prints the flow handler instead
 		}
+		class := string(irq.Class)
+		if pin, ok := pins[affinity.Key(irq)]; ok {
+			class += ",pin=" + pin.CPUs.String()
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(trigger),
-			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, irq.Class, actionsText(irq.Actions), dash(irq.Reason))
+			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, class, actionsText(irq.Actions), dash(irq.Reason))
 	}
 	return tw.Flush()
 }
