@@ -1,0 +1,33 @@
+// Package sysfstest is an in-process simulator of the kernel's IRQ affinity
+// interface, for tests.
+//
+// A Sim owns a real directory tree laid out like /proc and /sys (Root()/proc
+// and Root()/sys) so that the real sysfs readers (sysfs.FS.Snapshot and
+// friends) read it unchanged. It also implements affinity.Kernel
+// (WriteAffinity, ReadEffective, OnlineCPUs) with the kernel's semantics as
+// recorded in shared/KERNEL-FACTS.md, and rewrites the files after every
+// change so that a later Snapshot sees what the kernel would show:
+//
+//   - per-CPU IRQs, descriptors without an action and managed IRQs refuse
+//     writes: EIO on kernel 6.1, EPERM on 6.12, where smp_affinity and
+//     smp_affinity_list of managed and per-CPU IRQs are also mode 0444;
+//   - a mask without an online CPU gives EINVAL, a freed IRQ ENOENT;
+//   - a GIC SPI is delivered to the first online CPU of its mask, an ITS MSI
+//     to the least-loaded one (the fewest unmanaged MSIs effective there,
+//     not counting itself, as its_select_cpu does), ties to the lowest CPU;
+//   - SetCPUOnline(cpu, false) migrates what the kernel migrates
+//     (kernel/irq/cpuhotplug.c) and loses the admin's pin where the mask had
+//     no other online CPU; managed IRQs of that CPU are shut down in place;
+//     SetCPUOnline(cpu, true) moves nothing back.
+//
+// Errors are wrapped the way sysfs.FS.WriteAffinity wraps them, so
+// errors.Is(err, sysfs.ErrUnmovable) and friends hold, and errors.As finds
+// the syscall.Errno.
+//
+// Hooks inject faults at the moment of a given write (FailWrites,
+// BeforeWrite, OfflineAtWrite, RemoveAtWrite) for race tests.
+//
+// The simulator serves in-process tests only. A child process (the built
+// binary in tests/e2e) sees the tree as plain files: its writes just change
+// the file they write, and nothing else follows.
+package sysfstest
