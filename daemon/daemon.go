@@ -1,0 +1,294 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// Daemon is `irqshift watch`. Set the fields, then call Run once.
+type Daemon struct {
+	Engine *affinity.Engine
+	Source hotplug.Source
+	// StatePath is the state file; "" keeps state in memory only.
+	StatePath string
+	// NoInitialRebalance makes the start-up settle only read the state and
+	// learn pins, without moving anything.
+	NoInitialRebalance bool
+	Logger             *slog.Logger
+	Metrics            *Metrics
+	// Notify sends a state to the service manager ("READY=1", …); nil
+	// sends nothing.
+	Notify func(state string)
+	// WatchdogInterval is how often to send WATCHDOG=1; 0 disables it.
+	WatchdogInterval time.Duration
+	// Reload delivers SIGHUP; ReloadConfig then applies the configuration
+	// anew to the engine before a full settle.
+	Reload       <-chan struct{}
+	ReloadConfig func(*affinity.Engine) error
+	// AfterApply, when set, is called with the results of every settle
+	// that moved IRQs: the eBPF confirmation hooks in here.
+	AfterApply func(ctx context.Context, st *affinity.State, results []affinity.Result)
+	// OnSettle, when set, is called after every settle (tests, logs).
+	OnSettle func(Settle)
+}
+
+// Settle is one snapshot, plan and apply cycle.
+type Settle struct {
+	// Reason is "start", "offline", "online", "resync" or "reload".
+	Reason string
+	// Events are the coalesced events that caused it.
+	Events  []hotplug.Event
+	Plan    affinity.Plan
+	Results []affinity.Result
+	// Reaction is the time from receiving the earliest CPU uevent of
+	// Events to the end of the last write; zero when no CPU event.
+	Reaction time.Duration
+	State    *affinity.State
+}
+
+func (d *Daemon) log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
+func (d *Daemon) notify(state string) {
+	if d.Notify != nil {
+		d.Notify(state)
+	}
+}
+
+// eventQueue is the channel size between the Source and the loop; a burst
+// larger than this blocks the Source, whose socket then queues, and an
+// overrun there turns into a resync.
+const eventQueue = 256
+
+// Run settles once, tells the service manager it is ready, then settles
+// after every batch of hotplug events until ctx is done. It returns nil on
+// cancellation and an error when the start-up settle or the Source fails.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.StatePath != "" {
+		saved, err := affinity.LoadState(d.StatePath)
+		if err != nil {
+			d.log().Warn("state file unusable; rebuilding it", "path", d.StatePath, "err", err)
+		}
+		d.Engine.Restore(saved)
+	}
+	d.Engine.TrackPins = true
+	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance); err != nil {
+		return fmt.Errorf("start-up settle: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan hotplug.Event, eventQueue)
+	sourceDone := make(chan error, 1)
+	go func() { sourceDone <- d.Source.Run(ctx, events) }()
+	d.notify("READY=1")
+	d.log().Info("watching CPU hotplug")
+
+	var watchdog <-chan time.Time
+	if d.WatchdogInterval > 0 {
+		t := time.NewTicker(d.WatchdogInterval)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.notify("STOPPING=1")
+			<-sourceDone
+			return nil
+		case err := <-sourceDone:
+			if ctx.Err() != nil {
+				d.notify("STOPPING=1")
+				return nil
+			}
+			if err == nil {
+				err = errors.New("event source stopped")
+			}
+			d.notify("STOPPING=1")
+			return fmt.Errorf("hotplug events: %w", err)
+		case <-watchdog:
+			d.notify("WATCHDOG=1")
+		case <-d.Reload:
+			d.Metrics.resync("sighup")
+			if d.ReloadConfig != nil {
+				if err := d.ReloadConfig(d.Engine); err != nil {
+					d.log().Error("reload: keeping the old configuration", "err", err)
+				}
+			}
+			d.settleLogged(ctx, "reload", nil)
+		case ev := <-events:
+			batch := []hotplug.Event{ev}
+			// Coalesce what is already queued: a burst (SMT off, several
+			// CPUs at once) gets one plan for its settled state.
+		drain:
+			for {
+				select {
+				case ev := <-events:
+					batch = append(batch, ev)
+				default:
+					break drain
+				}
+			}
+			d.settleLogged(ctx, batchReason(batch, d.Metrics), batch)
+		}
+	}
+}
+
+// batchReason names a batch for logs and metrics and counts its events.
+func batchReason(batch []hotplug.Event, m *Metrics) string {
+	reason := ""
+	for _, ev := range batch {
+		switch {
+		case ev.Resync:
+			m.resync(ev.Reason)
+			if reason == "" {
+				reason = "resync"
+			}
+		case ev.Action == hotplug.Offline:
+			m.event(string(ev.Action))
+			reason = "offline"
+		case ev.Action == hotplug.Online:
+			m.event(string(ev.Action))
+			if reason != "offline" {
+				reason = "online"
+			}
+		}
+	}
+	return reason
+}
+
+func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplug.Event) {
+	if _, err := d.settle(ctx, reason, batch, true); err != nil {
+		// A failed settle is not fatal: the next event or the periodic
+		// check tries again from a fresh snapshot.
+		d.log().Error("settle failed", "reason", reason, "err", err)
+	}
+}
+
+// settle snapshots, plans a rebalance (which restores pins) and applies it.
+func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move bool) (Settle, error) {
+	s := Settle{Reason: reason, Events: batch}
+	st, err := d.Engine.Load()
+	if err != nil {
+		return s, err
+	}
+	s.State = st
+	for _, pin := range st.LearnedPins {
+		d.log().Info("learned pin", "irq", pin.IRQ, "cpus", pin.CPUs.String())
+	}
+	if move {
+		s.Plan, err = d.Engine.Planner.Rebalance(st.IRQs, st.Allowed)
+		if err != nil {
+			return s, err
+		}
+		s.Results = d.Engine.Applier(st, sysfs.CPUSet{}).Apply(ctx, s.Plan, st.IRQs)
+	}
+	end := time.Now()
+	received := earliestCPUEvent(batch)
+	if !received.IsZero() {
+		s.Reaction = end.Sub(received)
+	}
+	if d.StatePath != "" {
+		if err := affinity.SaveState(d.StatePath, d.Engine.Saved()); err != nil {
+			d.log().Warn("could not save state", "path", d.StatePath, "err", err)
+		}
+	}
+	d.Metrics.settled(reason, s.Results, s.Reaction.Seconds(), !received.IsZero())
+	d.record(s)
+	if d.AfterApply != nil && movedAny(s.Results) {
+		d.AfterApply(ctx, st, s.Results)
+	}
+	if d.OnSettle != nil {
+		d.OnSettle(s)
+	}
+	return s, nil
+}
+
+// record logs a settle and updates the gauges from a fresh view of where
+// IRQs now are.
+func (d *Daemon) record(s Settle) {
+	moved, failed := 0, 0
+	for _, r := range s.Results {
+		switch r.Status {
+		case affinity.StatusMoved, affinity.StatusPending:
+			moved++
+		case affinity.StatusFailed:
+			failed++
+			d.log().Warn("move failed", "irq", r.IRQ, "to", r.To.String(), "reason", r.Reason, "class", r.ErrorClass)
+		case affinity.StatusUnmovable:
+			d.log().Info("kernel refused to move IRQ; treating it as managed", "irq", r.IRQ, "reason", r.Reason)
+		}
+	}
+	attrs := []any{"reason", s.Reason, "events", describe(s.Events), "moved", moved, "failed", failed,
+		"online", s.State.Snapshot.CPUs.Online.String()}
+	if s.Reaction > 0 {
+		attrs = append(attrs, "reaction_ms", float64(s.Reaction.Microseconds())/1000)
+	}
+	d.log().Info("settled", attrs...)
+	if d.Metrics != nil {
+		// Gauges show the state after the writes: re-read it cheaply from
+		// the results instead of a second snapshot.
+		after := *s.State
+		after.IRQs = append([]affinity.IRQ(nil), s.State.IRQs...)
+		for _, r := range s.Results {
+			for i := range after.IRQs {
+				if after.IRQs[i].IRQ == r.IRQ && (r.Status == affinity.StatusMoved || r.Status == affinity.StatusPending) {
+					after.IRQs[i].Effective = r.To
+					if !r.Effective.IsEmpty() {
+						after.IRQs[i].Effective = r.Effective
+					}
+				}
+			}
+		}
+		d.Metrics.observeState(&after)
+	}
+}
+
+func earliestCPUEvent(batch []hotplug.Event) time.Time {
+	var t time.Time
+	for _, ev := range batch {
+		if ev.Resync || ev.Received.IsZero() {
+			continue
+		}
+		if t.IsZero() || ev.Received.Before(t) {
+			t = ev.Received
+		}
+	}
+	return t
+}
+
+func movedAny(results []affinity.Result) bool {
+	for _, r := range results {
+		if r.Status == affinity.StatusMoved || r.Status == affinity.StatusPending {
+			return true
+		}
+	}
+	return false
+}
+
+func describe(batch []hotplug.Event) string {
+	parts := make([]string, 0, len(batch))
+	for _, ev := range batch {
+		if ev.Resync {
+			parts = append(parts, "resync:"+ev.Reason)
+		} else {
+			parts = append(parts, string(ev.Action)+":"+strconv.Itoa(ev.CPU))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

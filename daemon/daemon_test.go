@@ -1,0 +1,353 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/sysfs"
+	"github.com/irqshift/irqshift/sysfs/sysfstest"
+)
+
+// fakeSource hands the daemon events the test sends; push blocks until the
+// daemon's queue has them all, so a batch pushed while the loop is busy is
+// read in one go.
+type fakeSource struct {
+	in chan []hotplug.Event
+}
+
+func newFakeSource() *fakeSource { return &fakeSource{in: make(chan []hotplug.Event)} }
+
+func (f *fakeSource) Run(ctx context.Context, events chan<- hotplug.Event) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case batch := <-f.in:
+			for _, ev := range batch {
+				events <- ev
+			}
+		}
+	}
+}
+
+func (f *fakeSource) push(evs ...hotplug.Event) { f.in <- evs }
+
+func cpuEvent(action hotplug.Action, cpu int) hotplug.Event {
+	return hotplug.Event{Action: action, CPU: cpu, Received: time.Now()}
+}
+
+// harness runs a Daemon on a simulated 4-CPU VM and collects its settles.
+type harness struct {
+	t       *testing.T
+	sim     *sysfstest.Sim
+	src     *fakeSource
+	d       *Daemon
+	settles chan Settle
+	cancel  context.CancelFunc
+	done    chan error
+	reg     *prometheus.Registry
+}
+
+func startHarness(t *testing.T, version sysfstest.Version, statePath string, tweak func(*Daemon)) *harness {
+	t.Helper()
+	sim := sysfstest.New(t, sysfstest.VM4(version))
+	return startOn(t, sim, statePath, tweak)
+}
+
+func startOn(t *testing.T, sim *sysfstest.Sim, statePath string, tweak func(*Daemon)) *harness {
+	t.Helper()
+	h := &harness{t: t, sim: sim, src: newFakeSource(), settles: make(chan Settle, 64), done: make(chan error, 1), reg: prometheus.NewRegistry()}
+	h.d = &Daemon{
+		Engine:    &affinity.Engine{FS: sim.FS(), Kernel: sim},
+		Source:    h.src,
+		StatePath: statePath,
+		Metrics:   NewMetrics(h.reg),
+		OnSettle:  func(s Settle) { h.settles <- s },
+	}
+	if tweak != nil {
+		tweak(h.d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.d.Run(ctx) }()
+	t.Cleanup(h.stop)
+	h.next() // the start-up settle
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+		h.done <- nil
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("daemon did not stop within 5 s")
+	}
+}
+
+func (h *harness) next() Settle {
+	h.t.Helper()
+	select {
+	case s := <-h.settles:
+		return s
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no settle within 10 s")
+	}
+	return Settle{}
+}
+
+// check asserts the daemon's promises on the simulator's real state: no
+// movable IRQ effective on an offline CPU, and movable IRQs per online CPU
+// differing by at most one. It returns the count per CPU.
+func (h *harness) check(pinned map[int]bool) map[int]int {
+	h.t.Helper()
+	online := h.sim.Online()
+	load := map[int]int{}
+	for _, cpu := range online.CPUs() {
+		load[cpu] = 0
+	}
+	for _, irq := range h.sim.IRQs() {
+		if !h.sim.Kind(irq).Movable() {
+			continue
+		}
+		_, eff, ok := h.sim.State(irq)
+		if !ok {
+			continue
+		}
+		if !eff.IsSubsetOf(online) {
+			h.t.Errorf("IRQ %d effective on %s, online %s", irq, eff, online)
+		}
+		if pinned[irq] {
+			continue
+		}
+		for _, cpu := range eff.CPUs() {
+			load[cpu]++
+		}
+	}
+	lo, hi := 1<<30, 0
+	for _, n := range load {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if hi-lo > 1 {
+		h.t.Errorf("movable IRQs per CPU %v differ by %d", load, hi-lo)
+	}
+	return load
+}
+
+func TestStartSettles(t *testing.T) {
+	for _, v := range []sysfstest.Version{sysfstest.Kernel61, sysfstest.Kernel612} {
+		t.Run(v.String(), func(t *testing.T) {
+			h := startHarness(t, v, "", nil)
+			h.check(nil)
+		})
+	}
+}
+
+func TestNoInitialRebalance(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	before := len(sim.Writes())
+	startOn(t, sim, "", func(d *Daemon) { d.NoInitialRebalance = true })
+	if after := len(sim.Writes()); after != before {
+		t.Errorf("--no-initial-rebalance wrote %d times", after-before)
+	}
+}
+
+func TestOfflineOnlineSequence(t *testing.T) {
+	h := startHarness(t, sysfstest.Kernel612, "", nil)
+	for _, step := range []struct {
+		cpu    int
+		online bool
+	}{{2, false}, {3, false}, {2, true}, {1, false}, {3, true}, {1, true}} {
+		if err := h.sim.SetCPUOnline(step.cpu, step.online); err != nil {
+			t.Fatal(err)
+		}
+		action := hotplug.Offline
+		if step.online {
+			action = hotplug.Online
+		}
+		h.src.push(cpuEvent(action, step.cpu))
+		s := h.next()
+		if s.Reason != string(action) || s.Reaction <= 0 {
+			t.Errorf("settle reason %q reaction %v", s.Reason, s.Reaction)
+		}
+		load := h.check(nil)
+		if step.online && load[step.cpu] == 0 {
+			t.Errorf("CPU %d came back but holds no IRQ: %v", step.cpu, load)
+		}
+	}
+	if got := testutil.ToFloat64(h.d.Metrics.events.WithLabelValues("offline")); got != 3 {
+		t.Errorf("offline events metric = %v, want 3", got)
+	}
+	if n := testutil.CollectAndCount(h.d.Metrics.reaction); n != 1 {
+		t.Errorf("reaction histogram missing")
+	}
+}
+
+func TestPinRestoredAfterOnline(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	h := startHarness(t, sysfstest.Kernel612, state, nil)
+	// The admin pins the uart (IRQ 13) to CPU3 by hand; the next event
+	// (a resync here, SIGHUP or any hotplug in real life) learns it.
+	if err := h.sim.WriteAffinity(13, sysfs.NewCPUSet(3)); err != nil {
+		t.Fatal(err)
+	}
+	h.src.push(hotplug.Event{Resync: true, Reason: hotplug.ReasonPeriodic, CPU: -1})
+	s := h.next()
+	if len(s.State.LearnedPins) != 1 || s.State.LearnedPins[0].IRQ != 13 {
+		t.Fatalf("learned %+v, want the pin of IRQ 13", s.State.LearnedPins)
+	}
+	if aff, _, _ := h.sim.State(13); aff.String() != "3" {
+		t.Fatalf("the daemon moved a pinned IRQ: mask %s", aff)
+	}
+	// The kernel takes CPU3 away and breaks the pin.
+	if err := h.sim.SetCPUOnline(3, false); err != nil {
+		t.Fatal(err)
+	}
+	h.src.push(cpuEvent(hotplug.Offline, 3))
+	h.next()
+	h.check(map[int]bool{13: true})
+	// CPU3 returns: the pin comes back.
+	if err := h.sim.SetCPUOnline(3, true); err != nil {
+		t.Fatal(err)
+	}
+	h.src.push(cpuEvent(hotplug.Online, 3))
+	h.next()
+	if aff, eff, _ := h.sim.State(13); aff.String() != "3" || eff.String() != "3" {
+		t.Errorf("pin not restored: mask %s effective %s", aff, eff)
+	}
+	h.check(map[int]bool{13: true})
+
+	// A restart reads the pin from the state file.
+	h.stop()
+	saved, err := affinity.LoadState(state)
+	if err != nil || saved.Pins[affinity.Key(affinity.IRQ{IRQ: 13, Chip: "GICv3", Actions: []string{"uart-pl011"}})].CPUs.String() != "3" {
+		t.Errorf("state after stop: %+v, %v", saved.Pins, err)
+	}
+}
+
+func TestRestartWithStateAndTornFile(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel61))
+	h := startOn(t, sim, state, nil)
+	if err := sim.WriteAffinity(13, sysfs.NewCPUSet(1)); err != nil {
+		t.Fatal(err)
+	}
+	h.src.push(hotplug.Event{Resync: true, Reason: "periodic", CPU: -1})
+	h.next()
+	h.stop()
+
+	// Restart: the pin is known, so offline of CPU1 then online restores
+	// it even though this process never saw the admin's write.
+	h2 := startOn(t, sim, state, nil)
+	if err := sim.SetCPUOnline(1, false); err != nil {
+		t.Fatal(err)
+	}
+	h2.src.push(cpuEvent(hotplug.Offline, 1))
+	h2.next()
+	if err := sim.SetCPUOnline(1, true); err != nil {
+		t.Fatal(err)
+	}
+	h2.src.push(cpuEvent(hotplug.Online, 1))
+	h2.next()
+	if aff, _, _ := sim.State(13); aff.String() != "1" {
+		t.Errorf("after restart, pin not restored: %s", aff)
+	}
+	h2.stop()
+
+	// A torn state file is reported and rebuilt, never fatal.
+	if err := os.WriteFile(state, []byte(`{"version":1,"pins":{"13/GI`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h3 := startOn(t, sim, state, nil)
+	h3.stop()
+	if _, err := affinity.LoadState(state); err != nil {
+		t.Errorf("state not rebuilt: %v", err)
+	}
+}
+
+func TestBurstCoalesced(t *testing.T) {
+	var once sync.Once
+	var h *harness
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	h = startOn(t, sim, "", nil)
+	// While the loop is busy in a settle, SMT-off style: two CPUs go at
+	// once and both events queue up.
+	h.d.OnSettle = func(s Settle) {
+		h.settles <- s
+		once.Do(func() {
+			for _, cpu := range []int{1, 2} {
+				if err := sim.SetCPUOnline(cpu, false); err != nil {
+					t.Error(err)
+				}
+			}
+			h.src.push(cpuEvent(hotplug.Offline, 1), cpuEvent(hotplug.Offline, 2))
+		})
+	}
+	h.src.push(hotplug.Event{Resync: true, Reason: "periodic", CPU: -1})
+	h.next() // the resync, during which the burst arrives
+	s := h.next()
+	if len(s.Events) != 2 {
+		t.Errorf("burst settled in a batch of %d events, want 2 coalesced", len(s.Events))
+	}
+	h.check(nil)
+	for _, w := range sim.Writes()[len(sim.Writes())-len(s.Results):] {
+		if w.CPUs.Contains(1) || w.CPUs.Contains(2) {
+			t.Errorf("write to an offline CPU: %+v", w)
+		}
+	}
+}
+
+func TestStaleMaskDuringSettle(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	h := startOn(t, sim, "", nil)
+	// CPU3 goes offline; while the daemon applies, CPU2 goes too, right at
+	// the first write that targets it.
+	if err := sim.SetCPUOnline(3, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, irq := range sim.IRQs() {
+		if sim.Kind(irq).Movable() {
+			sim.OfflineAtWrite(irq, 2)
+			break
+		}
+	}
+	h.src.push(cpuEvent(hotplug.Offline, 3))
+	s := h.next()
+	for _, r := range s.Results {
+		if r.Status == affinity.StatusFailed {
+			t.Errorf("IRQ %d failed: %s", r.IRQ, r.Reason)
+		}
+	}
+	// The loop learns of CPU2 with its own event and settles again.
+	h.src.push(cpuEvent(hotplug.Offline, 2))
+	h.next()
+	h.check(nil)
+}
+
+func TestEnobufsResync(t *testing.T) {
+	h := startHarness(t, sysfstest.Kernel612, "", nil)
+	// Events were lost: CPU2 went offline without an event reaching us.
+	if err := h.sim.SetCPUOnline(2, false); err != nil {
+		t.Fatal(err)
+	}
+	h.src.push(hotplug.Event{Resync: true, Reason: hotplug.ReasonENOBUFS, CPU: -1})
+	if s := h.next(); s.Reason != "resync" {
+		t.Errorf("reason %q", s.Reason)
+	}
+	h.check(nil)
+	if got := testutil.ToFloat64(h.d.Metrics.resyncs.WithLabelValues("enobufs")); got != 1 {
+		t.Errorf("resync metric = %v", got)
+	}
+}

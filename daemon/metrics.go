@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/irqshift/irqshift/affinity"
+)
+
+// Metrics are the daemon's Prometheus metrics. A nil *Metrics records
+// nothing, so tests and --metrics-address off need no registry.
+type Metrics struct {
+	events        *prometheus.CounterVec
+	moves         *prometheus.CounterVec
+	writeErrors   *prometheus.CounterVec
+	reaction      prometheus.Histogram
+	movablePerCPU *prometheus.GaugeVec
+	unmovable     *prometheus.GaugeVec
+	resyncs       *prometheus.CounterVec
+	settles       prometheus.Counter
+	verifiedMoves prometheus.Counter
+	misroutedIRQs prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irqshift_hotplug_events_total",
+			Help: "CPU hotplug uevents received, by action (online, offline).",
+		}, []string{"action"}),
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irqshift_irq_moves_total",
+			Help: "IRQ affinity writes that moved an IRQ, by reason (offline, online, resync, start, reload, restore-pin).",
+		}, []string{"reason"}),
+		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irqshift_write_errors_total",
+			Help: "Failed or refused writes of smp_affinity_list, by errno class (unmovable, stale-mask, no-space, gone, transient, other).",
+		}, []string{"class"}),
+		reaction: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "irqshift_reaction_seconds",
+			Help:    "Time from receiving a hotplug uevent to the last affinity write of the settle it caused.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
+		}),
+		movablePerCPU: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irqshift_movable_irqs",
+			Help: "Movable IRQs whose effective affinity is on each CPU, after the last settle.",
+		}, []string{"cpu"}),
+		unmovable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irqshift_unmovable_irqs",
+			Help: "IRQs irqshift does not move, by class (per-cpu, no-action, managed, banned).",
+		}, []string{"class"}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irqshift_resyncs_total",
+			Help: "Full re-reads of the CPU state, by reason (start, enobufs, seqnum-gap, periodic, sighup).",
+		}, []string{"reason"}),
+		settles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irqshift_settles_total",
+			Help: "Snapshot, plan and apply cycles.",
+		}),
+		verifiedMoves: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irqshift_verified_moves_total",
+			Help: "Moved IRQs that eBPF saw firing on their new CPU.",
+		}),
+		misroutedIRQs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irqshift_misrouted_irqs_total",
+			Help: "Moved IRQs that eBPF saw firing outside their new effective affinity.",
+		}),
+	}
+	reg.MustRegister(m.events, m.moves, m.writeErrors, m.reaction, m.movablePerCPU, m.unmovable,
+		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs)
+	return m
+}
+
+func (m *Metrics) event(action string) {
+	if m != nil {
+		m.events.WithLabelValues(action).Inc()
+	}
+}
+
+func (m *Metrics) resync(reason string) {
+	if m != nil {
+		m.resyncs.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) settled(reason string, results []affinity.Result, reactionSeconds float64, hasReaction bool) {
+	if m == nil {
+		return
+	}
+	m.settles.Inc()
+	for _, r := range results {
+		switch r.Status {
+		case affinity.StatusMoved, affinity.StatusPending:
+			m.moves.WithLabelValues(reason).Inc()
+		}
+		if r.ErrorClass != "" {
+			m.writeErrors.WithLabelValues(r.ErrorClass).Inc()
+		}
+	}
+	if hasReaction {
+		m.reaction.Observe(reactionSeconds)
+	}
+}
+
+// observeState sets the per-CPU and per-class gauges from a state.
+func (m *Metrics) observeState(st *affinity.State) {
+	if m == nil {
+		return
+	}
+	m.movablePerCPU.Reset()
+	for _, cpu := range st.Snapshot.CPUs.Online.CPUs() {
+		m.movablePerCPU.WithLabelValues(itoa(cpu)).Set(0)
+	}
+	m.unmovable.Reset()
+	for _, class := range []affinity.Class{affinity.ClassPerCPU, affinity.ClassNoAction, affinity.ClassManaged, affinity.ClassBanned} {
+		m.unmovable.WithLabelValues(string(class)).Set(0)
+	}
+	for _, irq := range st.IRQs {
+		if !irq.Movable() {
+			m.unmovable.WithLabelValues(string(irq.Class)).Inc()
+			continue
+		}
+		for _, cpu := range irq.Where().CPUs() {
+			m.movablePerCPU.WithLabelValues(itoa(cpu)).Inc()
+		}
+	}
+}
+
+// Verified counts moves that eBPF confirmed, and misrouted IRQs.
+func (m *Metrics) Verified(ok, misrouted int) {
+	if m == nil {
+		return
+	}
+	m.verifiedMoves.Add(float64(ok))
+	m.misroutedIRQs.Add(float64(misrouted))
+}
