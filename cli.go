@@ -209,6 +209,9 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			},
 		},
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
 	return app
 }
 

@@ -69,6 +69,9 @@ type Applier struct {
 	Logger  *slog.Logger
 	// RetryDelay is the pause before retrying a transient error.
 	RetryDelay time.Duration
+
+	// wentOffline collects allowed CPUs found offline by a retarget.
+	wentOffline sysfs.CPUSet
 }
 
 // Apply performs the moves of plan in order. irqs supplies what Memory
@@ -98,6 +101,16 @@ func (a *Applier) logger() *slog.Logger {
 func (a *Applier) applyOne(ctx context.Context, move Move, irq IRQ) Result {
 	res := Result{IRQ: move.IRQ, From: move.From, To: move.To}
 	to := move.To
+	if !to.Intersect(a.wentOffline).IsEmpty() {
+		// An earlier stale-mask error showed this target went offline
+		// after the snapshot: retarget now rather than fail.
+		var err error
+		if to, err = a.retarget(to); err != nil {
+			res.Status, res.Reason = StatusFailed, err.Error()
+			return res
+		}
+		res.To = to
+	}
 	if to.IsEmpty() || !to.IsSubsetOf(a.Allowed) {
 		res.Status = StatusFailed
 		res.Reason = fmt.Sprintf("refusing to write %q: not within the allowed CPUs %s", to, a.Allowed)
@@ -166,6 +179,7 @@ func (a *Applier) retarget(to sysfs.CPUSet) (sysfs.CPUSet, error) {
 		return sysfs.CPUSet{}, fmt.Errorf("stale online mask, and re-reading it failed: %w", err)
 	}
 	allowed := online.Difference(a.Banned).Difference(a.Avoid)
+	a.wentOffline = a.wentOffline.Union(a.Allowed.Difference(online))
 	a.Allowed = a.Allowed.Intersect(online)
 	if still := to.Intersect(allowed); !still.IsEmpty() {
 		return still, nil

@@ -103,7 +103,8 @@ var gicChip = regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
 
 // partitionedPPIChip matches the per-partition PPI domains that
 // irq-partition-percpu.c creates ("GICv3-23"): every IRQ in them is per-CPU.
-var partitionedPPIChip = regexp.MustCompile(`^GIC(v[0-9]+)?-[0-9]+$`)
+// GICv2 on 6.1 and 6.12 is named "GIC-0", which is not a partition.
+var partitionedPPIChip = regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
 
 // perCPUHWIRQ reports whether a GIC interrupt ID is banked per CPU: SGIs
 // 0–15, PPIs 16–31 and extended PPIs 1056–1119 (GICv3.1).

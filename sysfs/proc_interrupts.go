@@ -2,11 +2,15 @@ package sysfs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Interrupts is the parsed content of /proc/interrupts.
@@ -95,13 +99,49 @@ func (in Interrupts) column(cpu int) (int, bool) {
 }
 
 // Interrupts reads and parses <proc>/interrupts. The file has no length
-// limit: a 256-CPU × 4096-IRQ table is about 12 MB.
+// limit: a 256-CPU × 4096-IRQ table is about 12 MB. The read buffer is
+// recycled between calls, since a daemon reads the file again and again
+// and the parsed value keeps no reference into it.
 func (fs FS) Interrupts() (Interrupts, error) {
-	data, err := readFile(fs.ProcPath("interrupts"))
+	buf := interruptsBuf.Get().(*[]byte)
+	defer interruptsBuf.Put(buf)
+	data, err := readFileInto(fs.ProcPath("interrupts"), *buf)
+	*buf = data[:0]
 	if err != nil {
 		return Interrupts{}, err
 	}
 	return parseInterrupts(data)
+}
+
+// interruptsBuf holds read buffers for FS.Interrupts.
+var interruptsBuf = sync.Pool{New: func() any { return new([]byte) }}
+
+// readFileInto reads the whole file at path into buf[:0], growing it as
+// needed, and wraps failures in ErrFileRead as readFile does. Like
+// readFile it does not trust the size a kernel file reports.
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf[:0], fmt.Errorf("%w: %w", ErrFileRead, err)
+	}
+	defer f.Close()
+	buf = buf[:0]
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 64<<10)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, fmt.Errorf("%w: %w", ErrFileRead, err)
+		}
+	}
 }
 
 // parseInterrupts parses the bytes of /proc/interrupts (format: see
@@ -343,8 +383,9 @@ func (p *interruptsParser) takeCounts() []uint64 {
 // (then bad is true). next is where the first unread token starts, or
 // where reading stopped. why is set when a number overflows uint64.
 func parseCounts(line []byte, pos int, dst []uint64) (n, next int, bad bool, why string) {
+	i := pos
 	for n < len(dst) {
-		i := skipSpace(line, pos)
+		i = skipSpace(line, i)
 		if i == len(line) {
 			return n, i, false, ""
 		}
@@ -369,9 +410,8 @@ func parseCounts(line []byte, pos int, dst []uint64) (n, next int, bad bool, why
 		}
 		dst[n] = v
 		n++
-		pos = i
 	}
-	return n, pos, false, ""
+	return n, i, false, ""
 }
 
 // parseTail parses what follows the counts of a numbered row: chip, hwirq,
@@ -475,7 +515,7 @@ func triggerWord(tok []byte) string {
 // "-<name>" token, or -1 when tok is not one.
 func handlerDash(tok []byte) int {
 	dash := bytes.IndexByte(tok, '-')
-	if dash < 0 || dash == len(tok)-1 || !isDigits(tok[:dash]) {
+	if dash < 0 || dash == len(tok)-1 || (dash > 0 && !isDigits(tok[:dash])) {
 		return -1
 	}
 	return dash
@@ -548,7 +588,17 @@ func interruptsLineError(lineNo int, line []byte, why string) error {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
 
 // skipSpace returns the index of the first non-space byte of b at or after i.
+// The kernel pads every count to 11 columns, so it looks at 8 bytes at a
+// time first and jumps to the first byte that is not ' '.
 func skipSpace(b []byte, i int) int {
+	for i >= 0 && i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:]) ^ 0x2020202020202020
+		if x != 0 {
+			i += bits.TrailingZeros64(x) >> 3
+			break
+		}
+		i += 8
+	}
 	for i < len(b) && isSpace(b[i]) {
 		i++
 	}

@@ -65,3 +65,17 @@ func TestSetCPUOnline(t *testing.T) {
 		t.Errorf("CPU without online file: err = %v, want ErrWrite", err)
 	}
 }
+
+func TestProcessesNamed(t *testing.T) {
+	fs := writeTree(t, map[string]string{
+		"proc/1/comm":    "systemd\n",
+		"proc/812/comm":  "irqbalance\n",
+		"proc/900/comm":  "irqbalancer\n",
+		"proc/self/comm": "irqbalance\n",
+		"proc/irq/1/x":   "",
+	})
+	pids, err := fs.ProcessesNamed("irqbalance")
+	if err != nil || len(pids) != 1 || pids[0] != 812 {
+		t.Errorf("ProcessesNamed = %v, %v; want [812]", pids, err)
+	}
+}

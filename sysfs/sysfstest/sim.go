@@ -279,13 +279,13 @@ func TempDir(t testing.TB) string {
 // if needed) and returns the simulator that owns it.
 func Build(root string, cfg Config) (*Sim, error) {
 	if cfg.Possible < 1 || cfg.Possible > 4096 {
-		return nil, fmt.Errorf("Possible = %d, want 1…4096", cfg.Possible)
+		return nil, fmt.Errorf("config: Possible = %d, want 1…4096", cfg.Possible)
 	}
 	if cfg.Present == 0 {
 		cfg.Present = cfg.Possible
 	}
 	if cfg.Present > cfg.Possible {
-		return nil, fmt.Errorf("Present = %d exceeds Possible = %d", cfg.Present, cfg.Possible)
+		return nil, fmt.Errorf("config: Present = %d exceeds Possible = %d", cfg.Present, cfg.Possible)
 	}
 	s := &Sim{
 		root:    root,
@@ -389,8 +389,8 @@ func (s *Sim) SysDir() string { return filepath.Join(s.root, "sys") }
 // FS is a sysfs.FS reading the tree.
 func (s *Sim) FS() sysfs.FS { return s.fs }
 
-// Kernel is the simulated kernel version.
-func (s *Sim) Kernel() Version { return s.kernel }
+// Version is the simulated kernel version.
+func (s *Sim) Version() Version { return s.kernel }
 
 // Online returns the CPUs online now.
 func (s *Sim) Online() sysfs.CPUSet {
