@@ -52,3 +52,4 @@ clean:
 	rm -rf $(BIN)
 
 -include tests/vm/vm.mk
+-include ebpf/ebpf.mk

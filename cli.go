@@ -76,6 +76,9 @@ var globalValueFlags = map[string]bool{
 	"-proc": true, "-sys": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
 }
 
+// reorderable are the commands that take arguments and only boolean flags.
+var reorderable = map[string]bool{"drain": true, "offline": true, "online": true, "pin": true, "unpin": true}
+
 // flagsFirst moves a command's flags before its CPU arguments, so that
 // "irqshift drain 2 --dry-run" works as people type it: urfave/cli stops
 // reading flags at the first argument. Every command flag is a boolean, so
@@ -94,7 +97,7 @@ func flagsFirst(args []string) []string {
 			i++
 		}
 	}
-	if cmd < 0 {
+	if cmd < 0 || !reorderable[args[cmd]] {
 		return args
 	}
 	var flags, positional []string
@@ -133,6 +136,8 @@ type options struct {
 	dryRun  bool
 	stdout  io.Writer
 	writing bool
+	// statePath is the state file, "" for none.
+	statePath string
 }
 
 func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
@@ -153,11 +158,11 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system root (a fixture tree in tests)"},
 			&cli.StringFlag{Name: "sys", Value: "/sys", Usage: "sys file system root (a fixture tree in tests)"},
-			&cli.StringFlag{Name: "banned-cpus", Usage: "cpulist of CPUs no IRQ may be moved to; " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
-			&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches"},
-			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets"},
-			&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned"},
-			&cli.StringFlag{Name: "state", Usage: "state file of pins and learned IRQs (default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
+			&cli.StringFlag{Name: "banned-cpus", EnvVars: []string{affinity.EnvBannedCPUsFlag}, Usage: "cpulist of CPUs no IRQ may be moved to; " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
+			&cli.StringFlag{Name: "banned-irqs", EnvVars: []string{affinity.EnvBannedIRQs}, Usage: "comma-separated IRQ numbers irqshift never touches"},
+			&cli.BoolFlag{Name: "include-isolated", EnvVars: []string{affinity.EnvIncludeIsolated}, Usage: "allow isolated and nohz_full CPUs as targets"},
+			&cli.BoolFlag{Name: "include-pinned", EnvVars: []string{affinity.EnvIncludePinned}, Usage: "let rebalance move IRQs the admin pinned"},
+			&cli.StringFlag{Name: "state", EnvVars: []string{"IRQSHIFT_STATE"}, Usage: "state file of pins and learned IRQs (default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 		},
 		Commands: []*cli.Command{
@@ -187,6 +192,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Flags:     []cli.Flag{jsonFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOffline),
 			},
+			watchCommand(withOptions(stdout, stderr, getenv, true, cmdWatch)),
 			{
 				Name:      "pin",
 				Usage:     "pin an IRQ to CPUs and remember it: irqshift restores it after the kernel breaks it",
@@ -215,16 +221,37 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	return app
 }
 
+// newLogger logs to stderr at --log-level (info for the daemon unless set),
+// without timestamps under systemd, whose journal adds its own.
+func newLogger(c *cli.Context, stderr io.Writer, getenv func(string) string) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usageError("--log-level: %v", err)
+	}
+	if c.Command.Name == "watch" && !c.IsSet("log-level") {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if getenv("JOURNAL_STREAM") != "" {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts)), nil
+}
+
 // withOptions resolves the global flags and checks privileges before a
 // command runs.
 func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bool,
 	action func(*cli.Context, *options) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-			return usageError("--log-level: %v", err)
+		logger, err := newLogger(c, stderr, getenv)
+		if err != nil {
+			return err
 		}
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 		fs, err := sysfs.NewFS(c.String("proc"), c.String("sys"))
 		if err != nil {
 			return usageError("--proc/--sys: %v", err)
@@ -258,13 +285,14 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		}
 		engine.Planner.IncludePinned = c.Bool("include-pinned")
 		err = action(c, &options{
-			fs:      fs,
-			logger:  logger,
-			engine:  engine,
-			json:    c.Bool("json"),
-			dryRun:  c.Bool("dry-run"),
-			stdout:  stdout,
-			writing: writing,
+			fs:        fs,
+			logger:    logger,
+			engine:    engine,
+			json:      c.Bool("json"),
+			dryRun:    c.Bool("dry-run"),
+			stdout:    stdout,
+			writing:   writing,
+			statePath: statePath,
 		})
 		if writing && statePath != "" {
 			if serr := affinity.SaveState(statePath, engine.Saved()); serr != nil {

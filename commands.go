@@ -110,7 +110,7 @@ func cmdOffline(c *cli.Context, o *options) error {
 	results := o.engine.Applier(st, drained).Apply(c.Context, plan, st.IRQs)
 	moveErr := failedMoves(results)
 	for _, cpu := range drained.CPUs() {
-		if err := o.fs.SetCPUOnline(cpu, false); err != nil {
+		if err := o.engine.SetCPUOnline(cpu, false); err != nil {
 			return fmt.Errorf("drained CPU %d but could not take it offline: %w", cpu, err)
 		}
 		o.logger.Info("CPU offline", "cpu", cpu)
@@ -166,7 +166,7 @@ func cmdOnline(c *cli.Context, o *options) error {
 		}
 	}
 	for _, cpu := range cpus {
-		if err := o.fs.SetCPUOnline(cpu, true); err != nil {
+		if err := o.engine.SetCPUOnline(cpu, true); err != nil {
 			return err
 		}
 		o.logger.Info("CPU online", "cpu", cpu)

@@ -83,3 +83,19 @@ func TestGlobalValueFlagsComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestReorderableCommandsHaveOnlyBoolFlags keeps flagsFirst safe: moving a
+// flag that takes a value would separate it from its value.
+func TestReorderableCommandsHaveOnlyBoolFlags(t *testing.T) {
+	app := newApp(nil, nil, func(string) string { return "" })
+	for _, cmd := range app.Commands {
+		if !reorderable[cmd.Name] {
+			continue
+		}
+		for _, f := range cmd.Flags {
+			if _, ok := f.(*cli.BoolFlag); !ok {
+				t.Errorf("command %s is reorderable but flag %v takes a value", cmd.Name, f.Names())
+			}
+		}
+	}
+}

@@ -13,7 +13,9 @@ import (
 type Engine struct {
 	FS sysfs.FS
 	// Kernel receives the writes; nil means FS.
-	Kernel  Kernel
+	Kernel Kernel
+	// Hotplug takes CPUs offline and online; nil means FS.
+	Hotplug Hotplug
 	Banned  BannedCPUs
 	Policy  Policy
 	Memory  Memory
@@ -26,6 +28,20 @@ type Engine struct {
 	// masks from the admin's pins.
 	Written Written
 	Logger  *slog.Logger
+}
+
+// Hotplug writes /sys/devices/system/cpu/cpuN/online; sysfs.FS implements
+// it, and so does the test simulator.
+type Hotplug interface {
+	SetCPUOnline(cpu int, online bool) error
+}
+
+// SetCPUOnline goes through Hotplug, or FS when it is nil.
+func (e *Engine) SetCPUOnline(cpu int, online bool) error {
+	if e.Hotplug != nil {
+		return e.Hotplug.SetCPUOnline(cpu, online)
+	}
+	return e.FS.SetCPUOnline(cpu, online)
 }
 
 // State is one classified snapshot.

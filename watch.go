@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/daemon"
+	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+func watchCommand(run cli.ActionFunc) *cli.Command {
+	return &cli.Command{
+		Name:  "watch",
+		Usage: "the daemon: settle now, then re-spread IRQs within milliseconds of every CPU hotplug and restore pins when CPUs return",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "check-interval", Value: hotplug.DefaultCheckInterval, EnvVars: []string{"IRQSHIFT_CHECK_INTERVAL"},
+				Usage: "how often to re-read the online CPU list as a safety net for lost uevents; 0 turns it off"},
+			&cli.BoolFlag{Name: "no-initial-rebalance", Usage: "at start, learn the state but move nothing"},
+			&cli.BoolFlag{Name: "coexist", Usage: "run even though irqbalance is running (they will undo each other's moves)"},
+			&cli.StringFlag{Name: "metrics-address", EnvVars: []string{"IRQSHIFT_METRICS_ADDRESS"},
+				Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default)"},
+			&cli.StringFlag{Name: "config", Usage: "an EnvironmentFile (IRQSHIFT_BANNED_CPUS=…) re-read on SIGHUP"},
+		},
+		Action: run,
+	}
+}
+
+// irqbalanceError says why irqshift will not run beside irqbalance.
+func irqbalanceError(pids []int) error {
+	return fmt.Errorf("irqbalance is running (PID %v): it rewrites every IRQ's affinity on each pass, "+
+		"which would undo irqshift's moves and the pins it restores; stop it "+
+		"(systemctl disable --now irqbalance) or pass --coexist", pids)
+}
+
+func cmdWatch(c *cli.Context, o *options) error {
+	if pids, err := o.fs.ProcessesNamed("irqbalance"); err == nil && len(pids) > 0 && !c.Bool("coexist") {
+		return irqbalanceError(pids)
+	}
+	configPath := c.String("config")
+	reload := func(e *affinity.Engine) error {
+		lookup := os.Getenv
+		if configPath != "" {
+			values, err := affinity.ReadEnvFile(configPath)
+			if err != nil {
+				return err
+			}
+			lookup = func(k string) string {
+				if v, ok := values[k]; ok {
+					return v
+				}
+				return os.Getenv(k)
+			}
+		}
+		cfg, err := affinity.ParseConfig(lookup)
+		if err != nil {
+			return err
+		}
+		cfg.Apply(e)
+		o.logger.Info("configuration reloaded", "banned_cpus", cfg.Banned.User.String(), "include_isolated", cfg.Banned.IncludeIsolated)
+		return nil
+	}
+	if configPath != "" {
+		if err := reload(o.engine); err != nil {
+			return usageError("--config: %v", err)
+		}
+	}
+
+	var metrics *daemon.Metrics
+	if addr := c.String("metrics-address"); addr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = daemon.NewMetrics(reg)
+		stop, err := serveMetrics(c.Context, addr, reg, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reloads <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	var watchdog time.Duration
+	if interval, err := sddaemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		watchdog = interval / 2
+	}
+	d := &daemon.Daemon{
+		Engine: o.engine,
+		Source: &hotplug.Watcher{
+			CheckInterval: c.Duration("check-interval"),
+			OnlinePath:    o.fs.SysPath(sysfs.CPUDir, "online"),
+			Logger:        o.logger,
+		},
+		StatePath:          o.statePath,
+		NoInitialRebalance: c.Bool("no-initial-rebalance"),
+		Logger:             o.logger,
+		Metrics:            metrics,
+		Notify: func(state string) {
+			if _, err := sddaemon.SdNotify(false, state); err != nil {
+				o.logger.Warn("sd_notify failed", "state", state, "err", err)
+			}
+		},
+		WatchdogInterval: watchdog,
+		Reload:           reloads,
+		ReloadConfig:     reload,
+	}
+	return d.Run(c.Context)
+}
+
+// serveMetrics serves /metrics on addr until the returned stop is called.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, o *options) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.logger.Error("metrics server stopped", "err", err)
+		}
+	}()
+	o.logger.Info("serving metrics", "address", ln.Addr().String())
+	return func() {
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}, nil
+}
