@@ -135,6 +135,7 @@ type options struct {
 	json    bool
 	dryRun  bool
 	stdout  io.Writer
+	stderr  io.Writer
 	writing bool
 	// statePath is the state file, "" for none.
 	statePath string
@@ -143,6 +144,7 @@ type options struct {
 func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (format in the README)"}
 	dryRunFlag := &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, write nothing"}
+	verifyFlag := &cli.BoolFlag{Name: "verify", Usage: "afterwards, prove with eBPF over 2 s that moved IRQs fire on their new CPUs (exit 3 if not)"}
 	app := &cli.App{
 		Name:      "irqshift",
 		Usage:     "keep device IRQs off CPUs going offline and spread them round-robin over the online CPUs",
@@ -175,24 +177,25 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			{
 				Name:   "rebalance",
 				Usage:  "spread every movable IRQ round-robin over the allowed CPUs",
-				Flags:  []cli.Flag{jsonFlag, dryRunFlag},
+				Flags:  []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
 				Action: withOptions(stdout, stderr, getenv, true, cmdRebalance),
 			},
 			{
 				Name:      "drain",
 				Usage:     "move every movable IRQ off the given CPUs",
 				ArgsUsage: "CPU...",
-				Flags:     []cli.Flag{jsonFlag, dryRunFlag},
+				Flags:     []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdDrain),
 			},
 			{
 				Name:      "offline",
 				Usage:     "drain the given CPUs, take them offline, and check that no movable IRQ is left on them",
 				ArgsUsage: "CPU...",
-				Flags:     []cli.Flag{jsonFlag},
+				Flags:     []cli.Flag{jsonFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOffline),
 			},
 			watchCommand(withOptions(stdout, stderr, getenv, true, cmdWatch)),
+			verifyCommand(stdout, stderr, getenv),
 			{
 				Name:      "pin",
 				Usage:     "pin an IRQ to CPUs and remember it: irqshift restores it after the kernel breaks it",
@@ -210,7 +213,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Name:      "online",
 				Usage:     "bring the given CPUs online, then rebalance",
 				ArgsUsage: "CPU...",
-				Flags:     []cli.Flag{jsonFlag},
+				Flags:     []cli.Flag{jsonFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOnline),
 			},
 		},
@@ -291,6 +294,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 			json:      c.Bool("json"),
 			dryRun:    c.Bool("dry-run"),
 			stdout:    stdout,
+			stderr:    stderr,
 			writing:   writing,
 			statePath: statePath,
 		})

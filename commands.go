@@ -64,14 +64,18 @@ func (o *options) applyAndReport(c *cli.Context, st *affinity.State, plan affini
 		return writePlanTable(o.stdout, st, plan)
 	}
 	results := o.engine.Applier(st, avoid).Apply(c.Context, plan, st.IRQs)
+	verified, err := o.confirmMoves(c, results, st.IRQs)
+	if err != nil {
+		return err
+	}
 	if o.json {
-		if err := writeJSON(o.stdout, applyJSON{Moves: plan.Moves, Skipped: plan.Skipped, Results: results}); err != nil {
+		if err := writeJSON(o.stdout, applyJSON{Moves: plan.Moves, Skipped: plan.Skipped, Results: results, Verify: verified}); err != nil {
 			return err
 		}
 	} else if err := writeResultsTable(o.stdout, st, plan, results); err != nil {
 		return err
 	}
-	return failedMoves(results)
+	return o.verdicts(verified, failedMoves(results))
 }
 
 // failedMoves turns failed results into the exit code 3 error. Refused
@@ -120,7 +124,11 @@ func cmdOffline(c *cli.Context, o *options) error {
 		return fmt.Errorf("CPUs %s are offline, but re-reading the state failed: %w", drained, err)
 	}
 	left := leftOn(after, drained)
-	report := offlineJSON{CPUs: drained, Moves: plan.Moves, Skipped: plan.Skipped, Results: results, LeftBehind: left}
+	verified, err := o.confirmMoves(c, results, st.IRQs)
+	if err != nil {
+		return err
+	}
+	report := offlineJSON{CPUs: drained, Moves: plan.Moves, Skipped: plan.Skipped, Results: results, LeftBehind: left, Verify: verified}
 	if o.json {
 		if err := writeJSON(o.stdout, report); err != nil {
 			return err
@@ -131,7 +139,7 @@ func cmdOffline(c *cli.Context, o *options) error {
 	if len(left) > 0 {
 		return exitCoder{code: exitUnmovable, err: fmt.Errorf("movable IRQs %v are still on offline CPUs %s", left, drained)}
 	}
-	return moveErr
+	return o.verdicts(verified, moveErr)
 }
 
 // leftOn lists the movable IRQs that still have a CPU of cpus in their
@@ -267,4 +275,22 @@ func cmdUnpin(c *cli.Context, o *options) error {
 	o.engine.Written[affinity.Key(irq)] = irq.Affinity
 	fmt.Fprintf(o.stdout, "IRQ %d unpinned; the next rebalance spreads it\n", irq.IRQ)
 	return nil
+}
+
+// verdicts prints the --verify table (text mode) and returns the first
+// error: failed moves, then IRQs firing where they should not.
+func (o *options) verdicts(verified *verifyDoc, moveErr error) error {
+	if verified == nil {
+		return moveErr
+	}
+	if !o.json {
+		fmt.Fprintln(o.stdout)
+		if err := writeVerifyTable(o.stdout, *verified); err != nil {
+			return err
+		}
+	}
+	if moveErr != nil {
+		return moveErr
+	}
+	return badChecks(verified.IRQs)
 }

@@ -48,6 +48,8 @@ type applyJSON struct {
 	Moves   []affinity.Move   `json:"moves"`
 	Skipped []affinity.Skip   `json:"skipped"`
 	Results []affinity.Result `json:"results"`
+	// Verify is present with --verify.
+	Verify *verifyDoc `json:"verify,omitempty"`
 }
 
 type offlineJSON struct {
@@ -58,6 +60,8 @@ type offlineJSON struct {
 	// LeftBehind lists movable IRQs still effective on the offlined CPUs:
 	// empty unless something went wrong.
 	LeftBehind []int `json:"left_behind"`
+	// Verify is present with --verify.
+	Verify *verifyDoc `json:"verify,omitempty"`
 }
 
 func listJSON(st *affinity.State, pins affinity.Pins) listDoc {

@@ -35,6 +35,8 @@ func watchCommand(run cli.ActionFunc) *cli.Command {
 			&cli.StringFlag{Name: "metrics-address", EnvVars: []string{"IRQSHIFT_METRICS_ADDRESS"},
 				Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default)"},
 			&cli.StringFlag{Name: "config", Usage: "an EnvironmentFile (IRQSHIFT_BANNED_CPUS=…) re-read on SIGHUP"},
+			&cli.BoolFlag{Name: "no-verify", EnvVars: []string{"IRQSHIFT_NO_VERIFY"}, Usage: "do not confirm moves with eBPF after each settle"},
+			&cli.DurationFlag{Name: "verify-window", Value: 2 * time.Second, Usage: "how long to watch moved IRQs fire after a settle"},
 		},
 		Action: run,
 	}
@@ -128,6 +130,12 @@ func cmdWatch(c *cli.Context, o *options) error {
 		WatchdogInterval: watchdog,
 		Reload:           reloads,
 		ReloadConfig:     reload,
+	}
+	if !c.Bool("no-verify") {
+		sampler := newSampler(o.fs, o.stderr)
+		sampler.Notice = func(reason string) { o.logger.Warn("move confirmation is coarser", "reason", reason) }
+		confirmer := &daemon.Confirmer{Sampler: sampler, Window: c.Duration("verify-window"), Metrics: metrics, Logger: o.logger}
+		d.AfterApply = confirmer.AfterApply
 	}
 	return d.Run(c.Context)
 }

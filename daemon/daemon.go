@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
@@ -35,8 +37,14 @@ type Daemon struct {
 	Reload       <-chan struct{}
 	ReloadConfig func(*affinity.Engine) error
 	// AfterApply, when set, is called with the results of every settle
-	// that moved IRQs: the eBPF confirmation hooks in here.
+	// that moved IRQs: the eBPF confirmation hooks in here. It runs in its
+	// own goroutine so that sampling never delays the next hotplug; one at
+	// a time (a settle during a running one is not confirmed), and Run
+	// waits for it before returning.
 	AfterApply func(ctx context.Context, st *affinity.State, results []affinity.Result)
+
+	confirming sync.WaitGroup
+	busy       atomic.Bool
 	// OnSettle, when set, is called after every settle (tests, logs).
 	OnSettle func(Settle)
 }
@@ -85,11 +93,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.Engine.Restore(saved)
 	}
 	d.Engine.TrackPins = true
+	defer d.confirming.Wait()
 	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
+	defer d.confirming.Wait()
 	defer cancel()
 	events := make(chan hotplug.Event, eventQueue)
 	sourceDone := make(chan error, 1)
@@ -208,8 +218,11 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	}
 	d.Metrics.settled(reason, s.Results, s.Reaction.Seconds(), !received.IsZero())
 	d.record(s)
-	if d.AfterApply != nil && movedAny(s.Results) {
-		d.AfterApply(ctx, st, s.Results)
+	if d.AfterApply != nil && movedAny(s.Results) && d.busy.CompareAndSwap(false, true) {
+		d.confirming.Go(func() {
+			defer d.busy.Store(false)
+			d.AfterApply(ctx, st, s.Results)
+		})
 	}
 	if d.OnSettle != nil {
 		d.OnSettle(s)

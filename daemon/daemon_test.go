@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -349,5 +350,50 @@ func TestEnobufsResync(t *testing.T) {
 	h.check(nil)
 	if got := testutil.ToFloat64(h.d.Metrics.resyncs.WithLabelValues("enobufs")); got != 1 {
 		t.Errorf("resync metric = %v", got)
+	}
+}
+
+// TestConfirmAfterSettle runs the Confirmer on the simulator: the moved
+// IRQs that fire land on their new CPUs (verified), and one the test moves
+// behind the daemon's back is counted as misrouted.
+func TestConfirmAfterSettle(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	confirmed := make(chan struct{}, 4)
+	var h *harness
+	h = startOn(t, sim, "", func(d *Daemon) {
+		fire := func(ctx context.Context, window time.Duration) error {
+			// Interrupt load during the window: the rng and the mmio
+			// virtio fire; the uart was moved away behind our back.
+			for _, irq := range []int{21, 22, 13} {
+				if err := sim.AddCounts(irq, 100); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		c := &Confirmer{Sampler: sysfs.ProcSampler{FS: sim.FS(), Wait: fire}, Window: time.Millisecond, Metrics: d.Metrics, Logger: slog.New(slog.DiscardHandler)}
+		d.AfterApply = func(ctx context.Context, st *affinity.State, results []affinity.Result) {
+			// Someone moves the uart elsewhere right after our write.
+			for _, r := range results {
+				if r.IRQ == 13 {
+					other := (r.To.First() + 1) % 4
+					if err := sim.WriteAffinity(13, sysfs.NewCPUSet(other)); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			c.AfterApply(ctx, st, results)
+			confirmed <- struct{}{}
+		}
+	})
+	select {
+	case <-confirmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no confirmation after the start-up settle")
+	}
+	verified := testutil.ToFloat64(h.d.Metrics.verifiedMoves)
+	misrouted := testutil.ToFloat64(h.d.Metrics.misroutedIRQs)
+	if verified < 2 || misrouted != 1 {
+		t.Errorf("verified %v misrouted %v; want >= 2 and 1 (the uart)", verified, misrouted)
 	}
 }
