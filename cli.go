@@ -197,6 +197,19 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			watchCommand(withOptions(stdout, stderr, getenv, true, cmdWatch)),
 			verifyCommand(stdout, stderr, getenv),
 			{
+				Name:   "man",
+				Usage:  "print the man page (roff), for make install",
+				Hidden: true,
+				Action: func(c *cli.Context) error {
+					page, err := c.App.ToMan()
+					if err != nil {
+						return err
+					}
+					_, err = io.WriteString(stdout, page)
+					return err
+				},
+			},
+			{
 				Name:      "pin",
 				Usage:     "pin an IRQ to CPUs and remember it: irqshift restores it after the kernel breaks it",
 				ArgsUsage: "IRQ CPUS",
