@@ -5,6 +5,8 @@
 #   make vm-test      build the vm-tagged arm64 test binary (+ bin/irqshift-linux-arm64 when
 #                     main.go exists), boot GICv3 then GICv2 for each kernel in VM_KERNELS
 #   make vm-capture   refresh tests/testdata/vm-gicv3-4cpu, vm-gicv3-4cpu-cpu2-offline, vm-gicv2-4cpu
+#   make demo         boot the GICv3 VM (newest kernel) and narrate the kernel's hotplug behaviour
+#                     and irqshift's (tests/vm/demo.sh); fetches what it needs
 #
 # Variables: VM_KERNELS (default "newest 6.1"), KERNEL_PKG, VM_SMP, VM_TIMEOUT (see suite.sh, run.sh).
 
@@ -12,7 +14,7 @@ VM_DIR := tests/vm
 VM_TEST_BIN := $(VM_DIR)/.cache/bin/vmtest.test
 VM_KERNELS ?= newest 6.1
 
-.PHONY: vm-fetch vm-test vm-capture vm-testbin vm-irqshift-bin
+.PHONY: vm-fetch vm-test vm-capture vm-testbin vm-irqshift-bin demo
 
 vm-fetch:
 	bash $(VM_DIR)/fetch.sh
@@ -31,3 +33,7 @@ vm-test: vm-testbin vm-irqshift-bin
 
 vm-capture: vm-testbin
 	bash $(VM_DIR)/suite.sh capture $(VM_TEST_BIN)
+
+# demo.sh fetches the kernel itself (fetch.sh) and needs bin/irqshift-linux-arm64.
+demo: vm-irqshift-bin
+	bash $(VM_DIR)/demo.sh
