@@ -297,7 +297,10 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 				logger.Warn("starting with a fresh state", "err", err)
 			}
 			engine.Restore(saved)
-			engine.TrackPins = true
+			// Only writing commands learn pins: they can probe a new pin
+			// (a managed queue looks like one on 6.1) and save it. list
+			// and --dry-run show the pins already recorded.
+			engine.TrackPins = writing
 		}
 		engine.Planner.IncludePinned = c.Bool("include-pinned")
 		err = action(c, &options{

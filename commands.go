@@ -23,15 +23,41 @@ func cmdList(_ *cli.Context, o *options) error {
 }
 
 func cmdRebalance(c *cli.Context, o *options) error {
+	st, err := o.load()
+	if err != nil {
+		return err
+	}
+	return o.rebalance(c, st)
+}
+
+// rebalance prints the plan (--dry-run) or applies it through the engine,
+// which re-plans once when the kernel reveals managed IRQs by refusing.
+func (o *options) rebalance(c *cli.Context, st *affinity.State) error {
+	if o.dryRun {
+		plan, err := o.engine.Planner.Rebalance(st.IRQs, st.Allowed)
+		if err != nil {
+			return err
+		}
+		return o.applyAndReport(c, st, plan, sysfs.CPUSet{})
+	}
+	st, plan, results, err := o.engine.Rebalance(c.Context, st)
+	if err != nil {
+		return err
+	}
+	return o.report(c, st, plan, results)
+}
+
+// load snapshots and classifies; for a writing command it also probes
+// newly learned pins, so managed IRQs are not taken for pins.
+func (o *options) load() (*affinity.State, error) {
 	st, err := o.engine.Load()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	plan, err := o.engine.Planner.Rebalance(st.IRQs, st.Allowed)
-	if err != nil {
-		return err
+	if o.writing {
+		o.engine.ProbePins(st)
 	}
-	return o.applyAndReport(c, st, plan, sysfs.CPUSet{})
+	return st, nil
 }
 
 func cmdDrain(c *cli.Context, o *options) error {
@@ -46,6 +72,9 @@ func cmdDrain(c *cli.Context, o *options) error {
 	drained, err := affinity.CheckCPUs(cpus, st.Snapshot.CPUs, st.Allowed, false)
 	if err != nil {
 		return err
+	}
+	if o.writing {
+		o.engine.ProbePins(st) // only now: bad input writes nothing
 	}
 	plan, err := o.engine.Planner.Drain(st.IRQs, drained, st.Allowed)
 	if err != nil {
@@ -64,6 +93,12 @@ func (o *options) applyAndReport(c *cli.Context, st *affinity.State, plan affini
 		return writePlanTable(o.stdout, st, plan)
 	}
 	results := o.engine.Applier(st, avoid).Apply(c.Context, plan, st.IRQs)
+	return o.report(c, st, plan, results)
+}
+
+// report prints the results of an apply, confirms them with --verify, and
+// returns the exit code 3 error when a move failed or an IRQ misfires.
+func (o *options) report(c *cli.Context, st *affinity.State, plan affinity.Plan, results []affinity.Result) error {
 	verified, err := o.confirmMoves(c, results, st.IRQs)
 	if err != nil {
 		return err
@@ -106,6 +141,9 @@ func cmdOffline(c *cli.Context, o *options) error {
 	drained, err := affinity.CheckCPUs(cpus, st.Snapshot.CPUs, st.Allowed, true)
 	if err != nil {
 		return err
+	}
+	if o.writing {
+		o.engine.ProbePins(st) // only now: bad input writes nothing
 	}
 	plan, err := o.engine.Planner.Drain(st.IRQs, drained, st.Allowed)
 	if err != nil {
@@ -179,7 +217,7 @@ func cmdOnline(c *cli.Context, o *options) error {
 		}
 		o.logger.Info("CPU online", "cpu", cpu)
 	}
-	st, err := o.engine.Load()
+	st, err := o.load()
 	if err != nil {
 		return err
 	}
@@ -188,11 +226,7 @@ func cmdOnline(c *cli.Context, o *options) error {
 			return errors.New("CPU " + fmt.Sprint(cpu) + " did not come online")
 		}
 	}
-	plan, err := o.engine.Planner.Rebalance(st.IRQs, st.Allowed)
-	if err != nil {
-		return err
-	}
-	return o.applyAndReport(c, st, plan, sysfs.CPUSet{})
+	return o.rebalance(c, st)
 }
 
 // findIRQ parses an IRQ argument and finds it in st.

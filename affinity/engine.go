@@ -1,7 +1,11 @@
 package affinity
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/irqshift/irqshift/sysfs"
@@ -82,21 +86,81 @@ func (e *Engine) Load() (*State, error) {
 		Allowed:  e.Banned.Allowed(snap.CPUs),
 	}
 	if e.TrackPins {
-		st.LearnedPins = e.Planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, e.Written)
+		st.LearnedPins = e.Planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, snap.CPUs.Possible, e.Written)
 	}
 	return st, nil
+}
+
+// kernel is where writes go.
+func (e *Engine) kernel() Kernel {
+	if e.Kernel == nil {
+		return e.FS
+	}
+	return e.Kernel
+}
+
+// ProbePins tells managed IRQs from pins before anything relies on the
+// pins of st: on kernel 6.1 a managed queue's mask ("2") looks exactly like
+// an admin's pin and only a refused write tells them apart. Each newly
+// learned pin is written back unchanged, a harmless write; a refusal
+// drops the pin, remembers the IRQ as managed and reclassifies it in st.
+// Only writing commands and the daemon call it, never list or --dry-run.
+func (e *Engine) ProbePins(st *State) {
+	if len(st.LearnedPins) == 0 {
+		return
+	}
+	kept := st.LearnedPins[:0]
+	for _, pin := range st.LearnedPins {
+		i := slices.IndexFunc(st.IRQs, func(irq IRQ) bool { return irq.IRQ == pin.IRQ })
+		if i < 0 {
+			continue
+		}
+		err := e.kernel().WriteAffinity(pin.IRQ, st.IRQs[i].Affinity)
+		if !errors.Is(err, sysfs.ErrUnmovable) {
+			kept = append(kept, pin)
+			continue
+		}
+		reason := fmt.Sprintf("managed: the kernel refused a write (%s)", errnoText(err))
+		e.Memory.Learn(st.IRQs[i], reason)
+		delete(e.Planner.Pins, Key(st.IRQs[i]))
+		st.IRQs[i].Class, st.IRQs[i].Reason = ClassManaged, reason
+	}
+	st.LearnedPins = kept
+}
+
+// Rebalance plans a rebalance of st and applies it. When the kernel
+// refuses some writes (managed IRQs that only a refusal reveals, on 6.1),
+// the plan had counted them as movable and given them a place: it loads
+// the state again, now knowing them, and rebalances once more so the
+// others end up even.
+func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Result, error) {
+	plan, err := e.Planner.Rebalance(st.IRQs, st.Allowed)
+	if err != nil {
+		return st, plan, nil, err
+	}
+	results := e.Applier(st, sysfs.CPUSet{}).Apply(ctx, plan, st.IRQs)
+	if !slices.ContainsFunc(results, func(r Result) bool { return r.Status == StatusUnmovable }) {
+		return st, plan, results, nil
+	}
+	again, err := e.Load()
+	if err != nil {
+		return st, plan, results, err
+	}
+	plan2, err := e.Planner.Rebalance(again.IRQs, again.Allowed)
+	if err != nil {
+		return st, plan, results, err
+	}
+	results2 := e.Applier(again, sysfs.CPUSet{}).Apply(ctx, plan2, again.IRQs)
+	plan.Moves = append(plan.Moves, plan2.Moves...)
+	return again, plan, append(results, results2...), nil
 }
 
 // Applier returns an Applier for plans made from st. avoid holds CPUs a
 // retried move must not go to (those being drained).
 func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
-	kernel := e.Kernel
-	if kernel == nil {
-		kernel = e.FS
-	}
 	e.init()
 	return &Applier{
-		Kernel:     kernel,
+		Kernel:     e.kernel(),
 		Allowed:    st.Allowed.Difference(avoid),
 		Banned:     st.Banned,
 		Avoid:      avoid,

@@ -29,11 +29,15 @@ type Written map[string]sysfs.CPUSet
 
 // LearnPins records as pins the masks of movable IRQs that look set by
 // hand: not covering every online CPU (the kernel's default, and what it
-// writes when it breaks a pin), and not the mask irqshift last wrote. It
-// returns the pins that are new or changed. A recorded pin is never
-// dropped because the mask now looks default: that is exactly what the
-// kernel leaves after an offline. `irqshift unpin` drops one.
-func (p Pins) LearnPins(irqs []IRQ, online sysfs.CPUSet, written Written) []Pin {
+// writes when it breaks a pin), not covering more than half of the possible
+// CPUs (what the kernel's overwrite still looks like once the CPU is back,
+// when irqshift was not running to see it happen: "0-1,3" with 0-3
+// online), and not the mask irqshift last wrote. A broad pin can still be
+// recorded with `irqshift pin`. It returns the pins that are new or
+// changed. A recorded pin is never dropped because the mask now looks
+// default: that is exactly what the kernel leaves after an offline.
+// `irqshift unpin` drops one.
+func (p Pins) LearnPins(irqs []IRQ, online, possible sysfs.CPUSet, written Written) []Pin {
 	var learned []Pin
 	for _, irq := range irqs {
 		if !irq.Movable() {
@@ -44,7 +48,7 @@ func (p Pins) LearnPins(irqs []IRQ, online sysfs.CPUSet, written Written) []Pin 
 		if mask.IsEmpty() {
 			continue
 		}
-		if online.IsSubsetOf(mask) {
+		if online.IsSubsetOf(mask) || 2*mask.Len() > possible.Len() {
 			if written != nil {
 				written[key] = mask
 			}

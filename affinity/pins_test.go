@@ -18,28 +18,34 @@ func TestLearnPins(t *testing.T) {
 	}
 	written := Written{Key(irqs[2]): cpus("1")}
 	pins := Pins{}
-	learned := pins.LearnPins(irqs, online, written)
+	learned := pins.LearnPins(irqs, online, online, written)
 	if len(learned) != 2 || learned[0].IRQ != 21 || learned[1].IRQ != 23 || learned[1].CPUs.String() != "2-3" {
 		t.Fatalf("learned %+v, want pins of 21 and 23", learned)
 	}
-	if again := pins.LearnPins(irqs, online, written); len(again) != 0 {
+	if again := pins.LearnPins(irqs, online, online, written); len(again) != 0 {
 		t.Errorf("second learn reported %+v as new", again)
 	}
 	// The kernel offlines CPU2 and overwrites 21's mask with the online
 	// mask: the pin must survive.
 	irqs[1].Affinity = cpus("0-1,3")
-	if again := pins.LearnPins(irqs, cpus("0-1,3"), written); len(again) != 0 || pins[Key(irqs[1])].CPUs.String() != "2" {
+	if again := pins.LearnPins(irqs, cpus("0-1,3"), online, written); len(again) != 0 || pins[Key(irqs[1])].CPUs.String() != "2" {
 		t.Errorf("kernel overwrite changed the pin: learned %+v, pin %v", again, pins[Key(irqs[1])])
 	}
 	// CPU2 returns; the kernel left "0-1,3", which no longer covers the
 	// online CPUs but is not a pin either.
-	if again := pins.LearnPins(irqs, online, written); len(again) != 0 || pins[Key(irqs[1])].CPUs.String() != "2" {
+	if again := pins.LearnPins(irqs, online, online, written); len(again) != 0 || pins[Key(irqs[1])].CPUs.String() != "2" {
 		t.Errorf("kernel's stale online mask learned as a pin: %+v", again)
 	}
 	// The admin re-pins 23 to 1.
 	irqs[3].Affinity = cpus("1")
-	if again := pins.LearnPins(irqs, online, written); len(again) != 1 || pins[Key(irqs[3])].CPUs.String() != "1" {
+	if again := pins.LearnPins(irqs, online, online, written); len(again) != 1 || pins[Key(irqs[3])].CPUs.String() != "1" {
 		t.Errorf("new pin not learned: %+v", again)
+	}
+	// Without irqshift watching, the kernel broke a pin of IRQ 25 to CPU2
+	// and CPU2 came back: "0-1,3" is the kernel's, not the admin's.
+	broken := []IRQ{movableOn(25, "0-1,3")}
+	if again := pins.LearnPins(broken, online, online, written); len(again) != 0 {
+		t.Errorf("the kernel's overwrite learned as a pin: %+v", again)
 	}
 	if !pins.Forget(23) || pins.Forget(23) {
 		t.Error("Forget(23) should drop the pin once")

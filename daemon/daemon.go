@@ -13,7 +13,6 @@ import (
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
-	"github.com/irqshift/irqshift/sysfs"
 )
 
 // Daemon is `irqshift watch`. Set the fields, then call Run once.
@@ -200,11 +199,12 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		d.log().Info("learned pin", "irq", pin.IRQ, "cpus", pin.CPUs.String())
 	}
 	if move {
-		s.Plan, err = d.Engine.Planner.Rebalance(st.IRQs, st.Allowed)
+		d.Engine.ProbePins(st)
+		st, s.Plan, s.Results, err = d.Engine.Rebalance(ctx, st)
+		s.State = st
 		if err != nil {
 			return s, err
 		}
-		s.Results = d.Engine.Applier(st, sysfs.CPUSet{}).Apply(ctx, s.Plan, st.IRQs)
 	}
 	end := time.Now()
 	received := earliestCPUEvent(batch)

@@ -132,7 +132,7 @@ func TestCLIListMatchesKernel(t *testing.T) {
 			mode := fileMode(t, irqFile(q.IRQ, "smp_affinity_list"))
 			t.Logf("%s: smp_affinity_list mode %04o, class %q (%s), pin %v", name, mode, q.Class, q.Reason, q.Pin)
 			if q.Pin != nil {
-				t.Logf("KNOWN IRQSHIFT BUG (tests/vm/README.md): %s: the kernel's managed mask %v is taken for an admin pin", name, q.Pin)
+				t.Errorf("%s: the kernel's managed mask %v is taken for an admin pin", name, q.Pin)
 			}
 			if is612 {
 				if mode != 0o444 || q.Class != "managed" || !strings.Contains(q.Reason, "read-only") {
@@ -190,13 +190,18 @@ func TestCLIListMatchesKernel(t *testing.T) {
 		case wrote:
 			refusedQueues++
 			t.Logf("virtio-blk queue IRQ %d: %s, error_class %s (%s)", irq, res.Status, res.ErrorClass, res.Reason)
+		case !is612 && skipped && skip.Class == "managed" && strings.Contains(skip.Reason, "refused"):
+			// irqshift probed the queue's mask, which looked like an admin pin,
+			// before planning: the refusal told it the queue is managed.
+			refusedQueues++
+			t.Logf("virtio-blk queue IRQ %d: skipped: %s", irq, skip.Reason)
 		}
 		if a := affinity(t, irq); a != state.masks[irq] {
 			t.Errorf("virtio-blk queue IRQ %d: affinity %q -> %q", irq, state.masks[irq], a)
 		}
 	}
 	if !is612 && refusedQueues == 0 {
-		t.Errorf("6.1: rebalance with everything on CPU0 wrote no virtio-blk queue; want at least one result with status unmovable\n%s", rr.Stdout)
+		t.Errorf("6.1: rebalance found no virtio-blk queue managed (by a refused write or probe)\n%s", rr.Stdout)
 	}
 	refusedNow := d.unmovable()
 	for irq := range refusedNow {
@@ -221,28 +226,15 @@ func TestCLIListMatchesKernel(t *testing.T) {
 }
 
 // checkBalanced asserts that counts (movable IRQs per CPU) differ by at most one, as the README
-// promises for rebalance, and that there are no other problems. When the same irqshift run had a
-// write refused (kernel 6.1, where the virtio-blk queues look movable until then), such problems
-// are the irqshift bug described in tests/vm/README.md ("Known irqshift bugs"): the (sub)test is
-// then skipped with the numbers instead of failing. It must be the last call of a (sub)test.
+// promises for rebalance, and reports the other problems found. On 6.1 the virtio-blk queues look
+// movable until the kernel refuses a write; irqshift then re-plans, so refusals in the same run
+// are no excuse (refusedInRun is logged only).
 func checkBalanced(t *testing.T, what string, counts map[int]int, refusedInRun map[int]bool, problems ...string) {
 	t.Helper()
 	d, text := spread(counts)
-	t.Logf("%s: %s", what, text)
+	t.Logf("%s: %s (writes refused in the run: %d)", what, text, len(refusedInRun))
 	if d > 1 {
 		problems = append(problems, fmt.Sprintf("%s differ by %d (%s), want at most 1", what, d, text))
-	}
-	if len(problems) == 0 {
-		return
-	}
-	if len(refusedInRun) > 0 && !t.Failed() {
-		var r []int
-		for irq := range refusedInRun {
-			r = append(r, irq)
-		}
-		sort.Ints(r)
-		t.Skipf("KNOWN IRQSHIFT BUG (tests/vm/README.md): the kernel refused writes to IRQs %v in the same run, whose places the plan kept: %s",
-			r, strings.Join(problems, "; "))
 	}
 	for _, p := range problems {
 		t.Error(p)
@@ -549,4 +541,39 @@ func TestCLIBannedCPUs(t *testing.T) {
 		}
 	}
 	checkBalanced(t, fmt.Sprintf("movable IRQs per allowed CPU (%s)", formatCPUList(allowed)), perCPU(t, movable, allowed), d.unmovable())
+}
+
+// TestCLIKernelOverwriteIsNotAPin: an admin pinned IRQs to CPU2, the kernel offlined CPU2 without
+// irqshift (the masks became the online mask, 0-1,3) and CPU2 came back. A first irqshift run,
+// with no state, must not take the kernel's 0-1,3 for the admin's intent: rebalance spreads them.
+func TestCLIKernelOverwriteIsNotAPin(t *testing.T) {
+	needIrqshift(t, 4)
+	restoreAtEnd(t)
+	_, movable := listMovable(t)
+	pin(t, movable, "2")
+	if err := setCPUOnline(2, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := setCPUOnline(2, true); err != nil {
+		t.Fatal(err)
+	}
+	broken := 0
+	for _, irq := range movable {
+		if aff := affinity(t, irq); aff == "0-1,3" {
+			broken++
+		}
+	}
+	if broken == 0 {
+		t.Fatal("the kernel did not overwrite any pin with 0-1,3; the test proves nothing")
+	}
+	r := irqshift(t, "rebalance", "--json")
+	mustExit(t, r, 0)
+	var doc applyDoc
+	decodeJSON(t, r, &doc)
+	for _, irq := range movable {
+		if sk, ok := doc.skipped(irq); ok && strings.Contains(sk.Reason, "pinned") {
+			t.Errorf("IRQ %d left as %q: the kernel's overwrite taken for a pin", irq, sk.Reason)
+		}
+	}
+	checkBalanced(t, "movable IRQs per CPU after rebalance", perCPU(t, movable, onlineCPUs(t)), nil)
 }

@@ -1,0 +1,113 @@
+package affinity_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/sysfs"
+	"github.com/irqshift/irqshift/sysfs/sysfstest"
+)
+
+// TestProbePinsFindsManagedQueues: on kernel 6.1 the virtio-blk queues'
+// masks ("0", "1", …) look like admin pins; the probe's refused rewrite
+// shows they are managed, and nothing changes in the kernel.
+func TestProbePinsFindsManagedQueues(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel61))
+	e := &affinity.Engine{FS: sim.FS(), Kernel: sim, TrackPins: true}
+	st, err := e.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	learned := map[int]bool{}
+	for _, p := range st.LearnedPins {
+		learned[p.IRQ] = true
+	}
+	managed := []int{}
+	for _, irq := range sim.IRQs() {
+		if sim.Kind(irq) == sysfstest.KindManaged {
+			managed = append(managed, irq)
+			if !learned[irq] {
+				t.Fatalf("managed IRQ %d not mistaken for a pin before the probe; the test proves nothing", irq)
+			}
+		}
+	}
+	before := map[int]string{}
+	for _, irq := range managed {
+		aff, _, _ := sim.State(irq)
+		before[irq] = aff.String()
+	}
+	e.ProbePins(st)
+	if len(st.LearnedPins) != 0 || len(e.Planner.Pins) != 0 {
+		t.Errorf("pins left after the probe: %+v", e.Planner.Pins)
+	}
+	for _, irq := range st.IRQs {
+		for _, m := range managed {
+			if irq.IRQ == m && irq.Class != affinity.ClassManaged {
+				t.Errorf("IRQ %d class %s after the probe", m, irq.Class)
+			}
+		}
+	}
+	for _, irq := range managed {
+		if aff, _, _ := sim.State(irq); aff.String() != before[irq] {
+			t.Errorf("probe changed IRQ %d: %s -> %s", irq, before[irq], aff)
+		}
+	}
+	// The next load knows them from memory, without another write.
+	writes := len(sim.Writes())
+	again, _ := e.Load()
+	e.ProbePins(again)
+	if len(sim.Writes()) != writes || len(again.LearnedPins) != 0 {
+		t.Errorf("second load probed again or relearned pins: %+v", again.LearnedPins)
+	}
+}
+
+// TestRebalanceReplansAfterRefusals: with every IRQ pinned to CPU0 on 6.1
+// the first plan gives the managed queues places; their refusals must not
+// leave the movable IRQs uneven.
+func TestRebalanceReplansAfterRefusals(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel61))
+	for _, irq := range sim.IRQs() {
+		if sim.Kind(irq).Movable() {
+			if err := sim.WriteAffinity(irq, sysfs.NewCPUSet(0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e := &affinity.Engine{FS: sim.FS(), Kernel: sim}
+	st, err := e.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, results, err := e.Rebalance(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, r := range results {
+		if r.Status == affinity.StatusUnmovable {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no write was refused; the test proves nothing")
+	}
+	load := map[int]int{0: 0, 1: 0, 2: 0, 3: 0}
+	for _, irq := range sim.IRQs() {
+		if sim.Kind(irq).Movable() {
+			_, eff, _ := sim.State(irq)
+			load[eff.First()]++
+		}
+	}
+	lo, hi := 99, 0
+	for _, n := range load {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if hi-lo > 1 {
+		t.Errorf("movable IRQs per CPU %v after %d refusals", load, refused)
+	}
+	st, _ = e.Load()
+	if plan, _ := e.Planner.Rebalance(st.IRQs, st.Allowed); len(plan.Moves) != 0 {
+		t.Errorf("a second rebalance still plans %+v", plan.Moves)
+	}
+}
