@@ -162,11 +162,26 @@ func cmdOffline(c *cli.Context, o *options) error {
 		return fmt.Errorf("CPUs %s are offline, but re-reading the state failed: %w", drained, err)
 	}
 	left := leftOn(after, drained)
-	verified, err := o.confirmMoves(c, results, st.IRQs)
+	// Drivers react to the offline too (virtio-net rewrites its queues to
+	// every online CPU in its own hotplug callback, and the chip then puts
+	// them on the lowest): once the CPUs are really gone, even things out.
+	rebalanced := []affinity.Result{}
+	if after.Snapshot.CPUs.Online.Intersect(drained).IsEmpty() && len(left) == 0 {
+		var tidy []affinity.Result
+		after, _, tidy, err = o.engine.Rebalance(c.Context, after)
+		if err != nil {
+			return fmt.Errorf("CPUs %s are offline, but the rebalance after it failed: %w", drained, err)
+		}
+		rebalanced = append(rebalanced, tidy...)
+		moveErr = errors.Join(moveErr, failedMoves(tidy))
+		results = append(results, tidy...)
+	}
+	verified, err := o.confirmMoves(c, results, after.IRQs)
 	if err != nil {
 		return err
 	}
-	report := offlineJSON{CPUs: drained, Moves: plan.Moves, Skipped: plan.Skipped, Results: results, LeftBehind: left, Verify: verified}
+	report := offlineJSON{CPUs: drained, Moves: plan.Moves, Skipped: plan.Skipped, Results: results[:len(results)-len(rebalanced)],
+		Rebalanced: rebalanced, LeftBehind: left, Verify: verified}
 	if o.json {
 		if err := writeJSON(o.stdout, report); err != nil {
 			return err

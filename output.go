@@ -60,6 +60,9 @@ type offlineJSON struct {
 	// LeftBehind lists movable IRQs still effective on the offlined CPUs:
 	// empty unless something went wrong.
 	LeftBehind []int `json:"left_behind"`
+	// Rebalanced are the moves of the rebalance run once the CPUs are
+	// offline, to even out what drivers' own hotplug callbacks changed.
+	Rebalanced []affinity.Result `json:"rebalanced"`
 	// Verify is present with --verify.
 	Verify *verifyDoc `json:"verify,omitempty"`
 }
@@ -219,6 +222,12 @@ func writeResultsTable(w io.Writer, st *affinity.State, plan affinity.Plan, resu
 func writeOfflineTable(w io.Writer, st *affinity.State, report offlineJSON) error {
 	if err := writeResultsTable(w, st, affinity.Plan{Skipped: report.Skipped}, report.Results); err != nil {
 		return err
+	}
+	if len(report.Rebalanced) > 0 {
+		fmt.Fprintf(w, "\nafter the offline, evening out what drivers changed:\n")
+		if err := writeResultsTable(w, st, affinity.Plan{}, report.Rebalanced); err != nil {
+			return err
+		}
 	}
 	if len(report.LeftBehind) == 0 {
 		fmt.Fprintf(w, "\nCPU %s offline; no movable IRQ is left on it.\n", report.CPUs)
