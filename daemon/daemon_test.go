@@ -359,8 +359,7 @@ func TestEnobufsResync(t *testing.T) {
 func TestConfirmAfterSettle(t *testing.T) {
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
 	confirmed := make(chan struct{}, 4)
-	var h *harness
-	h = startOn(t, sim, "", func(d *Daemon) {
+	h := startOn(t, sim, "", func(d *Daemon) {
 		fire := func(ctx context.Context, window time.Duration) error {
 			// Interrupt load during the window: the rng and the mmio
 			// virtio fire; the uart was moved away behind our back.
