@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -276,7 +275,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		if err != nil {
 			return usageError("%v", err)
 		}
-		bannedIRQs, err := parseIRQList(c.String("banned-irqs"))
+		bannedIRQs, err := affinity.ParseIRQList(c.String("banned-irqs"))
 		if err != nil {
 			return usageError("--banned-irqs: %v", err)
 		}
@@ -335,22 +334,6 @@ func resolveStatePath(flag string, fs sysfs.FS) string {
 		return affinity.DefaultStatePath
 	}
 	return ""
-}
-
-func parseIRQList(text string) (map[int]bool, error) {
-	out := map[int]bool{}
-	for field := range strings.SplitSeq(text, ",") {
-		field = strings.TrimSpace(field)
-		if field == "" {
-			continue
-		}
-		n, err := strconv.Atoi(field)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%q is not an IRQ number", field)
-		}
-		out[n] = true
-	}
-	return out, nil
 }
 
 // parseCPUArgs reads CPU numbers given as separate arguments or cpulists

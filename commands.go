@@ -61,26 +61,34 @@ func (o *options) load() (*affinity.State, error) {
 }
 
 func cmdDrain(c *cli.Context, o *options) error {
-	cpus, err := parseCPUArgs(c)
+	st, drained, plan, err := o.planDrain(c, false)
 	if err != nil {
 		return err
+	}
+	return o.applyAndReport(c, st, plan, drained)
+}
+
+// planDrain reads the CPU arguments and the state, checks the CPUs (for
+// offline also that they can go offline) and plans their drain. Bad input
+// returns before anything is written.
+func (o *options) planDrain(c *cli.Context, forOffline bool) (*affinity.State, sysfs.CPUSet, affinity.Plan, error) {
+	cpus, err := parseCPUArgs(c)
+	if err != nil {
+		return nil, sysfs.CPUSet{}, affinity.Plan{}, err
 	}
 	st, err := o.engine.Load()
 	if err != nil {
-		return err
+		return nil, sysfs.CPUSet{}, affinity.Plan{}, err
 	}
-	drained, err := affinity.CheckCPUs(cpus, st.Snapshot.CPUs, st.Allowed, false)
+	drained, err := affinity.CheckCPUs(cpus, st.Snapshot.CPUs, st.Allowed, forOffline)
 	if err != nil {
-		return err
+		return nil, sysfs.CPUSet{}, affinity.Plan{}, err
 	}
 	if o.writing {
 		o.engine.ProbePins(st) // only now: bad input writes nothing
 	}
 	plan, err := o.engine.Planner.Drain(st.IRQs, drained, st.Allowed)
-	if err != nil {
-		return err
-	}
-	return o.applyAndReport(c, st, plan, drained)
+	return st, drained, plan, err
 }
 
 // applyAndReport prints a plan (--dry-run) or applies it and prints the
@@ -130,22 +138,7 @@ func failedMoves(results []affinity.Result) error {
 }
 
 func cmdOffline(c *cli.Context, o *options) error {
-	cpus, err := parseCPUArgs(c)
-	if err != nil {
-		return err
-	}
-	st, err := o.engine.Load()
-	if err != nil {
-		return err
-	}
-	drained, err := affinity.CheckCPUs(cpus, st.Snapshot.CPUs, st.Allowed, true)
-	if err != nil {
-		return err
-	}
-	if o.writing {
-		o.engine.ProbePins(st) // only now: bad input writes nothing
-	}
-	plan, err := o.engine.Planner.Drain(st.IRQs, drained, st.Allowed)
+	st, drained, plan, err := o.planDrain(c, true)
 	if err != nil {
 		return err
 	}
