@@ -115,7 +115,14 @@ func (e *Engine) ProbePins(st *State) {
 		if i < 0 {
 			continue
 		}
-		err := e.kernel().WriteAffinity(pin.IRQ, st.IRQs[i].Affinity)
+		mask := st.IRQs[i].Affinity
+		if mask.Intersect(st.Allowed).IsEmpty() {
+			// Never write a mask without an online, allowed CPU, not even
+			// the kernel's own: the planner will try it, and learn then.
+			kept = append(kept, pin)
+			continue
+		}
+		err := e.kernel().WriteAffinity(pin.IRQ, mask)
 		if !errors.Is(err, sysfs.ErrUnmovable) {
 			kept = append(kept, pin)
 			continue
