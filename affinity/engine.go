@@ -28,6 +28,11 @@ type Engine struct {
 	// snapshot. It needs Written to survive between runs (a state file):
 	// without it every mask irqshift wrote would look like a pin.
 	TrackPins bool
+	// CacheStaticCPUs makes Load read the CPU files that do not change at
+	// run time once, and then only the online list. The daemon sets it;
+	// Reload (SIGHUP) forgets the cache.
+	CacheStaticCPUs bool
+	staticCPUs      *sysfs.CPUInfo
 	// Written is what irqshift wrote last to each IRQ, to tell its own
 	// masks from the admin's pins.
 	Written Written
@@ -74,9 +79,17 @@ func (e *Engine) init() {
 
 // Load snapshots the kernel state and classifies it.
 func (e *Engine) Load() (*State, error) {
-	snap, err := e.FS.Snapshot()
+	var static *sysfs.CPUInfo
+	if e.CacheStaticCPUs {
+		static = e.staticCPUs
+	}
+	snap, err := e.FS.SnapshotWith(static)
 	if err != nil {
 		return nil, err
+	}
+	if e.CacheStaticCPUs && e.staticCPUs == nil {
+		cpus := snap.CPUs
+		e.staticCPUs = &cpus
 	}
 	e.init()
 	st := &State{
@@ -90,6 +103,11 @@ func (e *Engine) Load() (*State, error) {
 	}
 	return st, nil
 }
+
+// ForgetCPUs drops the cached static CPU files, so the next Load reads
+// them all again (on SIGHUP, and after a resync for a reason other than a
+// hotplug event).
+func (e *Engine) ForgetCPUs() { e.staticCPUs = nil }
 
 // kernel is where writes go.
 func (e *Engine) kernel() Kernel {

@@ -2,6 +2,7 @@ package affinity_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/irqshift/irqshift/affinity"
@@ -109,5 +110,34 @@ func TestRebalanceReplansAfterRefusals(t *testing.T) {
 	st, _ = e.Load()
 	if plan, _ := e.Planner.Rebalance(st.IRQs, st.Allowed); len(plan.Moves) != 0 {
 		t.Errorf("a second rebalance still plans %+v", plan.Moves)
+	}
+}
+
+// TestCacheStaticCPUs: with the cache on, Load re-reads only the online
+// list; isolated CPUs read at the first Load stay banned even if the file
+// is changed (it cannot change at run time), until ForgetCPUs.
+func TestCacheStaticCPUs(t *testing.T) {
+	cfg := sysfstest.VM4(sysfstest.Kernel612)
+	cfg.Isolated = sysfs.NewCPUSet(3)
+	sim := sysfstest.New(t, cfg)
+	e := &affinity.Engine{FS: sim.FS(), Kernel: sim, CacheStaticCPUs: true}
+	st, err := e.Load()
+	if err != nil || st.Allowed.String() != "0-2" {
+		t.Fatalf("first load: allowed %s, %v", st.Allowed, err)
+	}
+	if err := sim.SetCPUOnline(1, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sim.FS().SysPath(sysfs.CPUDir, "isolated"), []byte("\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = e.Load()
+	if st.Allowed.String() != "0,2" {
+		t.Errorf("cached load: allowed %s, want 0,2 (online re-read, isolated cached)", st.Allowed)
+	}
+	e.ForgetCPUs()
+	st, _ = e.Load()
+	if st.Allowed.String() != "0,2-3" {
+		t.Errorf("after ForgetCPUs: allowed %s, want 0,2-3", st.Allowed)
 	}
 }

@@ -92,6 +92,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.Engine.Restore(saved)
 	}
 	d.Engine.TrackPins = true
+	d.Engine.CacheStaticCPUs = true
 	defer d.confirming.Wait()
 	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
@@ -132,6 +133,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.notify("WATCHDOG=1")
 		case <-d.Reload:
 			d.Metrics.resync("sighup")
+			d.Engine.ForgetCPUs()
 			if d.ReloadConfig != nil {
 				if err := d.ReloadConfig(d.Engine); err != nil {
 					d.log().Error("reload: keeping the old configuration", "err", err)
@@ -151,7 +153,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 					break drain
 				}
 			}
-			d.settleLogged(ctx, batchReason(batch, d.Metrics), batch)
+			reason := batchReason(batch, d.Metrics)
+			if reason == "resync" {
+				// Events were lost: trust no cached CPU file either.
+				d.Engine.ForgetCPUs()
+			}
+			d.settleLogged(ctx, reason, batch)
 		}
 	}
 }

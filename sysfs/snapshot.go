@@ -35,7 +35,24 @@ var snapshotWorkers = max(4, runtime.GOMAXPROCS(0))
 // Snapshot reads the whole state. It fails on unreadable or malformed
 // files; it never returns a partial snapshot with a nil error.
 func (fs FS) Snapshot() (*Snapshot, error) {
-	cpus, err := fs.CPUInfo()
+	return fs.SnapshotWith(nil)
+}
+
+// SnapshotWith is Snapshot for a caller that already read the CPU files
+// that do not change while the machine runs (possible, present, isolated,
+// nohz_full, which CPUs can be hotplugged, NUMA nodes): it re-reads only
+// /sys/devices/system/cpu/online. The daemon does this on every hotplug
+// event, where each file read is time before the first write. static nil
+// reads everything.
+func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
+	var cpus CPUInfo
+	var err error
+	if static == nil {
+		cpus, err = fs.CPUInfo()
+	} else {
+		cpus = *static
+		cpus.Online, err = fs.OnlineCPUs()
+	}
 	if err != nil {
 		return nil, err
 	}
