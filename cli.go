@@ -96,7 +96,11 @@ func flagsFirst(args []string) []string {
 			i++
 		}
 	}
-	if cmd < 0 || !reorderable[args[cmd]] {
+	if cmd < 0 {
+		return args
+	}
+	args, cmd = hoistGlobalFlags(args, cmd)
+	if !reorderable[args[cmd]] {
 		return args
 	}
 	var flags, positional []string
@@ -114,6 +118,42 @@ func flagsFirst(args []string) []string {
 	out := append([]string{}, args[:cmd+1]...)
 	out = append(out, flags...)
 	return append(out, positional...)
+}
+
+// globalBoolFlags are the global flags without a value.
+var globalBoolFlags = map[string]bool{"--include-isolated": true, "--include-pinned": true, "-include-isolated": true, "-include-pinned": true}
+
+// hoistGlobalFlags moves global flags given after the command name before
+// it, where urfave/cli reads them: the unit runs `irqshift … watch
+// $IRQSHIFT_ARGS`, and "--log-level debug" there must work. It returns the
+// new arguments and the command's new index.
+func hoistGlobalFlags(args []string, cmd int) ([]string, int) {
+	var global, rest []string
+	tail := args[cmd+1:]
+	for i := 0; i < len(tail); i++ {
+		arg := tail[i]
+		if arg == "--" {
+			rest = append(rest, tail[i:]...)
+			break
+		}
+		name, _, hasValue := strings.Cut(arg, "=")
+		switch {
+		case globalValueFlags[name] && !hasValue && i+1 < len(tail):
+			global = append(global, arg, tail[i+1])
+			i++
+		case globalValueFlags[name] || globalBoolFlags[name]:
+			global = append(global, arg)
+		default:
+			rest = append(rest, arg)
+		}
+	}
+	if len(global) == 0 {
+		return args, cmd
+	}
+	out := append([]string{}, args[:cmd]...)
+	out = append(out, global...)
+	out = append(out, args[cmd])
+	return append(out, rest...), len(args[:cmd]) + len(global)
 }
 
 // isFlagError recognises urfave/cli's and the flag package's complaints

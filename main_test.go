@@ -60,6 +60,9 @@ func TestFlagsFirst(t *testing.T) {
 		{"irqshift drain -- 2 --json", "irqshift drain -- 2 --json"},
 		{"irqshift drain -1", "irqshift drain -1"},
 		{"irqshift", "irqshift"},
+		{"irqshift watch --log-level debug --coexist", "irqshift --log-level debug watch --coexist"},
+		{"irqshift --state /s watch --metrics-address :1 --include-pinned", "irqshift --state /s --include-pinned watch --metrics-address :1"},
+		{"irqshift drain 2 --log-level=info --json", "irqshift --log-level=info drain --json 2"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(flagsFirst(strings.Fields(tt.in)), " "); got != tt.want {

@@ -37,6 +37,10 @@ type Engine struct {
 	// masks from the admin's pins.
 	Written Written
 	Logger  *slog.Logger
+	// Transient are online CPU sets that existed since the last Load (the
+	// daemon derives them from the events of a batch). A mask equal to one
+	// is the kernel's overwrite or a driver's hotplug callback, not a pin.
+	Transient []sysfs.CPUSet
 }
 
 // Hotplug writes /sys/devices/system/cpu/cpuN/online; sysfs.FS implements
@@ -83,9 +87,20 @@ func (e *Engine) Load() (*State, error) {
 	if e.CacheStaticCPUs {
 		static = e.staticCPUs
 	}
-	snap, err := e.FS.SnapshotWith(static)
-	if err != nil {
-		return nil, err
+	// A hotplug during the snapshot changes the online set first and the
+	// masks after (the kernel's overwrite, virtio-net's callback): re-read
+	// the online set after the masks, and learn no pin from a snapshot in
+	// which it moved.
+	var snap *sysfs.Snapshot
+	consistent := false
+	for try := 0; try < 5 && !consistent; try++ {
+		s, err := e.FS.SnapshotWith(static)
+		if err != nil {
+			return nil, err
+		}
+		snap = s
+		after, err := e.FS.OnlineCPUs()
+		consistent = err == nil && after.Equal(s.CPUs.Online)
 	}
 	if e.CacheStaticCPUs && e.staticCPUs == nil {
 		cpus := snap.CPUs
@@ -98,9 +113,17 @@ func (e *Engine) Load() (*State, error) {
 		Banned:   e.Banned.All(snap.CPUs),
 		Allowed:  e.Banned.Allowed(snap.CPUs),
 	}
-	if e.TrackPins {
+	if e.TrackPins && consistent {
+		for _, irq := range st.IRQs {
+			for _, set := range e.Transient {
+				if irq.Movable() && irq.Affinity.Equal(set) {
+					e.Written[Key(irq)] = irq.Affinity
+				}
+			}
+		}
 		st.LearnedPins = e.Planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, snap.CPUs.Possible, e.Written)
 	}
+	e.Transient = nil
 	return st, nil
 }
 

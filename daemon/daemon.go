@@ -13,6 +13,7 @@ import (
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/sysfs"
 )
 
 // Daemon is `irqshift watch`. Set the fields, then call Run once.
@@ -42,6 +43,7 @@ type Daemon struct {
 	// waits for it before returning.
 	AfterApply func(ctx context.Context, st *affinity.State, results []affinity.Result)
 
+	lastOnline sysfs.CPUSet // online CPUs of the last snapshot
 	confirming sync.WaitGroup
 	busy       atomic.Bool
 	// OnSettle, when set, is called after every settle (tests, logs).
@@ -197,11 +199,26 @@ func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplu
 // settle snapshots, plans a rebalance (which restores pins) and applies it.
 func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move bool) (Settle, error) {
 	s := Settle{Reason: reason, Events: batch}
+	// The online sets this batch went through: a mask equal to one of them
+	// was written by the kernel or a driver during the burst.
+	cur := d.lastOnline
+	for _, ev := range batch {
+		switch {
+		case ev.Resync || ev.CPU < 0:
+			continue
+		case ev.Action == hotplug.Offline:
+			cur = cur.Without(ev.CPU)
+		default:
+			cur = cur.With(ev.CPU)
+		}
+		d.Engine.Transient = append(d.Engine.Transient, cur)
+	}
 	st, err := d.Engine.Load()
 	if err != nil {
 		return s, err
 	}
 	s.State = st
+	d.lastOnline = st.Snapshot.CPUs.Online
 	for _, pin := range st.LearnedPins {
 		d.log().Info("learned pin", "irq", pin.IRQ, "cpus", pin.CPUs.String())
 	}
