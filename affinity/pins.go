@@ -57,6 +57,16 @@ func (p Pins) LearnPins(irqs []IRQ, online, possible sysfs.CPUSet, written Writt
 		if w, ok := written[key]; ok && w.Equal(mask) {
 			continue
 		}
+		if old, ok := p[key]; ok && !old.CPUs.IsSubsetOf(online) {
+			// The pin is displaced: a CPU of it is offline, so the IRQ was
+			// moved off by the kernel or by irqshift (whose write may not
+			// have reached the state file if it was killed). The mask is
+			// theirs; the pin waits for its CPUs.
+			if written != nil {
+				written[key] = mask
+			}
+			continue
+		}
 		if old, ok := p[key]; ok && old.CPUs.Equal(mask) {
 			continue
 		}

@@ -36,6 +36,13 @@ func TestLearnPins(t *testing.T) {
 	if again := pins.LearnPins(irqs, online, online, written); len(again) != 0 || pins[Key(irqs[1])].CPUs.String() != "2" {
 		t.Errorf("kernel's stale online mask learned as a pin: %+v", again)
 	}
+	// irqshift, killed before saving its state, had moved IRQ 21 to "1"
+	// while CPU2 was offline: a displaced pin is not replaced.
+	irqs[1].Affinity = cpus("1")
+	if again := pins.LearnPins(irqs, cpus("0-1,3"), online, written); len(again) != 0 || pins[Key(irqs[1])].CPUs.String() != "2" {
+		t.Errorf("displaced pin replaced: %+v", again)
+	}
+	irqs[1].Affinity = cpus("0-1,3")
 	// The admin re-pins 23 to 1.
 	irqs[3].Affinity = cpus("1")
 	if again := pins.LearnPins(irqs, online, online, written); len(again) != 1 || pins[Key(irqs[3])].CPUs.String() != "1" {
