@@ -251,20 +251,29 @@ func findIRQ(st *affinity.State, arg string) (affinity.IRQ, error) {
 	return affinity.IRQ{}, usageError("IRQ %d is not in /proc/interrupts", n)
 }
 
-// cmdPin writes an admin pin and records it, so that irqshift restores it
-// when the kernel breaks it on CPU offline.
-func cmdPin(c *cli.Context, o *options) error {
-	if c.NArg() != 2 {
-		return usageError("pin: give an IRQ and a CPU list, as in: irqshift pin 13 2-3")
+// loadNamedIRQ checks the arguments of pin and unpin (nargs of them, the
+// first an IRQ) and that a state file keeps pins, then loads the state and
+// finds the IRQ.
+func (o *options) loadNamedIRQ(c *cli.Context, nargs int, usage string) (*affinity.State, affinity.IRQ, error) {
+	name := c.Command.Name
+	if c.NArg() != nargs {
+		return nil, affinity.IRQ{}, usageError("%s: %s", name, usage)
 	}
 	if !o.engine.TrackPins {
-		return usageError("pin: a pin is kept in the state file; give --state PATH")
+		return nil, affinity.IRQ{}, usageError("%s: pins are kept in the state file; give --state PATH", name)
 	}
 	st, err := o.engine.Load()
 	if err != nil {
-		return err
+		return nil, affinity.IRQ{}, err
 	}
 	irq, err := findIRQ(st, c.Args().Get(0))
+	return st, irq, err
+}
+
+// cmdPin writes an admin pin and records it, so that irqshift restores it
+// when the kernel breaks it on CPU offline.
+func cmdPin(c *cli.Context, o *options) error {
+	st, irq, err := o.loadNamedIRQ(c, 2, "give an IRQ and a CPU list, as in: irqshift pin 13 2-3")
 	if err != nil {
 		return err
 	}
@@ -297,17 +306,7 @@ func cmdPin(c *cli.Context, o *options) error {
 // cmdUnpin forgets a pin. The IRQ's current mask is marked as not the
 // admin's, so the next snapshot does not learn it again.
 func cmdUnpin(c *cli.Context, o *options) error {
-	if c.NArg() != 1 {
-		return usageError("unpin: give one IRQ number")
-	}
-	if !o.engine.TrackPins {
-		return usageError("unpin: pins are kept in the state file; give --state PATH")
-	}
-	st, err := o.engine.Load()
-	if err != nil {
-		return err
-	}
-	irq, err := findIRQ(st, c.Args().Get(0))
+	_, irq, err := o.loadNamedIRQ(c, 1, "give one IRQ number")
 	if err != nil {
 		return err
 	}

@@ -280,14 +280,18 @@ func (d *Daemon) record(s Settle) {
 		// the results instead of a second snapshot.
 		after := *s.State
 		after.IRQs = append([]affinity.IRQ(nil), s.State.IRQs...)
+		index := make(map[int]int, len(after.IRQs))
+		for i, irq := range after.IRQs {
+			index[irq.IRQ] = i
+		}
 		for _, r := range s.Results {
-			for i := range after.IRQs {
-				if after.IRQs[i].IRQ == r.IRQ && (r.Status == affinity.StatusMoved || r.Status == affinity.StatusPending) {
-					after.IRQs[i].Effective = r.To
-					if !r.Effective.IsEmpty() {
-						after.IRQs[i].Effective = r.Effective
-					}
-				}
+			i, ok := index[r.IRQ]
+			if !ok || (r.Status != affinity.StatusMoved && r.Status != affinity.StatusPending) {
+				continue
+			}
+			after.IRQs[i].Effective = r.To
+			if !r.Effective.IsEmpty() {
+				after.IRQs[i].Effective = r.Effective
 			}
 		}
 		d.Metrics.observeState(&after)
