@@ -219,3 +219,27 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 		RetryDelay: 10 * time.Millisecond,
 	}
 }
+
+// Restore puts a saved state into the engine.
+func (e *Engine) Restore(s Saved) {
+	e.Planner.Cursor = s.Cursor
+	e.Planner.Pins = s.Pins
+	e.Written = s.Written
+	e.Memory = s.Managed
+}
+
+// Saved returns the engine's state for SaveState.
+func (e *Engine) Saved() Saved {
+	s := NewSaved()
+	s.Cursor = e.Planner.Cursor
+	if e.Planner.Pins != nil {
+		s.Pins = e.Planner.Pins
+	}
+	if e.Written != nil {
+		s.Written = e.Written
+	}
+	if e.Memory != nil {
+		s.Managed = e.Memory
+	}
+	return s
+}
