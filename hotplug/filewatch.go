@@ -1,0 +1,127 @@
+package hotplug
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// DefaultPollInterval is the FileWatcher's default PollInterval.
+const DefaultPollInterval = time.Second
+
+// FileWatcher reports changes to a few files, such as CRI-O's or irqbalance's configuration and
+// irqshift's own state file, so that the daemon re-reads them.
+//
+// It watches the parent directory of each file with inotify and matches the base name, so it
+// sees every way a file's content at that path can change: written in place (IN_CLOSE_WRITE),
+// replaced by a file renamed over it (IN_MOVED_TO; how CRI-O and irqshift's state file write, a
+// temporary file then rename(2)), created (IN_CREATE), removed (IN_DELETE) or renamed away
+// (IN_MOVED_FROM). A file opened for writing is reported when it is closed, not per write(2).
+// A symlink at the path is reported when the link itself changes, not its target.
+//
+// A parent directory that does not exist (e.g. /etc/sysconfig on Debian), or cannot be watched,
+// is tried again every PollInterval until it can; once it is watched, its files that exist then
+// are reported (they may have been written before the watch was set). A watched directory that
+// is removed or renamed away is reported for each of its files and then treated the same way.
+// When the kernel's event queue overflows (IN_Q_OVERFLOW), every path is reported.
+//
+// Notifications are coalesced per path: while the receiver is busy, changes to a path that is
+// already waiting to be sent add nothing, and a change after a send queues the path again, so
+// the last change of a burst is always followed by a notification. Nothing is sent for the
+// files as they are when Run starts: read them after starting Run (a change in between is
+// reported, and the extra read is harmless).
+//
+// Set the fields before Run; a FileWatcher may be run again after Run returns.
+type FileWatcher struct {
+	// Paths are the files to watch. Each notification is one of these strings as given.
+	// Relative paths are relative to the working directory at the time of Run.
+	Paths []string
+	// Logger receives debug lines about directories that do not exist (yet) and warnings
+	// about directories that cannot be watched and queue overflows; nil discards them.
+	Logger *slog.Logger
+	// PollInterval is how often a parent directory that cannot be watched is tried again;
+	// 0 means DefaultPollInterval.
+	PollInterval time.Duration
+
+	// watching, when set by a test, is called by Run (on its goroutine) each time it tries to
+	// watch dir: ok reports whether the inotify watch is in place.
+	watching func(dir string, ok bool)
+}
+
+// watchedFile is one entry of Paths: the string to send and the name to match.
+type watchedFile struct {
+	path string // as given in Paths
+	base string
+}
+
+// watchedDir is a parent directory and the files of Paths in it.
+type watchedDir struct {
+	dir   string
+	files []watchedFile
+	wd    int    // inotify watch descriptor, -1 while the directory is not watched
+	err   string // last error of watching it, to log each distinct one once
+}
+
+// groupPaths checks paths and groups them by parent directory, in the order given; duplicate
+// strings are dropped.
+func groupPaths(paths []string) ([]*watchedDir, error) {
+	var dirs []*watchedDir
+	byDir := map[string]*watchedDir{}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if p == "" {
+			return nil, fmt.Errorf("hotplug: file watcher: empty path")
+		}
+		clean := filepath.Clean(p)
+		base := filepath.Base(clean)
+		if base == "/" || base == "." || base == ".." {
+			return nil, fmt.Errorf("hotplug: file watcher: %q is not a file path", p)
+		}
+		dir := filepath.Dir(clean)
+		d := byDir[dir]
+		if d == nil {
+			d = &watchedDir{dir: dir, wd: -1}
+			byDir[dir] = d
+			dirs = append(dirs, d)
+		}
+		d.files = append(d.files, watchedFile{path: p, base: base})
+	}
+	return dirs, nil
+}
+
+// pendingPaths is the set of paths waiting to be sent, in the order they were first changed.
+type pendingPaths struct {
+	order []string
+	in    map[string]bool
+}
+
+func (q *pendingPaths) add(p string) {
+	if q.in == nil {
+		q.in = map[string]bool{}
+	}
+	if q.in[p] {
+		return
+	}
+	q.in[p] = true
+	q.order = append(q.order, p)
+}
+
+func (q *pendingPaths) addDir(d *watchedDir) {
+	for _, f := range d.files {
+		q.add(f.path)
+	}
+}
+
+func (q *pendingPaths) len() int { return len(q.order) }
+
+func (q *pendingPaths) first() string { return q.order[0] }
+
+func (q *pendingPaths) pop() {
+	delete(q.in, q.order[0])
+	q.order = q.order[1:]
+}

@@ -1,0 +1,119 @@
+#!/bin/bash
+# bench.sh: the daemon's reaction time in the arm64 VM, behind `make bench-vm`.
+#
+# usage: tests/vm/bench.sh TEST_BINARY...
+#
+# For each configuration in $BENCH_VM_CONFIGS it fetches the kernel (fetch.sh), builds its
+# initramfs (mkinitramfs.sh, as suite.sh does), boots it with run.sh running only $BENCH_VM_RUN
+# with IRQSHIFT_VM_CHURN=$BENCH_VM_CHURN random hotplug steps, then parses the marker lines of
+# TestDaemonHotplug (REACTION-MS, REACTION-MS-SINGLE, REACTION-MS-BURST, HOTPLUG-WRITE-MS) from
+# the console log and prints, per kernel and GIC, n, median, p90 and max in ms.
+#
+# Nothing here is a pass/fail judgement of speed: the figures are printed for docs/BENCHMARKS.md.
+# The exit status is 1 when a boot failed (the test failed or hung) or printed no figures.
+#
+# Environment:
+#   BENCH_VM_CONFIGS  space-separated KERNEL:GIC pairs; KERNEL as in VM_KERNELS (`newest` = the
+#                     newest arm64 kernel apt knows, or KERNEL_PKG; else a series such as 6.1),
+#                     GIC 3 or 2. Default "newest:3 newest:2 6.1:3" (6.12 GICv3, 6.12 GICv2,
+#                     6.1 GICv3 on bookworm).
+#   BENCH_VM_CHURN    random hotplug steps of TestDaemonHotplug/churn (IRQSHIFT_VM_CHURN), default 200
+#   BENCH_VM_RUN      -test.run regex, default ^TestDaemonHotplug$
+#   BENCH_VM_APPEND   more kernel command line (e.g. IRQSHIFT_VM_SEED=1 IRQSHIFT_VM_WATCH_ARGS=...)
+#   VM_SMP            CPUs (default 4; GICv2 capped at 8), VM_TIMEOUT (s per boot, default 1200)
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+CACHE=${VM_CACHE:-$here/.cache}
+[ $# -gt 0 ] || { echo "usage: $0 TEST_BINARY..." >&2; exit 2; }
+
+configs=${BENCH_VM_CONFIGS:-newest:3 newest:2 6.1:3}
+churn=${BENCH_VM_CHURN:-200}
+testrun=${BENCH_VM_RUN:-^TestDaemonHotplug\$}
+smp=${VM_SMP:-4}
+tmo=${VM_TIMEOUT:-1200}
+failed=0
+rows=()
+notes=()
+
+# prepare SERIES: fetch the kernel and build its initramfs once; sets kdir, kver, initrd.
+declare -A prepared
+prepare() {
+	local series=$1 out
+	shift
+	if [ -n "${prepared[$series]:-}" ]; then
+		read -r kdir kver initrd <<<"${prepared[$series]}"
+		return 0
+	fi
+	if [ "$series" = newest ]; then
+		out=$(bash "$here/fetch.sh") || return 1
+	else
+		out=$(env -u KERNEL_PKG KERNEL_SERIES="$series" FETCH_SET_CURRENT=0 bash "$here/fetch.sh") || return 1
+	fi
+	kdir=$(printf '%s\n' "$out" | sed -n 's/^KERNEL_DIR=//p' | tail -n1)
+	[ -n "$kdir" ] || return 1
+	kver=$(basename "$(find "$kdir/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n1)")
+	kver=${kver#vmlinuz-}
+	initrd=$CACHE/initrd-$kver.gz
+	bash "$here/mkinitramfs.sh" -k "$kdir" -o "$initrd" "$@" || return 1
+	prepared[$series]="$kdir $kver $initrd"
+}
+
+# figures LOG MARKER: "n median p90 max" of the last MARKER line in LOG, or nothing.
+figures() {
+	tr -d '\r' <"$1" | awk -v m="$2" '
+		{ for (i = 1; i <= NF; i++) if ($i == m) { line = $0; break } }
+		END {
+			if (line == "") exit
+			split(line, f, " ")
+			for (i in f) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
+			printf "%s %s %s %s\n", v["n"], v["median"], v["p90"], v["max"]
+		}'
+}
+
+for cfg in $configs; do
+	series=${cfg%%:*}
+	gic=${cfg##*:}
+	case $gic in 2 | 3) ;; *) echo "bench: bad configuration $cfg (want KERNEL:3 or KERNEL:2)" >&2; exit 2 ;; esac
+	c=$smp
+	if [ "$gic" = 2 ] && [ "$c" -gt 8 ]; then c=8; fi
+	if ! prepare "$series" "$@"; then
+		notes+=("kernel $series: FAIL (fetch or initramfs)")
+		failed=1
+		continue
+	fi
+	log=$CACHE/logs/bench-$kver-gicv$gic-${c}cpu.log
+	t=$(date +%s)
+	load0=$(cut -d' ' -f1 /proc/loadavg)
+	status=PASS
+	if ! bash "$here/run.sh" -q -k "$kdir" -i "$initrd" -g "$gic" -c "$c" -t "$tmo" -l "$log" -r "$testrun" \
+		-a "IRQSHIFT_VM_CHURN=$churn" ${BENCH_VM_APPEND:+-a "$BENCH_VM_APPEND"}; then
+		status=FAIL
+		failed=1
+	fi
+	secs=$(($(date +%s) - t))
+	load1=$(cut -d' ' -f1 /proc/loadavg)
+	seed=$(tr -d '\r' <"$log" | sed -n 's/.*CHURN seed=\([0-9]*\) steps=\([0-9]*\).*/seed=\1 steps=\2/p' | tail -n1)
+	notes+=("$kver gicv$gic ${c}cpu: $status in ${secs}s, host load average $load0 before, $load1 after, churn ${seed:-?}, log $log")
+	got=0
+	for what in REACTION-MS:all REACTION-MS-SINGLE:single REACTION-MS-BURST:burst HOTPLUG-WRITE-MS:write; do
+		f=$(figures "$log" "${what%%:*}")
+		[ -n "$f" ] || continue
+		got=1
+		read -r n med p90 mx <<<"$f"
+		rows+=("$(printf '%-24s %-4s %-7s %5s %8s %8s %8s' "$kver" "v$gic" "${what##*:}" "$n" "$med" "$p90" "$mx")")
+	done
+	if [ $got = 0 ]; then
+		notes+=("$kver gicv$gic: no REACTION-MS lines in $log")
+		failed=1
+	fi
+done
+
+echo "== irqshift VM bench: daemon reaction (reaction_ms of msg=settled), $testrun, IRQSHIFT_VM_CHURN=$churn, ${smp} vCPUs =="
+printf '%-24s %-4s %-7s %5s %8s %8s %8s\n' kernel gic settles n median p90 max
+printf '%s\n' "${rows[@]}"
+echo "(ms; all = every settle caused by a CPU event, single = one write, burst = two back-to-back writes;"
+echo " write = how long one echo 0|1 > cpuN/online took in the guest: the emulator's speed during the run;"
+echo " other work on the host ($(nproc) cores; qemu itself adds 1-2 to the load average) slows the guest and every figure)"
+printf '  %s\n' "${notes[@]}"
+exit $failed
