@@ -198,23 +198,3 @@ func (c *Counter) Close() error {
 	}
 	return nil
 }
-
-// LoadCheck proves that the committed object loads, passes the verifier and attaches on this
-// kernel, in both of its configurations (every IRQ, and a watch list), then detaches. Meant for
-// the VM tests; it returns Open's error.
-func LoadCheck() error {
-	for _, watch := range [][]int{nil, {0}} {
-		c, err := Open(watch)
-		if err != nil {
-			return err
-		}
-		if _, err := c.Snapshot(); err != nil {
-			c.Close()
-			return err
-		}
-		if err := c.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}

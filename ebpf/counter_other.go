@@ -26,9 +26,3 @@ func (c *Counter) Dropped() (uint64, error) { return 0, ErrNotSupported }
 
 // Close does nothing.
 func (c *Counter) Close() error { return nil }
-
-// LoadCheck always fails here with ErrNotSupported.
-func LoadCheck() error {
-	_, err := Open(nil)
-	return err
-}

@@ -251,7 +251,7 @@ func ParseCPUList(text string) (CPUSet, error) {
 	}
 	for part := range strings.SplitSeq(text, ",") {
 		if err := s.addListPart(part); err != nil {
-			return CPUSet{}, fmt.Errorf("%w: cpulist %q: %w", ErrFileParse, truncate(text, 80), err)
+			return CPUSet{}, fmt.Errorf("%w: cpulist %s: %w", ErrFileParse, Quote(text), err)
 		}
 	}
 	return s, nil
@@ -272,19 +272,19 @@ func (s *CPUSet) addListPart(part string) error {
 		return err
 	}
 	if last < first {
-		return fmt.Errorf("range %q ends before it starts", part)
+		return fmt.Errorf("range %s ends before it starts", quote(part, maxQuoteToken))
 	}
 	used, group := 1, 1
 	if hasStride {
 		u, g, ok := strings.Cut(stridePart, "/")
 		if !ok {
-			return fmt.Errorf("stride %q is not used/group", stridePart)
+			return fmt.Errorf("stride %s is not used/group", quote(stridePart, maxQuoteToken))
 		}
 		if used, err = strconv.Atoi(u); err != nil || used < 1 {
-			return fmt.Errorf("bad stride %q", stridePart)
+			return fmt.Errorf("bad stride %s", quote(stridePart, maxQuoteToken))
 		}
 		if group, err = strconv.Atoi(g); err != nil || group < used {
-			return fmt.Errorf("bad stride %q", stridePart)
+			return fmt.Errorf("bad stride %s", quote(stridePart, maxQuoteToken))
 		}
 	}
 	for cpu := first; cpu <= last; cpu++ {
@@ -297,11 +297,11 @@ func (s *CPUSet) addListPart(part string) error {
 
 func parseCPU(text string) (int, error) {
 	if text == "" || len(text) > 6 {
-		return 0, fmt.Errorf("bad CPU number %q", text)
+		return 0, fmt.Errorf("bad CPU number %s", quote(text, maxQuoteToken))
 	}
 	n, err := strconv.Atoi(text)
 	if err != nil || n < 0 || text[0] == '+' {
-		return 0, fmt.Errorf("bad CPU number %q", text)
+		return 0, fmt.Errorf("bad CPU number %s", quote(text, maxQuoteToken))
 	}
 	if n >= MaxCPUs {
 		return 0, fmt.Errorf("CPU %d is beyond %d", n, MaxCPUs-1)
@@ -318,20 +318,22 @@ func ParseCPUMask(text string) (CPUSet, error) {
 	text = strings.TrimSpace(text)
 	text = strings.TrimPrefix(strings.TrimPrefix(text, "0x"), "0X")
 	if text == "" {
-		return CPUSet{}, fmt.Errorf("%w: cpumask %q is empty", ErrFileParse, orig)
+		return CPUSet{}, fmt.Errorf("%w: cpumask %s is empty", ErrFileParse, Quote(orig))
+	}
+	// Count before splitting: a 10 MB run of commas must not become
+	// millions of strings.
+	if (strings.Count(text, ",")+1)*32 > MaxCPUs {
+		return CPUSet{}, fmt.Errorf("%w: cpumask %s is wider than %d CPUs", ErrFileParse, Quote(orig), MaxCPUs)
 	}
 	groups := strings.Split(text, ",")
-	if len(groups)*32 > MaxCPUs {
-		return CPUSet{}, fmt.Errorf("%w: cpumask %q is wider than %d CPUs", ErrFileParse, truncate(orig, 80), MaxCPUs)
-	}
 	var s CPUSet
 	for i, g := range groups {
 		if g == "" || len(g) > 8 {
-			return CPUSet{}, fmt.Errorf("%w: cpumask %q: group %q is not 1 to 8 hex digits", ErrFileParse, truncate(orig, 80), g)
+			return CPUSet{}, fmt.Errorf("%w: cpumask %s: group %s is not 1 to 8 hex digits", ErrFileParse, Quote(orig), quote(g, maxQuoteToken))
 		}
 		v, err := strconv.ParseUint(g, 16, 32)
 		if err != nil {
-			return CPUSet{}, fmt.Errorf("%w: cpumask %q: group %q is not hex", ErrFileParse, truncate(orig, 80), g)
+			return CPUSet{}, fmt.Errorf("%w: cpumask %s: group %s is not hex", ErrFileParse, Quote(orig), quote(g, maxQuoteToken))
 		}
 		base := 32 * (len(groups) - 1 - i)
 		for b := range 32 {
@@ -363,12 +365,4 @@ func (s *CPUSet) UnmarshalJSON(data []byte) error {
 	}
 	*s = out
 	return nil
-}
-
-// truncate shortens text for error messages.
-func truncate(text string, n int) string {
-	if len(text) <= n {
-		return text
-	}
-	return text[:n] + "…"
 }

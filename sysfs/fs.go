@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // Sentinel errors. Callers test them with errors.Is; the wrapped message says
@@ -23,9 +27,6 @@ type FS struct {
 	proc string
 	sys  string
 }
-
-// DefaultFS is the live kernel's /proc and /sys.
-var DefaultFS = FS{proc: "/proc", sys: "/sys"}
 
 // NewFS returns an FS rooted at procRoot (normally /proc) and sysRoot
 // (normally /sys). Both must be existing directories.
@@ -53,9 +54,136 @@ func (fs FS) SysPath(elem ...string) string {
 }
 
 // IsLive reports whether fs is the running kernel's /proc and /sys rather
-// than a fixture tree. Writing commands use it to refuse non-root users early.
+// than a fixture tree: whether its proc root is the same directory as
+// /proc and its sys root the same as /sys, as the file system says
+// (os.SameFile), so that a symlink or a bind mount of /proc counts as live.
+// Writing commands use it to refuse non-root users early.
 func (fs FS) IsLive() bool {
-	return fs.proc == "/proc" && fs.sys == "/sys"
+	return sameDir(fs.proc, "/proc") && sameDir(fs.sys, "/sys")
+}
+
+// sameDir reports whether the paths a and b name the same existing file.
+func sameDir(a, b string) bool {
+	ai, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	bi, err := os.Stat(b)
+	if err != nil {
+		return false
+	}
+	return os.SameFile(ai, bi)
+}
+
+// CheckWriteAccess asks the kernel whether this process may write the IRQ
+// affinity files and the CPU online files of this root, before anything is
+// written: faccessat(2) with AT_EACCESS (effective IDs and capabilities)
+// on /proc/irq/N/smp_affinity_list of the lowest-numbered IRQ whose file
+// has a write permission bit (6.12 makes those of per-CPU and managed IRQs
+// 0444, which only says the kernel will refuse), and on the first
+// cpuN/online that exists. A refusal gives an error wrapping ErrPermission
+// and the errno, which says what to do. A root with no such file has
+// nothing to check and gives nil.
+func (fs FS) CheckWriteAccess() error {
+	paths := make([]string, 0, 2)
+	if p, err := fs.firstWritableAffinity(); err != nil {
+		return err
+	} else if p != "" {
+		paths = append(paths, p)
+	}
+	if p, err := fs.firstCPUOnline(); err != nil {
+		return err
+	} else if p != "" {
+		paths = append(paths, p)
+	}
+	for _, path := range paths {
+		err := accessWrite(path)
+		switch {
+		case err == nil, errors.Is(err, os.ErrNotExist):
+			// Freed or unplugged since it was listed: nothing to say.
+		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+			return WriteAccessError(path, err)
+		default:
+			return fmt.Errorf("%w: access %s: %w", ErrWrite, path, err)
+		}
+	}
+	return nil
+}
+
+// WriteAccessError is the error CheckWriteAccess gives when the kernel
+// says (err, EACCES or EPERM) that this process may not write path, an
+// IRQ affinity or a CPU online file. It wraps ErrPermission and err. The
+// simulator's CheckWriteAccess gives the same.
+func WriteAccessError(path string, err error) error {
+	return &accessError{path: path, err: err}
+}
+
+type accessError struct {
+	path string
+	err  error
+}
+
+func (e *accessError) Error() string {
+	what := "IRQ affinity"
+	if filepath.Base(e.path) == "online" {
+		what = "CPU online state"
+	}
+	return fmt.Sprintf("writing %s needs root (%s: %v); run with sudo, or use --dry-run", what, e.path, e.err)
+}
+
+func (e *accessError) Unwrap() []error { return []error{ErrPermission, e.err} }
+
+// firstWritableAffinity returns the smp_affinity_list of the lowest IRQ
+// whose file has a write bit, or "" when there is none (or no /proc/irq).
+func (fs FS) firstWritableAffinity() (string, error) {
+	entries, err := os.ReadDir(fs.ProcPath("irq"))
+	if isNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrFileRead, err)
+	}
+	var irqs []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n >= 0 && e.IsDir() {
+			irqs = append(irqs, n)
+		}
+	}
+	slices.Sort(irqs)
+	for _, irq := range irqs {
+		path := fs.AffinityListPath(irq)
+		if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o222 != 0 {
+			return path, nil
+		}
+	}
+	return "", nil
+}
+
+// firstCPUOnline returns the online file of the lowest-numbered CPU that
+// has one, or "" when none does.
+func (fs FS) firstCPUOnline() (string, error) {
+	entries, err := os.ReadDir(fs.SysPath(CPUDir))
+	if isNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrFileRead, err)
+	}
+	var cpus []int
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), "cpu")
+		if n, err := strconv.Atoi(name); ok && err == nil && n >= 0 && name[0] != '+' {
+			cpus = append(cpus, n)
+		}
+	}
+	slices.Sort(cpus)
+	for _, cpu := range cpus {
+		path := fs.CPUOnlinePath(cpu)
+		if _, err := os.Stat(path); err == nil {
+			return path, nil
+		}
+	}
+	return "", nil
 }
 
 // readFile reads a whole kernel file, wrapping failures in ErrFileRead.

@@ -27,10 +27,17 @@ import (
 //
 // The header names the online CPUs only, so a count column belongs to the
 // CPU its header names, not to the CPU of its position.
+//
+// The named rows (IPI0, Err, NMI, LOC, ...) are checked but not kept:
+// nothing plans from them, and keeping them cost every snapshot a copy of
+// their names, descriptions and counts.
 type Interrupts struct {
-	CPUs  []int       // CPU numbers from the header, in column order (online CPUs only; may have gaps)
-	IRQs  []Interrupt // numbered rows, in file order
-	Named []NamedRow  // IPI0..IPI7, Err, NMI, LOC, ERR, MIS, ... in file order
+	CPUs []int       // CPU numbers from the header, in column order (online CPUs only; may have gaps)
+	IRQs []Interrupt // numbered rows, in file order
+
+	// named holds the named rows, in file order, when the parser was
+	// asked to keep them (the parser tests check them against procfs).
+	named []namedRow
 }
 
 // Interrupt is one numbered row of /proc/interrupts. show_interrupts prints
@@ -64,11 +71,11 @@ func (i Interrupt) Total() uint64 {
 	return sum
 }
 
-// NamedRow is a row of /proc/interrupts whose label is not a number: the
+// namedRow is a row of /proc/interrupts whose label is not a number: the
 // rows arch_show_interrupts prints after the numbered ones (arm64
 // arch/arm64/kernel/smp.c IPIs, x86 arch/x86/kernel/irq.c NMI/LOC/...) and
 // the generic "Err:"/"ERR:"/"MIS:" rows.
-type NamedRow struct {
+type namedRow struct {
 	Name        string   // "IPI0", "Err", "NMI", ...
 	Counts      []uint64 // as many counts as printed (Err has 0 or 1)
 	Description string   // "Rescheduling interrupts", "Non-maskable interrupts", ...
@@ -110,7 +117,7 @@ func (fs FS) Interrupts() (Interrupts, error) {
 	if err != nil {
 		return Interrupts{}, err
 	}
-	return parseInterrupts(data)
+	return parseInterrupts(data, false)
 }
 
 // interruptsBuf holds read buffers for FS.Interrupts.
@@ -154,10 +161,13 @@ func readFileInto(path string, buf []byte) ([]byte, error) {
 // "<hwirq>-<handler>" or "-<handler>" ends the chip instead. After either
 // come the optional "-<handler>" and the action names.
 //
+// Named rows are parsed and checked like the others; keepNamed keeps them
+// in Interrupts.named.
+//
 // Malformed input gives an error wrapping ErrFileParse that names the line.
 // The parser never panics, whatever the input.
-func parseInterrupts(data []byte) (Interrupts, error) {
-	var p interruptsParser
+func parseInterrupts(data []byte, keepNamed bool) (Interrupts, error) {
+	p := interruptsParser{keepNamed: keepNamed}
 	return p.parse(data)
 }
 
@@ -166,8 +176,6 @@ const (
 	// int in the kernel, and an int must hold them on every platform.
 	maxIRQ = math.MaxInt32
 	maxCPU = math.MaxInt32
-	// maxErrLine is how much of a bad line an error message quotes.
-	maxErrLine = 120
 	// textChunkMax is the largest chunk of the text arena.
 	textChunkMax = 64 << 10
 )
@@ -175,7 +183,8 @@ const (
 // interruptsParser holds the state of one parse: the slabs every row's
 // slices are cut from and the interned strings.
 type interruptsParser struct {
-	ncpu int
+	ncpu      int
+	keepNamed bool
 
 	// counts is the slab all Counts are cut from. Every row takes ncpu
 	// slots and commits as many as it filled.
@@ -271,14 +280,14 @@ func parseInterruptsHeader(line []byte) ([]int, string) {
 		j := tokenEnd(line, i)
 		tok := line[i:j]
 		if len(tok) < 4 || string(tok[:3]) != "CPU" {
-			return nil, fmt.Sprintf("header column %q is not CPU<n>", tok)
+			return nil, fmt.Sprintf("header column %s is not CPU<n>", quoteToken(tok))
 		}
 		cpu, ok := parseDecimalInt(tok[3:], maxCPU)
 		if !ok {
-			return nil, fmt.Sprintf("header column %q is not CPU<n>", tok)
+			return nil, fmt.Sprintf("header column %s is not CPU<n>", quoteToken(tok))
 		}
 		if len(cpus) > 0 && cpu <= cpus[len(cpus)-1] {
-			return nil, fmt.Sprintf("header column %q is not above CPU%d: CPU numbers must ascend", tok, cpus[len(cpus)-1])
+			return nil, fmt.Sprintf("header column %s is not above CPU%d: CPU numbers must ascend", quoteToken(tok), cpus[len(cpus)-1])
 		}
 		cpus = append(cpus, cpu)
 		i = j
@@ -316,7 +325,7 @@ func (p *interruptsParser) parseRow(in *Interrupts, line []byte, start int) stri
 	case why != "":
 		return why
 	case n < p.ncpu && bad && line[next]-'0' <= 9:
-		return fmt.Sprintf("count %q is not a number", line[next:tokenEnd(line, next)])
+		return fmt.Sprintf("count %s is not a number", quoteToken(line[next:tokenEnd(line, next)]))
 	case n < p.ncpu:
 		return fmt.Sprintf("has %d counts, want %d (one per header CPU)", n, p.ncpu)
 	}
@@ -355,11 +364,11 @@ func (p *interruptsParser) checkDuplicate(in *Interrupts, irq int) string {
 func (p *interruptsParser) parseNamed(in *Interrupts, label, line []byte, pos int) string {
 	dst := p.takeCounts()
 	n, next, _, why := parseCounts(line, pos, dst)
-	if why != "" {
+	if why != "" || !p.keepNamed {
 		return why
 	}
 	p.counts = p.counts[:len(p.counts)+n]
-	in.Named = append(in.Named, NamedRow{
+	in.named = append(in.named, namedRow{
 		Name:        p.keep(label),
 		Counts:      dst[:n:n],
 		Description: p.keep(trimSpace(line[next:])),
@@ -405,7 +414,7 @@ func parseCounts(line []byte, pos int, dst []uint64) (n, next int, bad bool, why
 		if i-start > 19 { // 19 digits always fit in a uint64
 			var ok bool
 			if v, ok = parseDecimalUint(line[start:i]); !ok {
-				return n, start, false, fmt.Sprintf("count %s overflows uint64", line[start:i])
+				return n, start, false, fmt.Sprintf("count %s overflows uint64", quoteToken(line[start:i]))
 			}
 		}
 		dst[n] = v
@@ -575,14 +584,16 @@ func (p *interruptsParser) keep(b []byte) string {
 	return s[len(s)-len(b):]
 }
 
-// interruptsLineError wraps ErrFileParse with the line number and the
-// line, cut to maxErrLine bytes.
+// interruptsLineError wraps ErrFileParse with the line number, the line
+// (quoted as Quote does) and why: a why that cites a token quotes it with
+// quoteToken, so the message stays short however long the line.
 func interruptsLineError(lineNo int, line []byte, why string) error {
-	shown := string(line)
-	if len(line) > maxErrLine {
-		shown = fmt.Sprintf("%s...(%d bytes)", line[:maxErrLine], len(line))
-	}
-	return fmt.Errorf("%w: /proc/interrupts line %d %q: %s", ErrFileParse, lineNo, shown, why)
+	return fmt.Errorf("%w: /proc/interrupts line %d %s: %s", ErrFileParse, lineNo, quote(line, maxQuote), why)
+}
+
+// quoteToken quotes a token of a line that the message quotes too.
+func quoteToken(tok []byte) string {
+	return quote(tok, maxQuoteToken)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }

@@ -82,9 +82,9 @@ func generateInterruptsTable(cpus, irqs int) Interrupts {
 		"CPU stop (for crash dump) interrupts", "Timer broadcast interrupts", "IRQ work interrupts",
 		"CPU wake-up interrupts"}
 	for i, d := range ipis {
-		in.Named = append(in.Named, NamedRow{Name: fmt.Sprintf("IPI%d", i), Counts: counts(i < 2), Description: d})
+		in.named = append(in.named, namedRow{Name: fmt.Sprintf("IPI%d", i), Counts: counts(i < 2), Description: d})
 	}
-	in.Named = append(in.Named, NamedRow{Name: "Err", Counts: []uint64{0}})
+	in.named = append(in.named, namedRow{Name: "Err", Counts: []uint64{0}})
 	return in
 }
 
@@ -117,7 +117,7 @@ func BenchmarkParseInterrupts(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(small)))
 		for b.Loop() {
-			if _, err := parseInterrupts(small); err != nil {
+			if _, err := parseInterrupts(small, false); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -164,7 +164,7 @@ func BenchmarkParseInterrupts(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(big)))
 		for b.Loop() {
-			if _, err := parseInterrupts(big); err != nil {
+			if _, err := parseInterrupts(big, false); err != nil {
 				b.Fatal(err)
 			}
 		}

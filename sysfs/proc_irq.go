@@ -2,12 +2,11 @@ package sysfs
 
 import (
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 )
 
-// IRQAffinity is what /proc/irq/N says about one IRQ descriptor.
+// IRQAffinity is what the snapshot reads of /proc/irq/N: the two files of
+// six that planning needs, for thousands of IRQs.
 type IRQAffinity struct {
 	IRQ int
 	// Affinity is /proc/irq/N/smp_affinity_list: the mask the admin or a
@@ -19,10 +18,6 @@ type IRQAffinity struct {
 	// HasEffective is false on kernels without
 	// CONFIG_GENERIC_IRQ_EFFECTIVE_AFF_MASK, where the file is absent.
 	HasEffective bool
-	// Hint is /proc/irq/N/affinity_hint (a hex mask a driver may set).
-	Hint CPUSet
-	// Node is /proc/irq/N/node, -1 when unknown.
-	Node int
 	// ReadOnly reports that smp_affinity_list has no write permission
 	// bit. Kernel 6.12 creates it 0444 for managed and per-CPU IRQs.
 	ReadOnly bool
@@ -33,20 +28,13 @@ func (fs FS) IRQDir(irq int) string {
 	return fs.ProcPath("irq", strconv.Itoa(irq))
 }
 
-// IRQAffinity reads /proc/irq/N. An IRQ freed since the caller learned its
-// number gives an error that wraps ErrGone.
-func (fs FS) IRQAffinity(irq int) (IRQAffinity, error) {
-	out, _, err := fs.irqAffinity(irq, make([]byte, 0, 128), true)
-	return out, err
-}
-
-// irqAffinity reads /proc/irq/N into buf (returned grown, for reuse). The
-// snapshot passes full=false to read only what planning needs, the mask
-// with its mode and the effective mask: two files of six, for thousands
-// of IRQs.
-func (fs FS) irqAffinity(irq int, buf []byte, full bool) (IRQAffinity, []byte, error) {
+// irqAffinity reads /proc/irq/N/smp_affinity_list (with its mode) and
+// effective_affinity_list into buf, which it returns grown, for reuse. An
+// IRQ freed since the caller learned its number gives an error that wraps
+// ErrGone.
+func (fs FS) irqAffinity(irq int, buf []byte) (IRQAffinity, []byte, error) {
 	dir := fs.IRQDir(irq)
-	out := IRQAffinity{IRQ: irq, Node: -1}
+	out := IRQAffinity{IRQ: irq}
 	data, mode, err := readSmall(dir+"/smp_affinity_list", buf, true)
 	if isNotExist(err) {
 		return out, buf, fmt.Errorf("%w: %w: IRQ %d: %w", ErrFileRead, ErrGone, irq, err)
@@ -70,21 +58,6 @@ func (fs FS) irqAffinity(irq int, buf []byte, full bool) (IRQAffinity, []byte, e
 			return out, buf, fmt.Errorf("IRQ %d effective_affinity_list: %w", irq, err)
 		}
 		out.HasEffective = true
-	}
-	if !full {
-		return out, buf, nil
-	}
-	if hint, err := os.ReadFile(dir + "/affinity_hint"); err == nil {
-		if out.Hint, err = ParseCPUMask(string(hint)); err != nil {
-			return out, buf, fmt.Errorf("IRQ %d affinity_hint: %w", irq, err)
-		}
-	}
-	if node, err := os.ReadFile(dir + "/node"); err == nil {
-		n, err := strconv.Atoi(strings.TrimSpace(string(node)))
-		if err != nil {
-			return out, buf, fmt.Errorf("%w: IRQ %d node %q", ErrFileParse, irq, truncate(string(node), 20))
-		}
-		out.Node = n
 	}
 	return out, buf, nil
 }

@@ -3,6 +3,7 @@ package sysfs
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -10,17 +11,14 @@ func TestIRQAffinity(t *testing.T) {
 	fs := writeTree(t, map[string]string{
 		"proc/irq/13/smp_affinity_list":       "0-3\n",
 		"proc/irq/13/effective_affinity_list": "0\n",
-		"proc/irq/13/affinity_hint":           "0\n",
-		"proc/irq/13/node":                    "0\n",
 		"proc/irq/11/smp_affinity_list":       "0-3\n",
 		"proc/irq/11/effective_affinity_list": "\n",
 		"proc/irq/26/smp_affinity_list":       "2\n",
 		"proc/irq/26/effective_affinity_list": "2\n",
-		"proc/irq/26/affinity_hint":           "4\n",
-		"proc/irq/40/smp_affinity_list":       "1\n", // old kernel: no effective file, no node
+		"proc/irq/40/smp_affinity_list":       "1\n", // old kernel: no effective file
 		"proc/irq/41/smp_affinity_list":       "x\n",
 		"proc/irq/42/smp_affinity_list":       "1\n",
-		"proc/irq/42/node":                    "zero\n",
+		"proc/irq/42/effective_affinity_list": "1-\n",
 	})
 	if err := os.Chmod(fs.ProcPath("irq", "26", "smp_affinity_list"), 0o444); err != nil {
 		t.Fatal(err)
@@ -30,21 +28,19 @@ func TestIRQAffinity(t *testing.T) {
 		affinity  string
 		effective string
 		hasEff    bool
-		hint      string
-		node      int
 		readOnly  bool
 		wantErr   error
 	}{
-		{irq: 13, affinity: "0-3", effective: "0", hasEff: true, hint: "", node: 0},
-		{irq: 11, affinity: "0-3", effective: "", hasEff: true, node: -1},
-		{irq: 26, affinity: "2", effective: "2", hasEff: true, hint: "2", node: -1, readOnly: true},
-		{irq: 40, affinity: "1", node: -1},
+		{irq: 13, affinity: "0-3", effective: "0", hasEff: true},
+		{irq: 11, affinity: "0-3", effective: "", hasEff: true},
+		{irq: 26, affinity: "2", effective: "2", hasEff: true, readOnly: true},
+		{irq: 40, affinity: "1"},
 		{irq: 41, wantErr: ErrFileParse},
 		{irq: 42, wantErr: ErrFileParse},
 		{irq: 99, wantErr: ErrGone},
 	}
 	for _, tt := range tests {
-		got, err := fs.IRQAffinity(tt.irq)
+		got, _, err := fs.irqAffinity(tt.irq, nil)
 		if tt.wantErr != nil {
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("IRQ %d: err = %v, want %v", tt.irq, err, tt.wantErr)
@@ -55,8 +51,8 @@ func TestIRQAffinity(t *testing.T) {
 			t.Errorf("IRQ %d: %v", tt.irq, err)
 			continue
 		}
-		if got.Affinity.String() != tt.affinity || got.Effective.String() != tt.effective || got.HasEffective != tt.hasEff ||
-			got.Hint.String() != tt.hint || got.Node != tt.node || got.ReadOnly != tt.readOnly {
+		if got.IRQ != tt.irq || got.Affinity.String() != tt.affinity || got.Effective.String() != tt.effective ||
+			got.HasEffective != tt.hasEff || got.ReadOnly != tt.readOnly {
 			t.Errorf("IRQ %d = %+v", tt.irq, got)
 		}
 	}
@@ -82,6 +78,9 @@ func TestKernelIRQ(t *testing.T) {
 		"sys/kernel/irq/5/actions":    "\n",
 		"sys/kernel/irq/5/chip_name":  "GICv3\n",
 		"sys/kernel/irq/5/hwirq":      "boom\n",
+		"sys/kernel/irq/6/actions":    "\n",
+		"sys/kernel/irq/6/chip_name":  "GICv3\n",
+		"sys/kernel/irq/6/hwirq":      strings.Repeat("9", 10<<20) + "x\n",
 	})
 	k, err := fs.KernelIRQ(13)
 	if err != nil || k.ChipName != "GICv3" || k.HWIRQ != 33 || !k.HasHWIRQ || k.Type != "level" || len(k.Actions) != 1 {
@@ -91,15 +90,12 @@ func TestKernelIRQ(t *testing.T) {
 	if err != nil || k.HasHWIRQ || len(k.Actions) != 2 || k.Actions[1] != "mmc0" {
 		t.Errorf("KernelIRQ(37) = %+v, %v", k, err)
 	}
-	if _, err := fs.KernelIRQ(5); !errors.Is(err, ErrFileParse) {
-		t.Errorf("KernelIRQ(5) err = %v, want ErrFileParse", err)
+	if _, err := fs.KernelIRQ(5); !errors.Is(err, ErrFileParse) || !strings.Contains(err.Error(), `"boom"`) {
+		t.Errorf("KernelIRQ(5) err = %v, want ErrFileParse quoting the hwirq", err)
 	}
-	if _, _, err := fs.KernelIRQs(); !errors.Is(err, ErrFileParse) {
-		t.Errorf("KernelIRQs with a bad entry: err = %v", err)
-	}
-	empty := writeTree(t, nil)
-	irqs, ok, err := empty.KernelIRQs()
-	if ok || err != nil || irqs != nil {
-		t.Errorf("without /sys/kernel/irq: %v %v %v, want nothing and no error", irqs, ok, err)
+	_, err = fs.KernelIRQ(6)
+	checkShortError(t, "a 10 MB hwirq", err, fs.SysPath("kernel/irq/6"))
+	if _, err := fs.KernelIRQ(7); !isNotExist(err) {
+		t.Errorf("KernelIRQ of a missing IRQ: %v, want not-exist", err)
 	}
 }

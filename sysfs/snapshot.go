@@ -14,9 +14,8 @@ import (
 type Snapshot struct {
 	CPUs       CPUInfo
 	Interrupts Interrupts
-	// Affinity holds /proc/irq/N (mask, its mode, effective mask; not the
-	// hint or node) for every IRQ of Interrupts.IRQs that still existed
-	// when it was read.
+	// Affinity holds /proc/irq/N (mask, its mode, effective mask) for
+	// every IRQ of Interrupts.IRQs that still existed when it was read.
 	Affinity map[int]IRQAffinity
 	// Kernel holds /sys/kernel/irq/N for the IRQs that /proc/interrupts
 	// printed without a hwirq, where the kernel has that directory: it is
@@ -32,18 +31,15 @@ type Snapshot struct {
 // system calls, and a few in flight hide their latency.
 var snapshotWorkers = max(4, runtime.GOMAXPROCS(0))
 
-// Snapshot reads the whole state. It fails on unreadable or malformed
+// SnapshotWith reads the whole state. It fails on unreadable or malformed
 // files; it never returns a partial snapshot with a nil error.
-func (fs FS) Snapshot() (*Snapshot, error) {
-	return fs.SnapshotWith(nil)
-}
-
-// SnapshotWith is Snapshot for a caller that already read the CPU files
-// that do not change while the machine runs (possible, present, isolated,
-// nohz_full, which CPUs can be hotplugged, NUMA nodes): it re-reads only
-// /sys/devices/system/cpu/online. The daemon does this on every hotplug
-// event, where each file read is time before the first write. static nil
-// reads everything.
+//
+// static nil reads every CPU file. A caller that already read the CPU
+// files that do not change while the machine runs (possible, present,
+// isolated, nohz_full, which CPUs can be hotplugged, NUMA nodes) passes
+// them, and only /sys/devices/system/cpu/online is read again. The daemon
+// does this on every hotplug event, where each file read is time before
+// the first write.
 func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 	var cpus CPUInfo
 	var err error
@@ -75,7 +71,7 @@ func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 		wg.Go(func() {
 			buf := make([]byte, 0, 256)
 			for i := w; i < len(rows); i += workers {
-				affinity[i], buf, errs[i] = fs.irqAffinity(rows[i].IRQ, buf, false)
+				affinity[i], buf, errs[i] = fs.irqAffinity(rows[i].IRQ, buf)
 			}
 		})
 	}

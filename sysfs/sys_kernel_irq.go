@@ -1,9 +1,7 @@
 package sysfs
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -20,35 +18,6 @@ type KernelIRQ struct {
 	Name     string // flow handler name ("edge", "fasteoi"), may be empty
 	Type     string // "level" or "edge"
 	Wakeup   string // "enabled" or "disabled"
-}
-
-// KernelIRQs reads every /sys/kernel/irq/N. It returns ok=false, and no
-// error, when the directory does not exist: irqshift works without it.
-func (fs FS) KernelIRQs() (irqs map[int]KernelIRQ, ok bool, err error) {
-	root := fs.SysPath("kernel", "irq")
-	entries, err := os.ReadDir(root)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: %w", ErrFileRead, err)
-	}
-	irqs = make(map[int]KernelIRQ, len(entries))
-	for _, e := range entries {
-		irq, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		k, err := fs.KernelIRQ(irq)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // freed while we read the directory
-		}
-		if err != nil {
-			return nil, true, err
-		}
-		irqs[irq] = k
-	}
-	return irqs, true, nil
 }
 
 // KernelIRQ reads /sys/kernel/irq/N.
@@ -75,7 +44,7 @@ func (fs FS) KernelIRQ(irq int) (KernelIRQ, error) {
 	}
 	if hwirq != "" {
 		if k.HWIRQ, err = strconv.ParseUint(hwirq, 10, 64); err != nil {
-			return k, fmt.Errorf("%w: %s/hwirq %q", ErrFileParse, dir, truncate(hwirq, 20))
+			return k, fmt.Errorf("%w: %s/hwirq %s", ErrFileParse, dir, Quote(hwirq))
 		}
 		k.HasHWIRQ = true
 	}

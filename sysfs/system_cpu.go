@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	procsysfs "github.com/prometheus/procfs/sysfs"
 )
@@ -100,27 +101,11 @@ func (fs FS) CPUInfo() (CPUInfo, error) {
 	return info, nil
 }
 
-// isolatedCPUs reads /sys/devices/system/cpu/isolated through procfs.
+// isolatedCPUs reads /sys/devices/system/cpu/isolated with our cpulist
+// parser: procfs's echoed the whole file in its errors, wrapped CPUs past
+// 65535 into uint16 and expanded any range, however large, into a slice.
 func (fs FS) isolatedCPUs() (CPUSet, error) {
-	pfs, err := procsysfs.NewFS(fs.sys)
-	if err != nil {
-		return CPUSet{}, fmt.Errorf("%w: %w", ErrFileRead, err)
-	}
-	cpus, err := pfs.IsolatedCPUs()
-	if errors.Is(err, os.ErrNotExist) {
-		return CPUSet{}, nil
-	}
-	if err != nil {
-		return CPUSet{}, fmt.Errorf("%w: %s: %w", ErrFileParse, fs.SysPath(CPUDir, "isolated"), err)
-	}
-	var set CPUSet
-	for _, c := range cpus {
-		if int(c) >= MaxCPUs {
-			return CPUSet{}, fmt.Errorf("%w: isolated CPU %d out of range", ErrFileParse, c)
-		}
-		set.set(int(c))
-	}
-	return set, nil
+	return fs.readOptionalCPUList(fs.SysPath(CPUDir, "isolated"))
 }
 
 // hotpluggableCPUs lists the cpuN directories (through procfs) that have an
@@ -180,7 +165,9 @@ func (fs FS) CPUOnlinePath(cpu int) string {
 
 // SetCPUOnline writes 1 or 0 to /sys/devices/system/cpu/cpuN/online. The
 // kernel migrates the IRQs of a CPU going offline itself, inside this write
-// (kernel/irq/cpuhotplug.c), so callers drain the CPU first.
+// (kernel/irq/cpuhotplug.c), so callers drain the CPU first. The error
+// wraps ErrWrite, the errno, and ErrPermission when this process may not
+// write the file (EACCES, or EPERM that faccessat(2) confirms).
 func (fs FS) SetCPUOnline(cpu int, online bool) error {
 	value := "0"
 	if online {
@@ -189,12 +176,23 @@ func (fs FS) SetCPUOnline(cpu int, online bool) error {
 	path := fs.CPUOnlinePath(cpu)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		return fmt.Errorf("%w: cpu%d: %w", ErrWrite, cpu, err)
+		return cpuOnlineError(cpu, onlineClass(path, err), err)
 	}
 	_, werr := f.WriteString(value)
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
-		return fmt.Errorf("%w: write %s to %s: %w", ErrWrite, value, path, err)
+		return cpuOnlineError(cpu, onlineClass(path, err), err)
+	}
+	return nil
+}
+
+// onlineClass is ErrPermission when err, of writing the CPU online file
+// path, says that this process may not write it, else nil: the kernel's
+// own refusals (EBUSY for the last CPU, EPERM to root where a CPU cannot
+// go) keep their errno and no class.
+func onlineClass(path string, err error) error {
+	if errors.Is(err, syscall.EACCES) || (errors.Is(err, syscall.EPERM) && lacksPrivilege(path)) {
+		return ErrPermission
 	}
 	return nil
 }

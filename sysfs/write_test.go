@@ -16,7 +16,7 @@ func TestClassifyErrno(t *testing.T) {
 	}{
 		{syscall.EIO, ErrUnmovable, "unmovable"},
 		{syscall.EPERM, ErrUnmovable, "unmovable"},
-		{syscall.EACCES, ErrUnmovable, "unmovable"},
+		{syscall.EACCES, ErrPermission, "permission"},
 		{syscall.EINVAL, ErrStaleMask, "stale-mask"},
 		{syscall.ENOSPC, ErrNoSpace, "no-space"},
 		{syscall.ENOENT, ErrGone, "gone"},
@@ -26,7 +26,10 @@ func TestClassifyErrno(t *testing.T) {
 	}
 	for _, tt := range tests {
 		pathErr := &os.PathError{Op: "write", Path: "/proc/irq/11/smp_affinity_list", Err: tt.errno}
-		err := writeError(11, NewCPUSet(2), pathErr)
+		if got := ClassifyErrno(pathErr); got != tt.want {
+			t.Errorf("ClassifyErrno(%v) = %v, want %v", tt.errno, got, tt.want)
+		}
+		err := WriteError(11, NewCPUSet(2), pathErr)
 		if got := WriteClass(err); got != tt.want {
 			t.Errorf("%v: class %v, want %v", tt.errno, got, tt.want)
 		}
@@ -36,9 +39,84 @@ func TestClassifyErrno(t *testing.T) {
 		if !errors.Is(err, ErrWrite) || !errors.Is(err, tt.errno) {
 			t.Errorf("%v: %v does not wrap ErrWrite and the errno", tt.errno, err)
 		}
+		if tt.want != ErrPermission && errors.Is(err, ErrPermission) || tt.want != ErrUnmovable && errors.Is(err, ErrUnmovable) {
+			t.Errorf("%v: %v wraps a second class", tt.errno, err)
+		}
 	}
 	if WriteClass(fmt.Errorf("x: %w", os.ErrNotExist)) != nil {
 		t.Error("WriteClass of a non-write error should be nil")
+	}
+	if ClassifyErrno(fmt.Errorf("x: %w", os.ErrNotExist)) != ErrGone || ClassifyErrno(errors.New("x")) != nil {
+		t.Error("ClassifyErrno without an errno: want ErrGone for not-exist, else nil")
+	}
+	if WriteClassName(ErrPermission) != "permission" {
+		t.Errorf("WriteClassName(ErrPermission) = %q", WriteClassName(ErrPermission))
+	}
+}
+
+// fakeAccess makes accessWrite answer err for every path for the rest of
+// the test, and records the paths asked about.
+func fakeAccess(t *testing.T, err error) *[]string {
+	t.Helper()
+	var asked []string
+	saved := accessWrite
+	accessWrite = func(path string) error {
+		asked = append(asked, path)
+		return err
+	}
+	t.Cleanup(func() { accessWrite = saved })
+	return &asked
+}
+
+// TestEPERMWithoutPrivilege: EPERM is the kernel's refusal (unmovable) only
+// when faccessat says this process may write the file; else it is the
+// process that lacks the privilege. EACCES and EIO do not depend on it.
+func TestEPERMWithoutPrivilege(t *testing.T) {
+	const path = "/proc/irq/24/smp_affinity_list"
+	for _, tt := range []struct {
+		errno  syscall.Errno
+		access error
+		want   error
+	}{
+		{syscall.EPERM, nil, ErrUnmovable},
+		{syscall.EPERM, syscall.EACCES, ErrPermission},
+		{syscall.EPERM, syscall.EPERM, ErrPermission},
+		{syscall.EPERM, syscall.ENOENT, ErrUnmovable}, // freed meanwhile: keep the kernel's word
+		{syscall.EACCES, nil, ErrPermission},
+		{syscall.EIO, syscall.EACCES, ErrUnmovable},
+	} {
+		asked := fakeAccess(t, tt.access)
+		err := &os.PathError{Op: "write", Path: path, Err: tt.errno}
+		if got := writeClass(path, err); got != tt.want {
+			t.Errorf("%v with access %v: class %v, want %v", tt.errno, tt.access, got, tt.want)
+		}
+		if tt.errno == syscall.EPERM && (len(*asked) != 1 || (*asked)[0] != path) {
+			t.Errorf("%v: asked about %v, want %s", tt.errno, *asked, path)
+		}
+		online := "/sys/devices/system/cpu/cpu1/online"
+		onlineWant := tt.want
+		if tt.want == ErrUnmovable {
+			onlineWant = nil
+		}
+		if got := onlineClass(online, err); got != onlineWant {
+			t.Errorf("CPU online %v with access %v: class %v, want %v", tt.errno, tt.access, got, onlineWant)
+		}
+	}
+}
+
+func TestSetCPUOnlineErrors(t *testing.T) {
+	fs := writeTree(t, map[string]string{"sys/devices/system/cpu/cpu2/online": "1\n"})
+	err := fs.SetCPUOnline(3, false)
+	if !errors.Is(err, ErrWrite) || !errors.Is(err, syscall.ENOENT) || WriteClass(err) == ErrPermission {
+		t.Errorf("CPU without online file: %v, want ErrWrite and ENOENT, no permission", err)
+	}
+	// The open error of a non-root process (TestUnprivileged makes a real one).
+	err = CPUOnlineError(2, &os.PathError{Op: "open", Path: fs.CPUOnlinePath(2), Err: syscall.EACCES})
+	if !errors.Is(err, ErrPermission) || !errors.Is(err, ErrWrite) || !errors.Is(err, syscall.EACCES) {
+		t.Errorf("EACCES: %v, want ErrWrite, ErrPermission and the errno", err)
+	}
+	if err := CPUOnlineError(2, syscall.EBUSY); errors.Is(err, ErrPermission) || !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("EBUSY: %v, want the errno and no permission class", err)
 	}
 }
 

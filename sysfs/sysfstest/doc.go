@@ -2,8 +2,8 @@
 // interface, for tests.
 //
 // A Sim owns a real directory tree laid out like /proc and /sys (Root()/proc
-// and Root()/sys) so that the real sysfs readers (sysfs.FS.Snapshot and
-// friends) read it unchanged. It also implements affinity.Kernel
+// and Root()/sys) so that the real sysfs readers (sysfs.FS.SnapshotWith
+// and friends) read it unchanged. It also implements affinity.Kernel
 // (WriteAffinity, ReadEffective, OnlineCPUs) with the kernel's semantics as
 // recorded in shared/KERNEL-FACTS.md, and rewrites the files after every
 // change so that a later Snapshot sees what the kernel would show:
@@ -20,9 +20,14 @@
 //     no other online CPU; managed IRQs of that CPU are shut down in place;
 //     SetCPUOnline(cpu, true) moves nothing back.
 //
-// Errors are wrapped the way sysfs.FS.WriteAffinity wraps them, so
-// errors.Is(err, sysfs.ErrUnmovable) and friends hold, and errors.As finds
-// the syscall.Errno.
+// Errors are built by sysfs.WriteError and sysfs.CPUOnlineError from the
+// errno, with the one errno table of sysfs.ClassifyErrno, so they read as
+// sysfs.FS.WriteAffinity's: errors.Is(err, sysfs.ErrUnmovable) and friends
+// hold, and errors.As finds the syscall.Errno. The simulated process is
+// root, whatever the test process is: the kernel's EPERM is ErrUnmovable.
+// DenyWrites makes it a process without root instead: writes fail with
+// EACCES (sysfs.ErrPermission) and CheckWriteAccess fails as
+// sysfs.FS.CheckWriteAccess does.
 //
 // Hooks inject faults at the moment of a given write (FailWrites,
 // BeforeWrite, OfflineAtWrite, RemoveAtWrite) for race tests.

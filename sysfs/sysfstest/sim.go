@@ -244,6 +244,7 @@ type Sim struct {
 	faults  map[int]*fault
 	hooks   map[int][]func(*Sim) error
 	writes  []Write
+	denied  bool // DenyWrites: a process without root
 }
 
 // New builds the tree of cfg in TempDir(t) and fails the test on error.
@@ -467,12 +468,52 @@ func (s *Sim) RemoveAtWrite(irq int) {
 	s.BeforeWrite(irq, func(s *Sim) error { return s.RemoveIRQ(irq) })
 }
 
+// DenyWrites makes the simulator play a process without root from now on:
+// the tree's files are root's, so opening smp_affinity_list or cpuN/online
+// for writing fails with EACCES before the kernel sees anything.
+// WriteAffinity then gives sysfs.ErrPermission (and logs the write with
+// Errno EACCES, without running hooks or faults), SetCPUOnline too, and
+// CheckWriteAccess says what sysfs.FS.CheckWriteAccess says to non-root.
+// Reads still work, as /proc and /sys are world-readable. Use it to test
+// that a non-root run learns nothing about the IRQs from its failures.
+func (s *Sim) DenyWrites() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denied = true
+}
+
+// CheckWriteAccess is sysfs.FS.CheckWriteAccess for the simulated
+// process: nil, or after DenyWrites the error (wrapping
+// sysfs.ErrPermission) that the real one gives to a non-root process,
+// naming the smp_affinity_list of the lowest IRQ whose file has a write
+// bit, or else the online file of the lowest hotpluggable CPU.
+func (s *Sim) CheckWriteAccess() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.denied {
+		return nil
+	}
+	for _, n := range s.order {
+		if st := s.irqs[n]; !st.removed && s.affinityMode(st)&0o222 != 0 {
+			return sysfs.WriteAccessError(s.fs.AffinityListPath(n), syscall.EACCES)
+		}
+	}
+	if cpu := s.hotplug.First(); cpu >= 0 {
+		return sysfs.WriteAccessError(s.fs.CPUOnlinePath(cpu), syscall.EACCES)
+	}
+	return nil
+}
+
 // WriteAffinity writes cpus as /proc/irq/N/smp_affinity_list does on the
-// kernel. Errors wrap sysfs.ErrWrite, the sysfs class sentinel and the
-// errno (in an *os.PathError), as sysfs.FS.WriteAffinity's do.
+// kernel. Errors are sysfs.WriteError's: they wrap sysfs.ErrWrite, the
+// class sysfs.ClassifyErrno gives and the errno (in an *os.PathError), as
+// sysfs.FS.WriteAffinity's do.
 func (s *Sim) WriteAffinity(irq int, cpus sysfs.CPUSet) error {
 	if cpus.IsEmpty() {
 		return fmt.Errorf("%w: IRQ %d: refusing to write an empty CPU list", sysfs.ErrWrite, irq)
+	}
+	if denied, err := s.denyWrite(irq, cpus); denied {
+		return err
 	}
 	if err := s.runHooks(irq); err != nil {
 		return fmt.Errorf("sysfstest: hook before writing IRQ %d: %w", irq, err)
@@ -483,9 +524,26 @@ func (s *Sim) WriteAffinity(irq int, cpus sysfs.CPUSet) error {
 	if ioErr != nil {
 		return ioErr
 	}
+	return s.logWrite(irq, cpus, errno, op)
+}
+
+// denyWrite fails, after DenyWrites, the write of an IRQ that exists (of
+// one that does not, open says ENOENT first) with EACCES at open.
+func (s *Sim) denyWrite(irq int, cpus sysfs.CPUSet) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.irqs[irq]; !s.denied || st == nil || st.removed {
+		return false, nil
+	}
+	return true, s.logWrite(irq, cpus, syscall.EACCES, "open")
+}
+
+// logWrite records a write that the system call op answered with errno
+// (0: accepted) and returns its error. s.mu is held.
+func (s *Sim) logWrite(irq int, cpus sysfs.CPUSet, errno syscall.Errno, op string) error {
 	rec := Write{IRQ: irq, CPUs: cpus, Online: s.online, Errno: errno}
 	if errno != 0 {
-		rec.Err = writeError(s.fs.AffinityListPath(irq), op, irq, cpus, errno)
+		rec.Err = sysfs.WriteError(irq, cpus, &os.PathError{Op: op, Path: s.fs.AffinityListPath(irq), Err: errno})
 	}
 	s.writes = append(s.writes, rec)
 	return rec.Err
@@ -539,33 +597,6 @@ func (s *Sim) write(irq int, cpus sysfs.CPUSet) (syscall.Errno, string, error) {
 	return 0, "", s.syncIRQ(st)
 }
 
-// writeError wraps errno the way sysfs.FS.WriteAffinity does (write.go).
-func writeError(path, op string, irq int, cpus sysfs.CPUSet, errno syscall.Errno) error {
-	err := &os.PathError{Op: op, Path: path, Err: errno}
-	if class := errnoClass(errno); class != nil {
-		return fmt.Errorf("%w: IRQ %d to CPUs %s: %w: %w", sysfs.ErrWrite, irq, cpus, class, err)
-	}
-	return fmt.Errorf("%w: IRQ %d to CPUs %s: %w", sysfs.ErrWrite, irq, cpus, err)
-}
-
-// errnoClass is sysfs's classification of write errnos (write.go,
-// classifyErrno), which is not exported.
-func errnoClass(errno syscall.Errno) error {
-	switch errno {
-	case syscall.EIO, syscall.EPERM, syscall.EACCES:
-		return sysfs.ErrUnmovable
-	case syscall.EINVAL:
-		return sysfs.ErrStaleMask
-	case syscall.ENOSPC:
-		return sysfs.ErrNoSpace
-	case syscall.ENOENT:
-		return sysfs.ErrGone
-	case syscall.EBUSY, syscall.EAGAIN:
-		return sysfs.ErrTransient
-	}
-	return nil
-}
-
 // pick is the chip's choice of one CPU among avail (online, non-empty): the
 // GIC takes the first (cpumask_any_and), the ITS the least loaded
 // (its_select_cpu: fewest LPIs of the same managed-ness targeting it, the
@@ -615,18 +646,22 @@ func (s *Sim) OnlineCPUs() (sysfs.CPUSet, error) {
 // keeps its affinity and effective CPU. Per-CPU and action-less IRQs are
 // left alone. Online moves nothing back. After either, IRQs with
 // FollowsHotplug get the online mask as hint and affinity, as virtio-net's
-// own callback does.
+// own callback does. Errors are sysfs.CPUOnlineError's: ENOENT for a CPU
+// without cpuN/online, EACCES (sysfs.ErrPermission) after DenyWrites,
+// EBUSY for the last online CPU.
 func (s *Sim) SetCPUOnline(cpu int, online bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.fs.CPUOnlinePath(cpu)
 	switch {
 	case !s.present.Contains(cpu), !s.hotplug.Contains(cpu):
-		return fmt.Errorf("%w: cpu%d: %w", sysfs.ErrWrite, cpu, &os.PathError{Op: "open", Path: path, Err: syscall.ENOENT})
+		return sysfs.CPUOnlineError(cpu, &os.PathError{Op: "open", Path: path, Err: syscall.ENOENT})
+	case s.denied:
+		return sysfs.CPUOnlineError(cpu, &os.PathError{Op: "open", Path: path, Err: syscall.EACCES})
 	case online == s.online.Contains(cpu):
 		return nil // the kernel accepts the write and does nothing
 	case !online && s.online.Len() == 1:
-		return fmt.Errorf("%w: cpu%d: %w", sysfs.ErrWrite, cpu, &os.PathError{Op: "write", Path: path, Err: syscall.EBUSY})
+		return sysfs.CPUOnlineError(cpu, &os.PathError{Op: "write", Path: path, Err: syscall.EBUSY})
 	}
 	if online {
 		s.online = s.online.With(cpu)

@@ -31,7 +31,7 @@ func cpus(list string) sysfs.CPUSet {
 
 func snapshot(t *testing.T, s *sysfstest.Sim) *sysfs.Snapshot {
 	t.Helper()
-	snap, err := s.FS().Snapshot()
+	snap, err := s.FS().SnapshotWith(nil)
 	if err != nil {
 		t.Fatalf("Snapshot of the simulated tree: %v", err)
 	}
@@ -45,6 +45,41 @@ func readTree(t *testing.T, s *sysfstest.Sim, rel string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// namedRows returns the labels of the rows of /proc/interrupts that are
+// not numbered (IPIn, Err), from the file: sysfs keeps none.
+func namedRows(t *testing.T, s *sysfstest.Sim) []string {
+	t.Helper()
+	var out []string
+	for i, line := range strings.Split(readTree(t, s, "proc/interrupts"), "\n") {
+		label, _, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if _, err := strconv.Atoi(label); i > 0 && ok && err != nil {
+			out = append(out, label)
+		}
+	}
+	return out
+}
+
+// procIRQ reads /proc/irq/N/node and affinity_hint, which sysfs does not
+// read, from a tree.
+func procIRQ(t *testing.T, procDir string, irq int) (node int, hint sysfs.CPUSet) {
+	t.Helper()
+	dir := filepath.Join(procDir, "irq", strconv.Itoa(irq))
+	data, err := os.ReadFile(filepath.Join(dir, "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
+		t.Fatalf("%s/node: %v", dir, err)
+	}
+	if data, err = os.ReadFile(filepath.Join(dir, "affinity_hint")); err != nil {
+		t.Fatal(err)
+	}
+	if hint, err = sysfs.ParseCPUMask(string(data)); err != nil {
+		t.Fatalf("%s/affinity_hint: %v", dir, err)
+	}
+	return node, hint
 }
 
 func rowNumbers(in sysfs.Interrupts) []int {
@@ -94,15 +129,19 @@ func TestTreeParsesWithSnapshot(t *testing.T) {
 			if got := rowNumbers(snap.Interrupts); !slices.Equal(got, want) {
 				t.Errorf("rows = %v, want %v", got, want)
 			}
-			if n := len(snap.Interrupts.Named); n != 7+int(v)+1 {
-				t.Errorf("%d named rows, want %d IPIs and Err", n, 7+int(v))
+			if named := namedRows(t, s); len(named) != 7+int(v)+1 || named[0] != "IPI0" || named[len(named)-1] != "Err" {
+				t.Errorf("named rows %v, want %d IPIs and Err", named, 7+int(v))
 			}
 			if len(snap.Vanished) != 0 || len(snap.Affinity) != len(want) {
 				t.Errorf("vanished %v, %d affinities, want none and %d", snap.Vanished, len(snap.Affinity), len(want))
 			}
-			kirqs, ok, err := s.FS().KernelIRQs()
-			if err != nil || !ok || len(kirqs) != len(s.IRQs()) {
-				t.Errorf("KernelIRQs: %d dirs, %v, %v; want one per descriptor (%d)", len(kirqs), ok, err, len(s.IRQs()))
+			kirqs := map[int]sysfs.KernelIRQ{}
+			for _, irq := range s.IRQs() {
+				k, err := s.FS().KernelIRQ(irq)
+				if err != nil {
+					t.Fatalf("/sys/kernel/irq/%d: %v", irq, err)
+				}
+				kirqs[irq] = k
 			}
 			for irq, aff := range snap.Affinity {
 				kind := s.Kind(irq)
@@ -126,8 +165,8 @@ func TestTreeParsesWithSnapshot(t *testing.T) {
 			if k := kirqs[1]; !slices.Equal(k.Actions, []string{"IPI"}) || k.HWIRQ != 0 {
 				t.Errorf("/sys/kernel/irq/1 = %+v, want the hidden IPI", k)
 			}
-			if a, err := s.FS().IRQAffinity(29); err != nil || a.Node != -1 || a.Hint.String() != "0-3" {
-				t.Errorf("/proc/irq/29 = %+v, %v; want node -1, hint 0-3", a, err)
+			if node, hint := procIRQ(t, s.ProcDir(), 29); node != -1 || hint.String() != "0-3" {
+				t.Errorf("/proc/irq/29: node %d, hint %s; want node -1, hint 0-3", node, hint)
 			}
 			// As measured: SPIs all on CPU0, MSIs by least load, 5/2/1/1.
 			perCPU := map[int]int{}
@@ -667,7 +706,7 @@ func TestMatchesCapturedVM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := real.Snapshot()
+			want, err := real.SnapshotWith(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -689,17 +728,12 @@ func TestMatchesCapturedVM(t *testing.T) {
 				if g.Chip != w.Chip || g.HWIRQ != w.HWIRQ || g.Trigger != w.Trigger || !slices.Equal(g.Actions, w.Actions) {
 					t.Errorf("IRQ %d: %s %d %s %v, captured %s %d %s %v", w.IRQ, g.Chip, g.HWIRQ, g.Trigger, g.Actions, w.Chip, w.HWIRQ, w.Trigger, w.Actions)
 				}
-				ga, err := s.FS().IRQAffinity(w.IRQ)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wa, err := real.IRQAffinity(w.IRQ)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !ga.Affinity.Equal(wa.Affinity) || !ga.Effective.Equal(wa.Effective) || ga.Node != wa.Node || !ga.Hint.Equal(wa.Hint) {
+				ga, wa := got.Affinity[w.IRQ], want.Affinity[w.IRQ]
+				gNode, gHint := procIRQ(t, s.ProcDir(), w.IRQ)
+				wNode, wHint := procIRQ(t, filepath.Join(root, "proc"), w.IRQ)
+				if !ga.Affinity.Equal(wa.Affinity) || !ga.Effective.Equal(wa.Effective) || gNode != wNode || !gHint.Equal(wHint) {
 					t.Errorf("IRQ %d: affinity %s effective %s node %d hint %s, captured %s %s %d %s", w.IRQ,
-						ga.Affinity, ga.Effective, ga.Node, ga.Hint, wa.Affinity, wa.Effective, wa.Node, wa.Hint)
+						ga.Affinity, ga.Effective, gNode, gHint, wa.Affinity, wa.Effective, wNode, wHint)
 				}
 			}
 			modes := readModes(t, filepath.Join(root, "MODES"))
@@ -738,4 +772,81 @@ func readModes(t *testing.T, path string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestDenyWrites: after DenyWrites the simulator is a process without root.
+// Every write fails at open with EACCES, classed ErrPermission and never
+// ErrUnmovable, whether the IRQ is movable or not; nothing changes; the
+// check before writing fails the way sysfs.FS.CheckWriteAccess does.
+func TestDenyWrites(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := sysfstest.New(t, sysfstest.VM4(v))
+			if err := s.CheckWriteAccess(); err != nil {
+				t.Fatalf("CheckWriteAccess before DenyWrites: %v", err)
+			}
+			s.OfflineAtWrite(13, 2) // must not run: the kernel never sees the write
+			s.DenyWrites()
+			for _, irq := range []int{13, 21, 26, 11} { // SPI, MSI, managed, per-CPU
+				before, beforeEff, _ := s.State(irq)
+				err := s.WriteAffinity(irq, cpus("3"))
+				if !errors.Is(err, sysfs.ErrPermission) || !errors.Is(err, sysfs.ErrWrite) || errnoOf(err) != syscall.EACCES ||
+					errors.Is(err, sysfs.ErrUnmovable) || sysfs.WriteClassName(err) != "permission" {
+					t.Errorf("IRQ %d (%s): %v, want ErrPermission with EACCES and no other class", irq, s.Kind(irq), err)
+				}
+				if aff, eff, _ := s.State(irq); !aff.Equal(before) || !eff.Equal(beforeEff) {
+					t.Errorf("IRQ %d moved to %s/%s", irq, aff, eff)
+				}
+			}
+			if !s.Online().Equal(cpus("0-3")) {
+				t.Errorf("the hook ran: online %s", s.Online())
+			}
+			if ws := s.Writes(); len(ws) != 4 || ws[0].Errno != syscall.EACCES || ws[0].Err == nil {
+				t.Errorf("write log %+v, want four EACCES", ws)
+			}
+			if err := s.RemoveIRQ(20); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WriteAffinity(20, cpus("1")); !errors.Is(err, sysfs.ErrGone) {
+				t.Errorf("freed IRQ: %v, want ErrGone (open finds no file first)", err)
+			}
+
+			err := s.SetCPUOnline(2, false)
+			if !errors.Is(err, sysfs.ErrPermission) || !errors.Is(err, sysfs.ErrWrite) || errnoOf(err) != syscall.EACCES {
+				t.Errorf("SetCPUOnline: %v, want ErrPermission with EACCES", err)
+			}
+			if err := s.SetCPUOnline(3, true); !errors.Is(err, sysfs.ErrPermission) {
+				t.Errorf("SetCPUOnline of an online CPU: %v, want ErrPermission (open fails first)", err)
+			}
+			if !s.Online().Equal(cpus("0-3")) {
+				t.Errorf("online %s after refused writes", s.Online())
+			}
+
+			err = s.CheckWriteAccess()
+			// 6.12: IRQs 1-12 are per-CPU, their files 0444; 13 is the
+			// first the kernel would let root write.
+			first := 1
+			if v == sysfstest.Kernel612 {
+				first = 13
+			}
+			path := filepath.Join(s.ProcDir(), "irq", strconv.Itoa(first), "smp_affinity_list")
+			want := "writing IRQ affinity needs root (" + path + ": permission denied); run with sudo, or use --dry-run"
+			if !errors.Is(err, sysfs.ErrPermission) || err.Error() != want {
+				t.Errorf("CheckWriteAccess = %v, want %q", err, want)
+			}
+			// Reading still works.
+			snapshot(t, s)
+		})
+	}
+}
+
+// TestRefusalsNeedNoPrivilege: the simulated process is root, whatever
+// the test process is, so the kernel's refusals (EPERM on 6.12, whose
+// files are 0444) stay ErrUnmovable, never ErrPermission.
+func TestRefusalsNeedNoPrivilege(t *testing.T) {
+	s := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	err := s.WriteAffinity(26, cpus("1"))
+	if !errors.Is(err, sysfs.ErrUnmovable) || errors.Is(err, sysfs.ErrPermission) || errnoOf(err) != syscall.EPERM {
+		t.Errorf("managed IRQ on 6.12: %v, want ErrUnmovable with EPERM", err)
+	}
 }

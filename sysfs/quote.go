@@ -1,0 +1,53 @@
+package sysfs
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// maxQuote bounds what Quote writes, quotes included, before the "…(N
+// bytes)" note: error messages cite a bad line, never all of it. A kernel
+// file has no line length limit (a 256-CPU /proc/interrupts row is 3 kB),
+// and a fixture or a broken kernel can hand us 10 MB on one line.
+const maxQuote = 200
+
+// maxQuoteToken bounds a token quoted inside a message that already
+// quotes its line with Quote, so that the two together stay under 400
+// bytes.
+const maxQuoteToken = 48
+
+// Quote returns s as a Go string literal (%q), cut to at most 200 bytes of
+// quoted text: a longer s is cut at a character boundary and followed by
+// "…(N bytes)", N being the length of all of s. Every parse error of this
+// package that echoes its input goes through it.
+func Quote(s string) string {
+	return quote(s, maxQuote)
+}
+
+// quote is Quote with the limit limit (at least 2, the quotes). It takes
+// bytes too, so that a 10 MB line is not copied into a string to quote 200
+// bytes of it.
+func quote[T string | []byte](s T, limit int) string {
+	if len(s) <= limit {
+		if q := strconv.Quote(string(s)); len(q) <= limit {
+			return q
+		}
+	}
+	n := min(len(s), limit)
+	// Do not split a UTF-8 sequence; look back at most UTFMax-1 bytes so
+	// that a run of stray continuation bytes cannot empty the prefix.
+	for back := 0; back < utf8.UTFMax-1 && n > 0 && n < len(s) && !utf8.RuneStart(s[n]); back++ {
+		n--
+	}
+	prefix := string(s[:n])
+	q := strconv.Quote(prefix)
+	for len(q) > limit && len(prefix) > 0 {
+		// Escapes (\x00, \u2028) made the literal longer than the
+		// prefix: drop characters until it fits (at most limit rounds
+		// of at most limit bytes, and only on an error path).
+		_, size := utf8.DecodeLastRuneInString(prefix)
+		prefix = prefix[:len(prefix)-size]
+		q = strconv.Quote(prefix)
+	}
+	return q + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
