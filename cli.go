@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -29,8 +30,9 @@ const (
 // version is set by the Makefile with -ldflags.
 var version = "dev"
 
-// geteuid is os.Geteuid, replaced in tests to act as a non-root user.
-var geteuid = os.Geteuid
+// checkWriteAccess asks the kernel whether this process may write fs's
+// IRQ and CPU files; tests replace it to act as a non-root user.
+var checkWriteAccess = sysfs.FS.CheckWriteAccess
 
 // exitCoder carries an exit code through urfave/cli's error return.
 type exitCoder struct {
@@ -55,28 +57,39 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if err == nil {
 		return exitOK
 	}
-	var coded exitCoder
-	code := exitError
-	switch {
-	case errors.As(err, &coded):
-		code = coded.code
-	case errors.Is(err, affinity.ErrBadCPU), isFlagError(err):
-		code = exitUsage
-	}
+	code := exitCode(err)
 	if msg := err.Error(); msg != "" {
 		fmt.Fprintf(stderr, "irqshift: %s\n", msg)
 	}
 	return code
 }
 
+// exitCode maps an error to the exit status the README documents. A
+// failure that loses intent or was cut short (state not saved,
+// interrupted, no privilege) is 1 even when some IRQs also failed to move.
+func exitCode(err error) int {
+	var coded exitCoder
+	switch {
+	case errors.As(err, &coded):
+		return coded.code
+	case errors.Is(err, ops.ErrStateNotSaved), errors.Is(err, ops.ErrInterrupted), errors.Is(err, sysfs.ErrPermission):
+		return exitError
+	case errors.Is(err, affinity.ErrBadCPU), errors.Is(err, ops.ErrBadRequest), isFlagError(err):
+		return exitUsage
+	case errors.Is(err, ops.ErrNotMoved):
+		return exitUnmovable
+	}
+	return exitError
+}
+
 // globalValueFlags are the global flags that take a separate value.
 var globalValueFlags = map[string]bool{
-	"--proc": true, "--sys": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true, "--state": true,
-	"-proc": true, "-sys": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
+	"--proc": true, "--sys": true, "--config": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true, "--state": true,
+	"-proc": true, "-sys": true, "-config": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
 }
 
 // reorderable are the commands that take arguments and only boolean flags.
-var reorderable = map[string]bool{"drain": true, "offline": true, "online": true, "pin": true, "unpin": true}
+var reorderable = map[string]bool{"drain": true, "undrain": true, "offline": true, "online": true, "pin": true, "unpin": true}
 
 // flagsFirst moves a command's flags before its CPU arguments, so that
 // "irqshift drain 2 --dry-run" works as people type it: urfave/cli stops
@@ -166,24 +179,26 @@ func isFlagError(err error) bool {
 		strings.HasPrefix(msg, "Required flag")
 }
 
-// options are the global flags, resolved.
+// options is what a command needs: the operations' environment, the
+// resolved settings, and where to print.
 type options struct {
-	fs      sysfs.FS
-	engine  *affinity.Engine
-	logger  *slog.Logger
-	json    bool
-	dryRun  bool
-	stdout  io.Writer
-	stderr  io.Writer
-	writing bool
-	// statePath is the state file, "" for none.
-	statePath string
+	fs       sysfs.FS
+	env      *ops.Env
+	resolver *resolver
+	logger   *slog.Logger
+	json     bool
+	dryRun   bool
+	stdout   io.Writer
+	stderr   io.Writer
 }
 
 func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (format in the README)"}
 	dryRunFlag := &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, write nothing"}
 	verifyFlag := &cli.BoolFlag{Name: "verify", Usage: "afterwards, prove with eBPF over 2 s that moved IRQs fire on their new CPUs (exit 3 if not)"}
+	// Options that also come from the environment and the config file
+	// name their variable; settings.go resolves them in one order (flag >
+	// environment > config file > default), so no flag here has EnvVars.
 	app := &cli.App{
 		Name:      "irqshift",
 		Usage:     "keep device IRQs off CPUs going offline and spread them round-robin over the online CPUs",
@@ -199,11 +214,12 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system root (a fixture tree in tests)"},
 			&cli.StringFlag{Name: "sys", Value: "/sys", Usage: "sys file system root (a fixture tree in tests)"},
-			&cli.StringFlag{Name: "banned-cpus", EnvVars: []string{affinity.EnvBannedCPUsFlag}, Usage: "cpulist of CPUs no IRQ may be moved to; " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
-			&cli.StringFlag{Name: "banned-irqs", EnvVars: []string{affinity.EnvBannedIRQs}, Usage: "comma-separated IRQ numbers irqshift never touches"},
-			&cli.BoolFlag{Name: "include-isolated", EnvVars: []string{affinity.EnvIncludeIsolated}, Usage: "allow isolated and nohz_full CPUs as targets"},
-			&cli.BoolFlag{Name: "include-pinned", EnvVars: []string{affinity.EnvIncludePinned}, Usage: "let rebalance move IRQs the admin pinned"},
-			&cli.StringFlag{Name: "state", EnvVars: []string{"IRQSHIFT_STATE"}, Usage: "state file of pins and learned IRQs (default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
+			&cli.StringFlag{Name: "config", Usage: "an EnvironmentFile of IRQSHIFT_* settings, re-read by the daemon on SIGHUP (default " + DefaultConfigPath + " on the live system when it exists; \"none\" reads none)"},
+			&cli.StringFlag{Name: "banned-cpus", Usage: "cpulist of CPUs no IRQ may be moved to (" + affinity.EnvBannedCPUsFlag + "); " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
+			&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches (" + affinity.EnvBannedIRQs + ")"},
+			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets (" + affinity.EnvIncludeIsolated + ")"},
+			&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned (" + affinity.EnvIncludePinned + ")"},
+			&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 		},
 		Commands: []*cli.Command{
@@ -211,20 +227,27 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Name:   "list",
 				Usage:  "show every IRQ with its chip, affinity, effective CPU, count and class",
 				Flags:  []cli.Flag{jsonFlag},
-				Action: withOptions(stdout, stderr, getenv, false, cmdList),
+				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdList)),
 			},
 			{
 				Name:   "rebalance",
 				Usage:  "spread every movable IRQ round-robin over the allowed CPUs",
 				Flags:  []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
-				Action: withOptions(stdout, stderr, getenv, true, cmdRebalance),
+				Action: withOptions(stdout, stderr, getenv, true, noArgs(cmdRebalance)),
 			},
 			{
 				Name:      "drain",
-				Usage:     "move every movable IRQ off the given CPUs",
+				Usage:     "move every movable IRQ off the given CPUs and keep them off until undrain",
 				ArgsUsage: "CPU...",
 				Flags:     []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdDrain),
+			},
+			{
+				Name:      "undrain",
+				Usage:     "give drained CPUs back to IRQs, then rebalance",
+				ArgsUsage: "CPU...",
+				Flags:     []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
+				Action:    withOptions(stdout, stderr, getenv, true, cmdUndrain),
 			},
 			{
 				Name:      "offline",
@@ -233,7 +256,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Flags:     []cli.Flag{jsonFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOffline),
 			},
-			watchCommand(withOptions(stdout, stderr, getenv, true, cmdWatch)),
+			watchCommand(withOptions(stdout, stderr, getenv, true, noArgs(cmdWatch))),
 			verifyCommand(stdout, stderr, getenv),
 			{
 				Name:   "man",
@@ -263,7 +286,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			},
 			{
 				Name:      "online",
-				Usage:     "bring the given CPUs online, then rebalance",
+				Usage:     "bring the given CPUs online, give back those irqshift offline drained, then rebalance",
 				ArgsUsage: "CPU...",
 				Flags:     []cli.Flag{jsonFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOnline),
@@ -274,6 +297,16 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		cmd.OnUsageError = app.OnUsageError
 	}
 	return app
+}
+
+// noArgs refuses stray arguments of a command that takes none.
+func noArgs(action func(*cli.Context, *options) error) func(*cli.Context, *options) error {
+	return func(c *cli.Context, o *options) error {
+		if c.NArg() > 0 {
+			return usageError("%s takes no arguments (got %s)", c.Command.Name, sysfs.Quote(strings.Join(c.Args().Slice(), " ")))
+		}
+		return action(c, o)
+	}
 }
 
 // newLogger logs to stderr at --log-level (info for the daemon unless set),
@@ -298,8 +331,9 @@ func newLogger(c *cli.Context, stderr io.Writer, getenv func(string) string) (*s
 	return slog.New(slog.NewTextHandler(stderr, opts)), nil
 }
 
-// withOptions resolves the global flags and checks privileges before a
-// command runs.
+// withOptions resolves the settings and builds the operations'
+// environment before a command runs. Privilege is checked by the
+// operations themselves, before they lock or read anything.
 func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bool,
 	action func(*cli.Context, *options) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
@@ -311,65 +345,42 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		if err != nil {
 			return usageError("--proc/--sys: %v", err)
 		}
-		banned, err := affinity.ParseBannedCPUs(c.String("banned-cpus"), getenv)
+		r, err := newResolver(c, getenv, fs.IsLive())
 		if err != nil {
 			return usageError("%v", err)
 		}
-		bannedIRQs, err := affinity.ParseIRQList(c.String("banned-irqs"))
+		settings, err := r.settings()
 		if err != nil {
-			return usageError("--banned-irqs: %v", err)
+			return err
 		}
-		writing := writes && !c.Bool("dry-run")
-		if writing && fs.IsLive() && geteuid() != 0 {
-			return exitCoder{code: exitError, err: errors.New("writing IRQ affinity and CPU online files needs root; run with sudo, or use --dry-run")}
-		}
-		engine := &affinity.Engine{
-			FS:     fs,
-			Banned: affinity.BannedCPUs{User: banned, IncludeIsolated: c.Bool("include-isolated")},
-			Policy: affinity.Policy{BannedIRQs: bannedIRQs},
-			Logger: logger,
-		}
-		statePath := resolveStatePath(c.String("state"), fs)
-		if statePath != "" {
-			saved, err := affinity.LoadState(statePath)
-			if err != nil {
-				logger.Warn("starting with a fresh state", "err", err)
+		env := &ops.Env{FS: fs, Settings: settings, Logger: logger, CheckAccess: func() error { return checkWriteAccess(fs) }}
+		statePath, _ := r.get(settingState)
+		if path := resolveStatePath(statePath, fs); path != "" {
+			if env.Store, err = affinity.OpenStore(path); err != nil {
+				return err
 			}
-			engine.Restore(saved)
-			// Only writing commands learn pins: they can probe a new pin
-			// (a managed queue looks like one on 6.1) and save it. list
-			// and --dry-run show the pins already recorded.
-			engine.TrackPins = writing
 		}
-		engine.Planner.IncludePinned = c.Bool("include-pinned")
-		err = action(c, &options{
-			fs:        fs,
-			logger:    logger,
-			engine:    engine,
-			json:      c.Bool("json"),
-			dryRun:    c.Bool("dry-run"),
-			stdout:    stdout,
-			stderr:    stderr,
-			writing:   writing,
-			statePath: statePath,
+		return action(c, &options{
+			fs:       fs,
+			env:      env,
+			resolver: r,
+			logger:   logger,
+			json:     c.Bool("json"),
+			dryRun:   c.Bool("dry-run"),
+			stdout:   stdout,
+			stderr:   stderr,
 		})
-		if writing && statePath != "" {
-			if serr := affinity.SaveState(statePath, engine.Saved()); serr != nil {
-				logger.Warn("could not save state", "path", statePath, "err", serr)
-			}
-		}
-		return err
 	}
 }
 
 // resolveStatePath applies the --state default: the system's state file on
 // the live system, none on a fixture tree (tests must not touch /run).
-func resolveStatePath(flag string, fs sysfs.FS) string {
+func resolveStatePath(value string, fs sysfs.FS) string {
 	switch {
-	case flag == "none":
+	case value == "none":
 		return ""
-	case flag != "":
-		return flag
+	case value != "":
+		return value
 	case fs.IsLive():
 		return affinity.DefaultStatePath
 	}
@@ -386,7 +397,7 @@ func parseCPUArgs(c *cli.Context) ([]int, error) {
 	for _, arg := range c.Args().Slice() {
 		set, err := sysfs.ParseCPUList(arg)
 		if err != nil || set.IsEmpty() {
-			return nil, usageError("%s: %q is not a CPU number or list", c.Command.Name, arg)
+			return nil, usageError("%s: %s is not a CPU number or list", c.Command.Name, sysfs.Quote(arg))
 		}
 		cpus = append(cpus, set.CPUs()...)
 	}

@@ -2,8 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/irqshift/irqshift/sysfs"
 
 	"github.com/urfave/cli/v2"
 )
@@ -15,17 +22,33 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 	return code, stdout.String(), stderr.String()
 }
 
-// TestNonRootRefused checks that a writing command against the live /proc
-// fails at once, before reading or writing anything, for a non-root user;
-// and that read-only uses still work.
+// TestNonRootRefused checks that a writing command fails at once, before
+// reading or writing anything, when the kernel says this process may not
+// write (a non-root user); and that read-only uses still work. It runs on
+// a fixture tree: no test writes the host's /proc.
 func TestNonRootRefused(t *testing.T) {
-	defer func(orig func() int) { geteuid = orig }(geteuid)
-	geteuid = func() int { return 1000 }
-	for _, args := range [][]string{{"rebalance"}, {"drain", "1"}, {"offline", "1"}, {"online", "1"}} {
+	defer func(orig func(sysfs.FS) error) { checkWriteAccess = orig }(checkWriteAccess)
+	checkWriteAccess = func(sysfs.FS) error {
+		return fmt.Errorf("%w: writing IRQ affinity needs root; run with sudo, or use --dry-run", sysfs.ErrPermission)
+	}
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	state := filepath.Join(t.TempDir(), "state.json")
+	for _, args := range [][]string{{"rebalance"}, {"drain", "1"}, {"offline", "1"}, {"online", "1"}, {"pin", "13", "1"}, {"undrain", "1"}} {
+		args = append([]string{"--proc", proc, "--sys", sys, "--state", state}, args...)
 		code, stdout, stderr := runCLI(t, nil, args...)
 		if code != exitError || !strings.Contains(stderr, "needs root") || stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and a root message", args, code, stdout, stderr)
 		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("a refused command touched the state file: %v", err)
+	}
+	args := []string{"--proc", proc, "--sys", sys, "--state", state}
+	if code, _, stderr := runCLI(t, nil, append(args, "rebalance", "--dry-run")...); code != exitOK {
+		t.Errorf("dry run without privilege: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, append(args, "list")...); code != exitOK {
+		t.Errorf("list without privilege: exit %d, %s", code, stderr)
 	}
 }
 
@@ -99,6 +122,80 @@ func TestReorderableCommandsHaveOnlyBoolFlags(t *testing.T) {
 			if _, ok := f.(*cli.BoolFlag); !ok {
 				t.Errorf("command %s is reorderable but flag %v takes a value", cmd.Name, f.Names())
 			}
+		}
+	}
+}
+
+// TestMain keeps every test of this package off the host's own /proc and
+// /sys: a writing command aimed at the live system fails as if not root.
+func TestMain(m *testing.M) {
+	check := checkWriteAccess
+	checkWriteAccess = func(fs sysfs.FS) error {
+		if fs.IsLive() {
+			return fmt.Errorf("%w: tests never write the live system", sysfs.ErrPermission)
+		}
+		return check(fs)
+	}
+	os.Exit(m.Run())
+}
+
+// TestStatePathNotRegular: a state path that exists and is not a regular
+// file is refused at once, before anything is read or written, for every
+// command.
+func TestStatePathNotRegular(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "null")
+	if err := os.Symlink("/dev/null", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []string{fifo, "/dev/null", dir, link} {
+		for _, args := range [][]string{{"list"}, {"rebalance"}, {"drain", "1"}, {"pin", "13", "1"}, {"watch"}} {
+			done := make(chan struct{})
+			var code int
+			var stderr string
+			go func() {
+				defer close(done)
+				code, _, stderr = runCLI(t, nil, append([]string{"--proc", proc, "--sys", sys, "--state", state}, args...)...)
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second): // a hang guard: a FIFO opened for reading blocks
+				t.Fatalf("--state %s %v hangs", state, args)
+			}
+			if code != exitError || !strings.Contains(stderr, "not a regular file") {
+				t.Errorf("--state %s %v: exit %d, %q; want exit 1 saying it is not a regular file", state, args, code, stderr)
+			}
+		}
+	}
+	if info, err := os.Lstat("/dev/null"); err != nil || info.Mode()&os.ModeDevice == 0 {
+		t.Fatalf("/dev/null is no longer a device: %v %v", info, err)
+	}
+	if masks := readTrim(t, filepath.Join(proc, "irq", "13", "smp_affinity_list")); masks != "0-3" {
+		t.Errorf("IRQ 13 rewritten to %s by a refused command", masks)
+	}
+}
+
+// TestStrayArguments: commands without arguments refuse them (exit 2), and
+// an error quotes at most ~200 bytes of what it was given.
+func TestStrayArguments(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	base := []string{"--proc", proc, "--sys", sys, "--state", "none"}
+	for _, args := range [][]string{{"rebalance", "3"}, {"list", "x"}, {"watch", "2"}, {"rebalance", "--dry-run", "3"}} {
+		code, stdout, stderr := runCLI(t, nil, append(base, args...)...)
+		if code != exitUsage || !strings.Contains(stderr, "takes no arguments") || stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want a usage error", args, code, stdout, stderr)
+		}
+	}
+	long := strings.Repeat("9", 10<<20)
+	for _, args := range [][]string{{"drain", long}, {"pin", long, "1"}, {"pin", "13", long}, {"--banned-cpus", long, "list"}} {
+		code, _, stderr := runCLI(t, nil, append(base, args...)...)
+		if code != exitUsage || len(stderr) > 600 {
+			t.Errorf("%s…: exit %d, %d bytes of error", args[0], code, len(stderr))
 		}
 	}
 }

@@ -9,102 +9,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/sysfs"
 )
-
-// The JSON documents. Field names are a stable interface, documented in
-// the README; add fields, never rename them.
-
-type cpusJSON struct {
-	Online   sysfs.CPUSet `json:"online"`
-	Possible sysfs.CPUSet `json:"possible"`
-	Allowed  sysfs.CPUSet `json:"allowed"`
-	Banned   sysfs.CPUSet `json:"banned"`
-}
-
-type irqJSON struct {
-	IRQ       int               `json:"irq"`
-	Chip      string            `json:"chip"`
-	HWIRQ     *uint64           `json:"hwirq"`
-	Trigger   string            `json:"trigger"`
-	Actions   []string          `json:"actions"`
-	Counts    map[string]uint64 `json:"counts"`
-	Total     uint64            `json:"total"`
-	Affinity  sysfs.CPUSet      `json:"affinity"`
-	Effective sysfs.CPUSet      `json:"effective"`
-	Class     affinity.Class    `json:"class"`
-	Movable   bool              `json:"movable"`
-	Reason    string            `json:"reason"`
-	// Pin is the admin's mask irqshift keeps for this IRQ, or null.
-	Pin *sysfs.CPUSet `json:"pin"`
-}
-
-type listDoc struct {
-	CPUs cpusJSON  `json:"cpus"`
-	IRQs []irqJSON `json:"irqs"`
-}
-
-type applyJSON struct {
-	Moves   []affinity.Move   `json:"moves"`
-	Skipped []affinity.Skip   `json:"skipped"`
-	Results []affinity.Result `json:"results"`
-	// Verify is present with --verify.
-	Verify *verifyDoc `json:"verify,omitempty"`
-}
-
-type offlineJSON struct {
-	CPUs    sysfs.CPUSet      `json:"cpus"`
-	Moves   []affinity.Move   `json:"moves"`
-	Skipped []affinity.Skip   `json:"skipped"`
-	Results []affinity.Result `json:"results"`
-	// LeftBehind lists movable IRQs still effective on the offlined CPUs:
-	// empty unless something went wrong.
-	LeftBehind []int `json:"left_behind"`
-	// Rebalanced are the moves of the rebalance run once the CPUs are
-	// offline, to even out what drivers' own hotplug callbacks changed.
-	Rebalanced []affinity.Result `json:"rebalanced"`
-	// Verify is present with --verify.
-	Verify *verifyDoc `json:"verify,omitempty"`
-}
-
-func listJSON(st *affinity.State, pins affinity.Pins) listDoc {
-	doc := listDoc{
-		CPUs: cpusJSON{
-			Online:   st.Snapshot.CPUs.Online,
-			Possible: st.Snapshot.CPUs.Possible,
-			Allowed:  st.Allowed,
-			Banned:   st.Banned,
-		},
-		IRQs: make([]irqJSON, 0, len(st.IRQs)),
-	}
-	for _, irq := range st.IRQs {
-		j := irqJSON{
-			IRQ:       irq.IRQ,
-			Chip:      irq.Chip,
-			Trigger:   irq.Trigger,
-			Actions:   irq.Actions,
-			Counts:    make(map[string]uint64, len(irq.Counts)),
-			Total:     irq.Total,
-			Affinity:  irq.Affinity,
-			Effective: irq.Effective,
-			Class:     irq.Class,
-			Movable:   irq.Movable(),
-			Reason:    irq.Reason,
-		}
-		if irq.HasHWIRQ {
-			hw := irq.HWIRQ
-			j.HWIRQ = &hw
-		}
-		if pin, ok := pins[affinity.Key(irq)]; ok {
-			j.Pin = &pin.CPUs
-		}
-		for i, n := range irq.Counts {
-			j.Counts[strconv.Itoa(irq.CPUs[i])] = n
-		}
-		doc.IRQs = append(doc.IRQs, j)
-	}
-	return doc
-}
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -127,13 +34,21 @@ func actionsText(actions []string) string {
 	return strings.Join(actions, ",")
 }
 
-func writeListTable(w io.Writer, st *affinity.State, pins affinity.Pins) error {
+func writeListTable(w io.Writer, report *ops.ListReport) error {
+	st := report.State
 	cpus := st.Snapshot.CPUs
 	fmt.Fprintf(w, "CPUs online %s, allowed %s", cpuText(cpus.Online), cpuText(st.Allowed))
 	if !st.Banned.IsEmpty() {
 		fmt.Fprintf(w, ", banned %s", st.Banned)
 	}
 	fmt.Fprintln(w)
+	if drained := report.Drained.CPUs(); !drained.IsEmpty() {
+		var parts []string
+		for _, cpu := range drained.CPUs() {
+			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, report.Drained[cpu]))
+		}
+		fmt.Fprintf(w, "CPUs drained %s: %s; irqshift undrain gives them back\n", drained, strings.Join(parts, ", "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IRQ\tCHIP\tHWIRQ\tTRIGGER\tAFFINITY\tEFFECTIVE\tTOTAL\tCLASS\tACTIONS\tWHY NOT MOVABLE")
 	for _, irq := range st.IRQs {
@@ -146,7 +61,7 @@ func writeListTable(w io.Writer, st *affinity.State, pins affinity.Pins) error {
 			trigger = irq.Handler // x86 prints the flow handler instead
 		}
 		class := string(irq.Class)
-		if pin, ok := pins[affinity.Key(irq)]; ok {
+		if pin, ok := report.Pins[affinity.Key(irq)]; ok {
 			class += ",pin=" + pin.CPUs.String()
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(trigger),
@@ -182,13 +97,21 @@ func writeSkipped(w io.Writer, skipped []affinity.Skip, actions map[int]string) 
 	tw.Flush()
 }
 
-func writePlanTable(w io.Writer, st *affinity.State, plan affinity.Plan) error {
+func writePlanTable(w io.Writer, report *ops.ApplyReport) error {
+	st, plan := report.State, report.Plan
 	actions := irqActions(st)
-	fmt.Fprintf(w, "plan: %d move(s) over allowed CPUs %s (dry run, nothing written)\n", len(plan.Moves), cpuText(st.Allowed))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IRQ\tACTIONS\tFROM\tTO")
+	narrow := 0
 	for _, m := range plan.Moves {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.IRQ, actions[m.IRQ], cpuText(m.From), cpuText(m.To))
+		if m.Narrow {
+			narrow++
+		}
+	}
+	fmt.Fprintf(w, "plan: %d write(s) over allowed CPUs %s, %d of them narrowing a mask in place (dry run, nothing written)\n",
+		len(plan.Moves), cpuText(st.Allowed), narrow)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IRQ\tACTIONS\tFROM\tTO\tWHY")
+	for _, m := range plan.Moves {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", m.IRQ, actions[m.IRQ], cpuText(m.From), cpuText(m.To), dash(m.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -197,42 +120,55 @@ func writePlanTable(w io.Writer, st *affinity.State, plan affinity.Plan) error {
 	return nil
 }
 
-func writeResultsTable(w io.Writer, st *affinity.State, plan affinity.Plan, results []affinity.Result) error {
-	actions := irqActions(st)
-	moved := 0
-	for _, r := range results {
-		if r.Status == affinity.StatusMoved || r.Status == affinity.StatusPending {
-			moved++
-		}
+func writeResultsTable(w io.Writer, report *ops.ApplyReport) error {
+	if err := writeResults(w, report.State, report.Results, summarize(len(report.Plan.Moves), report.Results, report.NotDone)); err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "%d of %d move(s) done over allowed CPUs %s\n", moved, len(results), cpuText(st.Allowed))
+	writeSkipped(w, report.Plan.Skipped, irqActions(report.State))
+	return nil
+}
+
+// writeResults prints the summary line and a row per write attempted.
+func writeResults(w io.Writer, st *affinity.State, results []affinity.Result, sum summaryJSON) error {
+	actions := irqActions(st)
+	fmt.Fprintf(w, "%d of %d planned write(s) done over allowed CPUs %s: %d moved, %d narrowed in place, %d pending",
+		sum.Done, sum.Planned, cpuText(st.Allowed), sum.Moved, sum.Narrowed, sum.Pending)
+	if sum.Failed+sum.Unmovable+sum.Vanished > 0 {
+		fmt.Fprintf(w, ", %d failed, %d refused (managed), %d vanished", sum.Failed, sum.Unmovable, sum.Vanished)
+	}
+	fmt.Fprintln(w)
+	if sum.NotDone > 0 {
+		fmt.Fprintf(w, "interrupted: %d planned write(s) not done\n", sum.NotDone)
+	}
+	if len(results) == 0 {
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IRQ\tACTIONS\tFROM\tTO\tEFFECTIVE\tSTATUS\tNOTE")
 	for _, r := range results {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.IRQ, actions[r.IRQ], cpuText(r.From), cpuText(r.To),
 			cpuText(r.Effective), r.Status, dash(r.Reason))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	writeSkipped(w, plan.Skipped, actions)
-	return nil
+	return tw.Flush()
 }
 
-func writeOfflineTable(w io.Writer, st *affinity.State, report offlineJSON) error {
-	if err := writeResultsTable(w, st, affinity.Plan{Skipped: report.Skipped}, report.Results); err != nil {
+func writeOfflineTable(w io.Writer, report *ops.OfflineReport) error {
+	if err := writeResultsTable(w, &report.Drain); err != nil {
 		return err
 	}
 	if len(report.Rebalanced) > 0 {
 		fmt.Fprintf(w, "\nafter the offline, evening out what drivers changed:\n")
-		if err := writeResultsTable(w, st, affinity.Plan{}, report.Rebalanced); err != nil {
+		if err := writeResults(w, report.After, report.Rebalanced, summarize(len(report.Rebalanced), report.Rebalanced, 0)); err != nil {
 			return err
 		}
 	}
-	if len(report.LeftBehind) == 0 {
-		fmt.Fprintf(w, "\nCPU %s offline; no movable IRQ is left on it.\n", report.CPUs)
-	} else {
-		fmt.Fprintf(w, "\nCPU %s offline; movable IRQs still on it: %v\n", report.CPUs, report.LeftBehind)
+	switch {
+	case report.Offlined.IsEmpty():
+		fmt.Fprintf(w, "\nCPU %s left online.\n", report.CPUs)
+	case len(report.LeftBehind) == 0:
+		fmt.Fprintf(w, "\nCPU %s offline; no movable IRQ is left on it.\n", report.Offlined)
+	default:
+		fmt.Fprintf(w, "\nCPU %s offline; movable IRQs still on it: %v\n", report.Offlined, report.LeftBehind)
 	}
 	return nil
 }

@@ -12,20 +12,9 @@ import (
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/ebpf"
+	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/sysfs"
 )
-
-// verifyDoc is what `verify --json` prints, and the "verify" member of the
-// apply documents when --verify is given.
-type verifyDoc struct {
-	// Method is "ebpf" or "proc-interrupts".
-	Method string `json:"method"`
-	// Coarse is true when eBPF was unavailable and /proc/interrupts deltas
-	// were used instead.
-	Coarse          bool             `json:"coarse"`
-	DurationSeconds float64          `json:"duration_seconds"`
-	IRQs            []affinity.Check `json:"irqs"`
-}
 
 // newSampler is eBPF with the /proc/interrupts fallback; the notice goes
 // to stderr as one line.
@@ -57,10 +46,14 @@ func verifyCommand(stdout, stderr io.Writer, getenv func(string) string) *cli.Co
 			if c.Duration("duration") <= 0 {
 				return usageError("verify: --duration must be positive")
 			}
-			st, err := o.engine.Load()
+			if c.NArg() > 0 {
+				return usageError("verify takes no arguments; name IRQs with --irq N")
+			}
+			report, err := ops.List(c.Context, o.env)
 			if err != nil {
 				return err
 			}
+			st := report.State
 			want, err := verifyTargets(st, c.IntSlice("irq"), c.Bool("all"))
 			if err != nil {
 				return err

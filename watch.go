@@ -28,14 +28,13 @@ func watchCommand(run cli.ActionFunc) *cli.Command {
 		Name:  "watch",
 		Usage: "the daemon: settle now, then re-spread IRQs within milliseconds of every CPU hotplug and restore pins when CPUs return",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "check-interval", Value: hotplug.DefaultCheckInterval, EnvVars: []string{"IRQSHIFT_CHECK_INTERVAL"},
-				Usage: "how often to re-read the online CPU list as a safety net for lost uevents; 0 turns it off"},
+			&cli.DurationFlag{Name: "check-interval", Value: hotplug.DefaultCheckInterval,
+				Usage: "how often to re-read the online CPU list as a safety net for lost uevents; 0 turns it off (IRQSHIFT_CHECK_INTERVAL)"},
 			&cli.BoolFlag{Name: "no-initial-rebalance", Usage: "at start, learn the state but move nothing"},
 			&cli.BoolFlag{Name: "coexist", Usage: "run even though irqbalance is running (they will undo each other's moves)"},
-			&cli.StringFlag{Name: "metrics-address", EnvVars: []string{"IRQSHIFT_METRICS_ADDRESS"},
-				Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default)"},
-			&cli.StringFlag{Name: "config", Usage: "an EnvironmentFile (IRQSHIFT_BANNED_CPUS=…) re-read on SIGHUP"},
-			&cli.BoolFlag{Name: "no-verify", EnvVars: []string{"IRQSHIFT_NO_VERIFY"}, Usage: "do not confirm moves with eBPF after each settle"},
+			&cli.StringFlag{Name: "metrics-address",
+				Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default; IRQSHIFT_METRICS_ADDRESS)"},
+			&cli.BoolFlag{Name: "no-verify", Usage: "do not confirm moves with eBPF after each settle (IRQSHIFT_NO_VERIFY)"},
 			&cli.DurationFlag{Name: "verify-window", Value: 2 * time.Second, Usage: "how long to watch moved IRQs fire after a settle"},
 		},
 		Action: run,
@@ -53,37 +52,45 @@ func cmdWatch(c *cli.Context, o *options) error {
 	if pids, err := o.fs.ProcessesNamed("irqbalance"); err == nil && len(pids) > 0 && !c.Bool("coexist") {
 		return irqbalanceError(pids)
 	}
-	configPath := c.String("config")
+	// SIGHUP re-reads the config file and the environment; what a flag
+	// set stays (the resolver asks the flags first).
 	reload := func(e *affinity.Engine) error {
-		lookup := os.Getenv
-		if configPath != "" {
-			values, err := affinity.ReadEnvFile(configPath)
-			if err != nil {
-				return err
-			}
-			lookup = func(k string) string {
-				if v, ok := values[k]; ok {
-					return v
-				}
-				return os.Getenv(k)
-			}
+		if err := o.resolver.reread(); err != nil {
+			return err
 		}
-		cfg, err := affinity.ParseConfig(lookup)
+		settings, err := o.resolver.settings()
 		if err != nil {
 			return err
 		}
-		cfg.Apply(e)
-		o.logger.Info("configuration reloaded", "banned_cpus", cfg.Banned.User.String(), "include_isolated", cfg.Banned.IncludeIsolated)
+		e.Banned, e.Policy, e.Planner.IncludePinned = settings.Banned, settings.Policy, settings.IncludePinned
+		o.logger.Info("configuration reloaded", "banned_cpus", settings.Banned.User.String(),
+			"banned_irqs", len(settings.Policy.BannedIRQs), "include_isolated", settings.Banned.IncludeIsolated)
 		return nil
 	}
-	if configPath != "" {
-		if err := reload(o.engine); err != nil {
-			return usageError("--config: %v", err)
+	checkInterval, err := o.resolver.duration(settingCheckInterval)
+	if err != nil {
+		return err
+	}
+	noVerify, err := o.resolver.bool(settingNoVerify)
+	if err != nil {
+		return err
+	}
+	if o.env.Store != nil {
+		// Refuse a second daemon before touching anything.
+		if pid, running := o.env.Store.DaemonRunning(); running {
+			return &affinity.DaemonRunningError{Path: o.env.Store.Path(), PID: pid}
 		}
 	}
+	if err := o.env.CheckAccess(); err != nil {
+		return err
+	}
+	engine := &affinity.Engine{FS: o.fs, Banned: o.env.Settings.Banned, Policy: o.env.Settings.Policy, Logger: o.logger}
+	engine.Planner.IncludePinned = o.env.Settings.IncludePinned
+	o.logger.Info("configuration", "banned_cpus", engine.Banned.User.String(), "include_isolated", engine.Banned.IncludeIsolated,
+		"config", o.resolver.path)
 
 	var metrics *daemon.Metrics
-	if addr := c.String("metrics-address"); addr != "" {
+	if addr, _ := o.resolver.get(settingMetricsAddress); addr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = daemon.NewMetrics(reg)
@@ -112,13 +119,13 @@ func cmdWatch(c *cli.Context, o *options) error {
 		watchdog = interval / 2
 	}
 	d := &daemon.Daemon{
-		Engine: o.engine,
+		Engine: engine,
 		Source: &hotplug.Watcher{
-			CheckInterval: c.Duration("check-interval"),
+			CheckInterval: checkInterval,
 			OnlinePath:    o.fs.SysPath(sysfs.CPUDir, "online"),
 			Logger:        o.logger,
 		},
-		StatePath:          o.statePath,
+		Store:              o.env.Store,
 		NoInitialRebalance: c.Bool("no-initial-rebalance"),
 		Logger:             o.logger,
 		Metrics:            metrics,
@@ -131,7 +138,7 @@ func cmdWatch(c *cli.Context, o *options) error {
 		Reload:           reloads,
 		ReloadConfig:     reload,
 	}
-	if !c.Bool("no-verify") {
+	if !noVerify {
 		sampler := newSampler(o.fs, o.stderr)
 		sampler.Notice = func(reason string) { o.logger.Warn("move confirmation is coarser", "reason", reason) }
 		confirmer := &daemon.Confirmer{Sampler: sampler, Window: c.Duration("verify-window"), Metrics: metrics, Logger: o.logger}

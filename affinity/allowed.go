@@ -1,9 +1,6 @@
 package affinity
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -21,30 +18,6 @@ type BannedCPUs struct {
 	// IncludeIsolated allows isolated and nohz_full CPUs, which are banned
 	// by default: they are isolated precisely to be left undisturbed.
 	IncludeIsolated bool
-}
-
-// ParseBannedCPUs combines the flag value (a cpulist) with the irqbalance
-// environment variables, looked up through getenv.
-func ParseBannedCPUs(flag string, getenv func(string) string) (sysfs.CPUSet, error) {
-	banned, err := sysfs.ParseCPUList(flag)
-	if err != nil {
-		return sysfs.CPUSet{}, fmt.Errorf("--banned-cpus: %w", err)
-	}
-	if list := strings.TrimSpace(getenv(EnvBannedCPUList)); list != "" {
-		set, err := sysfs.ParseCPUList(list)
-		if err != nil {
-			return sysfs.CPUSet{}, fmt.Errorf("%s: %w", EnvBannedCPUList, err)
-		}
-		banned = banned.Union(set)
-	}
-	if mask := strings.TrimSpace(getenv(EnvBannedCPUs)); mask != "" {
-		set, err := sysfs.ParseCPUMask(mask)
-		if err != nil {
-			return sysfs.CPUSet{}, fmt.Errorf("%s: %w", EnvBannedCPUs, err)
-		}
-		banned = banned.Union(set)
-	}
-	return banned, nil
 }
 
 // Allowed returns the CPUs IRQs may go to: online minus banned.

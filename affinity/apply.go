@@ -26,8 +26,12 @@ type Status string
 
 // The outcomes.
 const (
-	// StatusMoved: written, and the effective affinity is within the new mask.
+	// StatusMoved: written, and the interrupt now fires on a CPU within the
+	// new mask, different from the CPU(s) it was delivered to before.
 	StatusMoved Status = "moved"
+	// StatusNarrowed: written, and the effective affinity is what it was
+	// before (Move.From): the mask changed, the interrupt did not move.
+	StatusNarrowed Status = "narrowed"
 	// StatusPending: written, but the chip still delivers elsewhere; some
 	// chips (x86 without IRQ remapping) move at the next interrupt.
 	StatusPending Status = "pending"
@@ -49,6 +53,12 @@ type Result struct {
 	Reason    string       `json:"reason,omitempty"`
 	// ErrorClass is sysfs.WriteClassName of the write error, if any.
 	ErrorClass string `json:"error_class,omitempty"`
+}
+
+// Wrote reports whether the kernel accepted the write: moved, narrowed or
+// pending.
+func (r Result) Wrote() bool {
+	return r.Status == StatusMoved || r.Status == StatusNarrowed || r.Status == StatusPending
 }
 
 // Applier writes plans. It is not safe for concurrent use.
@@ -162,6 +172,8 @@ func (a *Applier) applyOne(ctx context.Context, move Move, irq IRQ) Result {
 		res.Status, res.Reason = StatusVanished, "the IRQ was freed after the write"
 	case err != nil:
 		res.Status, res.Reason = StatusFailed, fmt.Sprintf("written, but reading it back failed: %v", err)
+	case !effective.IsEmpty() && effective.IsSubsetOf(to) && effective.Equal(move.From):
+		res.Status, res.Effective = StatusNarrowed, effective
 	case !effective.IsEmpty() && effective.IsSubsetOf(to):
 		res.Status, res.Effective = StatusMoved, effective
 	default:

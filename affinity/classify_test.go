@@ -98,32 +98,7 @@ func TestClassifySkipsVanishedAndSorts(t *testing.T) {
 	}
 }
 
-func TestParseBannedCPUs(t *testing.T) {
-	tests := []struct {
-		flag    string
-		env     map[string]string
-		want    string
-		wantErr bool
-	}{
-		{flag: "", want: ""},
-		{flag: "3", want: "3"},
-		{flag: "1", env: map[string]string{EnvBannedCPUList: "2-3"}, want: "1-3"},
-		{flag: "", env: map[string]string{EnvBannedCPUs: "0000000c"}, want: "2-3"},
-		{flag: "0", env: map[string]string{EnvBannedCPUList: "4", EnvBannedCPUs: "2"}, want: "0-1,4"},
-		{flag: "x", wantErr: true},
-		{flag: "", env: map[string]string{EnvBannedCPUs: "zz"}, wantErr: true},
-		{flag: "", env: map[string]string{EnvBannedCPUList: "3-1"}, wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := ParseBannedCPUs(tt.flag, func(k string) string { return tt.env[k] })
-		if tt.wantErr != (err != nil) {
-			t.Errorf("%q %v: err = %v", tt.flag, tt.env, err)
-			continue
-		}
-		if err == nil && got.String() != tt.want {
-			t.Errorf("%q %v = %q, want %q", tt.flag, tt.env, got, tt.want)
-		}
-	}
+func TestAllowedCPUs(t *testing.T) {
 	info := sysfs.CPUInfo{Online: cpus("0-7"), Isolated: cpus("6"), NohzFull: cpus("7")}
 	if got := (BannedCPUs{User: cpus("0")}).Allowed(info).String(); got != "1-5" {
 		t.Errorf("allowed = %q, want 1-5", got)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/irqshift/irqshift/sysfs"
 )
 
 // Configuration keys, read from the environment (systemd's EnvironmentFile)
@@ -17,47 +19,6 @@ const (
 	EnvIncludePinned   = "IRQSHIFT_INCLUDE_PINNED"
 )
 
-// Config is what the daemon re-reads on SIGHUP.
-type Config struct {
-	Banned        BannedCPUs
-	Policy        Policy
-	IncludePinned bool
-}
-
-// ParseConfig builds a Config from lookup (os.Getenv, or a file's values
-// over it).
-func ParseConfig(lookup func(string) string) (Config, error) {
-	var c Config
-	var err error
-	if c.Banned.User, err = ParseBannedCPUs(lookup(EnvBannedCPUsFlag), lookup); err != nil {
-		return Config{}, err
-	}
-	if c.Policy.BannedIRQs, err = ParseIRQList(lookup(EnvBannedIRQs)); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", EnvBannedIRQs, err)
-	}
-	if c.Banned.IncludeIsolated, err = parseBool(lookup(EnvIncludeIsolated)); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", EnvIncludeIsolated, err)
-	}
-	if c.IncludePinned, err = parseBool(lookup(EnvIncludePinned)); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", EnvIncludePinned, err)
-	}
-	return c, nil
-}
-
-// Apply puts c into the engine.
-func (c Config) Apply(e *Engine) {
-	e.Banned = c.Banned
-	e.Policy = c.Policy
-	e.Planner.IncludePinned = c.IncludePinned
-}
-
-func parseBool(s string) (bool, error) {
-	if strings.TrimSpace(s) == "" {
-		return false, nil
-	}
-	return strconv.ParseBool(strings.TrimSpace(s))
-}
-
 // ParseIRQList parses comma-separated IRQ numbers.
 func ParseIRQList(text string) (map[int]bool, error) {
 	out := map[int]bool{}
@@ -68,7 +29,7 @@ func ParseIRQList(text string) (map[int]bool, error) {
 		}
 		n, err := strconv.Atoi(field)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%q is not an IRQ number", field)
+			return nil, fmt.Errorf("%s is not an IRQ number", sysfs.Quote(field))
 		}
 		out[n] = true
 	}
@@ -93,7 +54,7 @@ func ReadEnvFile(path string) (map[string]string, error) {
 		key, value, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(strings.TrimPrefix(key, "export "))
 		if !ok || key == "" {
-			return nil, fmt.Errorf("%s:%d: not KEY=VALUE: %q", path, n, line)
+			return nil, fmt.Errorf("%s:%d: not KEY=VALUE: %s", path, n, sysfs.Quote(line))
 		}
 		value = strings.TrimSpace(value)
 		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {

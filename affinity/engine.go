@@ -24,6 +24,9 @@ type Engine struct {
 	Policy  Policy
 	Memory  Memory
 	Planner Planner
+	// Drained are the CPUs the operator drained (irqshift drain, or
+	// irqshift offline): out of every plan's allowed set until undrained.
+	Drained Drains
 	// TrackPins turns on learning pins from the masks found in each
 	// snapshot. It needs Written to survive between runs (a state file):
 	// without it every mask irqshift wrote would look like a pin.
@@ -61,8 +64,10 @@ func (e *Engine) SetCPUOnline(cpu int, online bool) error {
 type State struct {
 	Snapshot *sysfs.Snapshot
 	IRQs     []IRQ
-	// Banned is every CPU no IRQ may go to; Allowed is online minus Banned.
+	// Banned is every CPU no IRQ may go to by configuration or isolation;
+	// Drained those the operator drained; Allowed is online minus both.
 	Banned  sysfs.CPUSet
+	Drained sysfs.CPUSet
 	Allowed sysfs.CPUSet
 	// LearnedPins are the pins this snapshot taught (set by hand since the
 	// last one).
@@ -78,6 +83,9 @@ func (e *Engine) init() {
 	}
 	if e.Planner.Pins == nil {
 		e.Planner.Pins = Pins{}
+	}
+	if e.Drained == nil {
+		e.Drained = Drains{}
 	}
 }
 
@@ -107,11 +115,13 @@ func (e *Engine) Load() (*State, error) {
 		e.staticCPUs = &cpus
 	}
 	e.init()
+	drained := e.Drained.CPUs().Intersect(snap.CPUs.Possible)
 	st := &State{
 		Snapshot: snap,
 		IRQs:     Classify(snap, e.Memory, e.Policy),
 		Banned:   e.Banned.All(snap.CPUs),
-		Allowed:  e.Banned.Allowed(snap.CPUs),
+		Drained:  drained,
+		Allowed:  e.Banned.Allowed(snap.CPUs).Difference(drained),
 	}
 	if e.TrackPins && consistent {
 		for _, irq := range st.IRQs {
@@ -176,31 +186,40 @@ func (e *Engine) ProbePins(st *State) {
 	st.LearnedPins = kept
 }
 
+// replans bounds the re-plans of Rebalance: each one follows a refusal
+// that taught a managed IRQ, and a machine has few of those per CPU.
+const replans = 4
+
 // Rebalance plans a rebalance of st and applies it. When the kernel
 // refuses some writes (managed IRQs that only a refusal reveals, on 6.1),
 // the plan had counted them as movable and given them a place: it loads
-// the state again, now knowing them, and rebalances once more so the
-// others end up even.
+// the state again, now knowing them, and rebalances again so the others
+// end up even, until no write is refused (at most replans times).
 func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Result, error) {
 	plan, err := e.Planner.Rebalance(st.IRQs, st.Allowed)
 	if err != nil {
 		return st, plan, nil, err
 	}
 	results := e.Applier(st, sysfs.CPUSet{}).Apply(ctx, plan, st.IRQs)
-	if !slices.ContainsFunc(results, func(r Result) bool { return r.Status == StatusUnmovable }) {
-		return st, plan, results, nil
+	refused := func(rs []Result) bool {
+		return slices.ContainsFunc(rs, func(r Result) bool { return r.Status == StatusUnmovable })
 	}
-	again, err := e.Load()
-	if err != nil {
-		return st, plan, results, err
+	last := results
+	for try := 0; try < replans && refused(last) && ctx.Err() == nil; try++ {
+		again, err := e.Load()
+		if err != nil {
+			return st, plan, results, err
+		}
+		more, err := e.Planner.Rebalance(again.IRQs, again.Allowed)
+		if err != nil {
+			return st, plan, results, err
+		}
+		last = e.Applier(again, sysfs.CPUSet{}).Apply(ctx, more, again.IRQs)
+		plan.Moves = append(plan.Moves, more.Moves...)
+		results = append(results, last...)
+		st = again
 	}
-	plan2, err := e.Planner.Rebalance(again.IRQs, again.Allowed)
-	if err != nil {
-		return st, plan, results, err
-	}
-	results2 := e.Applier(again, sysfs.CPUSet{}).Apply(ctx, plan2, again.IRQs)
-	plan.Moves = append(plan.Moves, plan2.Moves...)
-	return again, plan, append(results, results2...), nil
+	return st, plan, results, nil
 }
 
 // Applier returns an Applier for plans made from st. avoid holds CPUs a
@@ -210,7 +229,7 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 	return &Applier{
 		Kernel:     e.kernel(),
 		Allowed:    st.Allowed.Difference(avoid),
-		Banned:     st.Banned,
+		Banned:     st.Banned.Union(st.Drained),
 		Avoid:      avoid,
 		Planner:    &e.Planner,
 		Memory:     e.Memory,
@@ -222,13 +241,14 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 
 // Restore puts a saved state into the engine.
 func (e *Engine) Restore(s Saved) {
+	e.Drained = s.Drained
 	e.Planner.Cursor = s.Cursor
 	e.Planner.Pins = s.Pins
 	e.Written = s.Written
 	e.Memory = s.Managed
 }
 
-// Saved returns the engine's state for SaveState.
+// Saved returns the engine's state for Store.Save.
 func (e *Engine) Saved() Saved {
 	s := NewSaved()
 	s.Cursor = e.Planner.Cursor
@@ -240,6 +260,9 @@ func (e *Engine) Saved() Saved {
 	}
 	if e.Memory != nil {
 		s.Managed = e.Memory
+	}
+	if e.Drained != nil {
+		s.Drained = e.Drained
 	}
 	return s
 }

@@ -1,11 +1,13 @@
 package affinity
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/irqshift/irqshift/sysfs"
 )
 
 // DefaultStatePath is where the daemon and the CLI keep what they learned.
@@ -13,17 +15,37 @@ import (
 // which is right since IRQ numbers can change across boots.
 const DefaultStatePath = "/run/irqshift/state.json"
 
-// StateVersion is the state file's format. Readers take any version up to
-// their own and ignore unknown fields, so an older irqshift reads a newer
-// file as far as it understands it.
+// StateVersion is the state file's format. Fields added since version 1
+// are optional, so a file written before them reads fine. A file with a
+// higher version, or with a field this irqshift does not know, was written
+// by a newer irqshift: a Store reads it as far as it understands it and
+// refuses to overwrite it (ErrNewerState).
 const StateVersion = 1
 
 // ErrBadState means the state file exists but could not be used: torn by
-// a crash, edited by hand, or written by an incompatible version. Callers
-// log it and start afresh; it is never fatal.
+// a crash, edited by hand into invalid JSON, or too large. Load keeps the
+// file aside as <file>.bad; callers log the error and start afresh, and
+// later saves are allowed. It is never fatal.
 var ErrBadState = errors.New("unusable state file")
 
-// Saved is what irqshift keeps across runs.
+// ErrNewerState means the state file was written by a newer irqshift: a
+// higher "version", a field or a value this irqshift does not know. Load
+// returns what it understood; Save refuses to overwrite the file, so the
+// newer irqshift's pins are not lost.
+var ErrNewerState = errors.New("written by a newer irqshift: refusing to overwrite it")
+
+// ErrStatePath means the state path (or the lock or daemon file beside it)
+// exists and is not a regular file: a device such as /dev/null, a FIFO, a
+// directory, a socket, or a symbolic link to one of them. irqshift never
+// opens, replaces or writes such a path.
+var ErrStatePath = errors.New("not a regular file")
+
+// ErrDaemonRunning means another irqshift watch holds the state file's
+// daemon claim. The error returned is a *DaemonRunningError naming the PID.
+var ErrDaemonRunning = errors.New("irqshift watch is already running")
+
+// Saved is what irqshift keeps across runs: the one home of the operator's
+// intent.
 type Saved struct {
 	Version int     `json:"version"`
 	Cursor  Cursor  `json:"cursor"`
@@ -31,31 +53,52 @@ type Saved struct {
 	Written Written `json:"written"`
 	// Managed is Memory: IRQs the kernel refused to move.
 	Managed Memory `json:"managed"`
+	// Drained are the CPUs kept free of IRQs, and why.
+	Drained Drains `json:"drained"`
+	// DaemonBanned are the banned CPUs the running daemon resolved from its
+	// configuration, so that one-shot commands honour them while it runs.
+	// They mean nothing when no daemon holds the claim (Store.DaemonRunning).
+	DaemonBanned sysfs.CPUSet `json:"daemon_banned"`
+}
+
+// DrainSource says which command drained a CPU.
+type DrainSource string
+
+// The drain sources.
+const (
+	// DrainByDrain: irqshift drain moved the IRQs off the CPU.
+	DrainByDrain DrainSource = "drain"
+	// DrainByOffline: irqshift offline drained the CPU and took it down.
+	DrainByOffline DrainSource = "offline"
+)
+
+// known reports whether this irqshift knows the source.
+func (d DrainSource) known() bool {
+	return d == DrainByDrain || d == DrainByOffline
+}
+
+// Drains maps a drained CPU to why it was drained.
+type Drains map[int]DrainSource
+
+// CPUs returns the drained CPUs. Numbers outside [0, sysfs.MaxCPUs) are
+// skipped (Load refuses them in a file).
+func (d Drains) CPUs() sysfs.CPUSet {
+	var set sysfs.CPUSet
+	for _, cpu := range slices.Sorted(maps.Keys(d)) {
+		if cpu >= 0 && cpu < sysfs.MaxCPUs {
+			set = set.With(cpu)
+		}
+	}
+	return set
 }
 
 // NewSaved returns an empty state.
 func NewSaved() Saved {
-	return Saved{Version: StateVersion, Pins: Pins{}, Written: Written{}, Managed: Memory{}}
+	return Saved{Version: StateVersion, Pins: Pins{}, Written: Written{}, Managed: Memory{}, Drained: Drains{}}
 }
 
-// LoadState reads the state file. A missing file gives an empty state and
-// no error; an unusable one gives an empty state and an error wrapping
-// ErrBadState.
-func LoadState(path string) (Saved, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return NewSaved(), nil
-	}
-	if err != nil {
-		return NewSaved(), fmt.Errorf("%w: %w", ErrBadState, err)
-	}
-	var s Saved
-	if err := json.Unmarshal(data, &s); err != nil {
-		return NewSaved(), fmt.Errorf("%w: %s: %w", ErrBadState, path, err)
-	}
-	if s.Version < 1 || s.Version > StateVersion {
-		return NewSaved(), fmt.Errorf("%w: %s: version %d, this irqshift reads 1 to %d", ErrBadState, path, s.Version, StateVersion)
-	}
+// normalize replaces nil maps by empty ones and clamps the cursor.
+func (s *Saved) normalize() {
 	if s.Pins == nil {
 		s.Pins = Pins{}
 	}
@@ -65,50 +108,70 @@ func LoadState(path string) (Saved, error) {
 	if s.Managed == nil {
 		s.Managed = Memory{}
 	}
+	if s.Drained == nil {
+		s.Drained = Drains{}
+	}
 	if s.Cursor.Next < 0 {
 		s.Cursor.Next = 0
 	}
-	return s, nil
 }
 
-// SaveState writes the state atomically: a temporary file in the same
-// directory, fsync, rename over the old one, fsync of the directory. A
-// crash leaves either the old file or the new one, never a torn one.
-func SaveState(path string, s Saved) error {
-	s.Version = StateVersion
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
+// Prune drops what refers to IRQs that are gone, so that the file does not
+// grow without bound as devices come and go. present holds Key(irq) of
+// every IRQ of the current snapshot; an empty present (no snapshot) prunes
+// nothing.
+//
+//   - Written and Managed entries whose key is not present are dropped.
+//     They are facts about one incarnation of a device: if it comes back,
+//     its default mask is recognised again, and a managed IRQ is learned
+//     again by the first refused write.
+//   - A pin whose key is not present is dropped only when a present key has
+//     the same IRQ number: the number now belongs to another device, and
+//     the pin is stale. A pin whose IRQ number is gone entirely is kept:
+//     it is the operator's intent, and a driver reload (rmmod/modprobe, a
+//     PCI rescan, a link flap on some NICs) brings the same key back, to
+//     which the pin applies again. Such pins are bounded by the number of
+//     IRQ numbers the machine ever had since boot (/run is a tmpfs).
+func (s *Saved) Prune(present map[string]bool) {
+	if len(present) == 0 {
+		return
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("state: %w", err)
+	for key := range s.Written {
+		if !present[key] {
+			delete(s.Written, key)
+		}
 	}
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
+	for key := range s.Managed {
+		if !present[key] {
+			delete(s.Managed, key)
+		}
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("state: %w", err)
+	if len(s.Pins) == 0 {
+		return
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("state: %w", err)
+	numbers := make(map[int]bool, len(present))
+	for key := range present {
+		if n, ok := keyNumber(key); ok {
+			numbers[n] = true
+		}
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("state: %w", err)
+	for key, pin := range s.Pins {
+		if present[key] {
+			continue
+		}
+		n, ok := keyNumber(key)
+		if !ok {
+			n = pin.IRQ
+		}
+		if numbers[n] {
+			delete(s.Pins, key)
+		}
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // best effort: some file systems refuse to sync a directory
-		d.Close()
-	}
-	return nil
+}
+
+// keyNumber returns the IRQ number at the start of a Key.
+func keyNumber(key string) (int, bool) {
+	num, _, _ := strings.Cut(key, "/")
+	n, err := strconv.Atoi(num)
+	return n, err == nil
 }

@@ -107,9 +107,10 @@ func Verify(ctx context.Context, sampler Sampler, want []Expectation, online sys
 	return checks, nil
 }
 
-// ExpectAfter turns the results of an apply into expectations: each moved
-// IRQ should now fire on its read-back effective affinity (or, where the
-// chip has not moved it yet, on the mask written).
+// ExpectAfter turns the results of an apply into expectations: each IRQ
+// written (moved, narrowed or pending) should now fire on its read-back
+// effective affinity (or, where the chip has not moved it yet, on the mask
+// written).
 func ExpectAfter(results []Result, irqs []IRQ) []Expectation {
 	actions := make(map[int][]string, len(irqs))
 	for _, irq := range irqs {
@@ -117,7 +118,7 @@ func ExpectAfter(results []Result, irqs []IRQ) []Expectation {
 	}
 	var out []Expectation
 	for _, r := range results {
-		if r.Status != StatusMoved && r.Status != StatusPending {
+		if !r.Wrote() {
 			continue
 		}
 		expected := r.Effective

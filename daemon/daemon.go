@@ -20,8 +20,14 @@ import (
 type Daemon struct {
 	Engine *affinity.Engine
 	Source hotplug.Source
-	// StatePath is the state file; "" keeps state in memory only.
-	StatePath string
+	// Store is the state file, shared with the CLI: the daemon claims it
+	// for its lifetime (a second daemon on it is refused), settles under
+	// its lock, and re-reads it when another irqshift changed it. nil
+	// keeps state in memory only.
+	Store *affinity.Store
+	// StateChanged, when set, replaces the inotify watch of the state
+	// file: a value means it may have changed.
+	StateChanged <-chan struct{}
 	// NoInitialRebalance makes the start-up settle only read the state and
 	// learn pins, without moving anything.
 	NoInitialRebalance bool
@@ -52,7 +58,8 @@ type Daemon struct {
 
 // Settle is one snapshot, plan and apply cycle.
 type Settle struct {
-	// Reason is "start", "offline", "online", "resync" or "reload".
+	// Reason is "start", "offline", "online", "resync", "reload" or
+	// "state" (another irqshift changed the state file).
 	Reason string
 	// Events are the coalesced events that caused it.
 	Events  []hotplug.Event
@@ -86,10 +93,18 @@ const eventQueue = 256
 // after every batch of hotplug events until ctx is done. It returns nil on
 // cancellation and an error when the start-up settle or the Source fails.
 func (d *Daemon) Run(ctx context.Context) error {
-	if d.StatePath != "" {
-		saved, err := affinity.LoadState(d.StatePath)
+	if d.Store != nil {
+		release, err := d.Store.ClaimDaemon()
 		if err != nil {
-			d.log().Warn("state file unusable; rebuilding it", "path", d.StatePath, "err", err)
+			return err
+		}
+		defer release()
+		saved, err := d.Store.Load()
+		switch {
+		case errors.Is(err, affinity.ErrNewerState):
+			return err
+		case err != nil:
+			d.log().Warn("state file unusable; rebuilding it", "path", d.Store.Path(), "err", err)
 		}
 		d.Engine.Restore(saved)
 	}
@@ -106,6 +121,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	events := make(chan hotplug.Event, eventQueue)
 	sourceDone := make(chan error, 1)
 	go func() { sourceDone <- d.Source.Run(ctx, events) }()
+	stateChanged := d.watchState(ctx)
 	d.notify("READY=1")
 	d.log().Info("watching CPU hotplug")
 
@@ -133,6 +149,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("hotplug events: %w", err)
 		case <-watchdog:
 			d.notify("WATCHDOG=1")
+		case <-stateChanged:
+			// Our own saves wake us too; only another writer's counts.
+			if d.Store.Changed() {
+				d.settleLogged(ctx, "state", nil)
+			}
 		case <-d.Reload:
 			d.Metrics.resync("sighup")
 			d.Engine.ForgetCPUs()
@@ -213,6 +234,27 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		}
 		d.Engine.Transient = append(d.Engine.Transient, cur)
 	}
+	if d.Store != nil {
+		// The lock is held for the whole read → plan → write → save
+		// cycle and only then: a one-shot command waits for the settle
+		// to end, and the daemon for the command.
+		unlock, err := d.Store.Lock(ctx)
+		if err != nil {
+			return s, err
+		}
+		defer unlock()
+		if d.Store.Changed() {
+			saved, err := d.Store.Load()
+			switch {
+			case errors.Is(err, affinity.ErrNewerState):
+				return s, err
+			case err != nil:
+				d.log().Warn("state file unusable; rebuilding it", "path", d.Store.Path(), "err", err)
+			}
+			d.Engine.Restore(saved)
+			d.log().Info("state changed by another irqshift; applying it", "drained", saved.Drained.CPUs().String(), "pins", len(saved.Pins))
+		}
+	}
 	st, err := d.Engine.Load()
 	if err != nil {
 		return s, err
@@ -235,9 +277,12 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	if !received.IsZero() {
 		s.Reaction = end.Sub(received)
 	}
-	if d.StatePath != "" {
-		if err := affinity.SaveState(d.StatePath, d.Engine.Saved()); err != nil {
-			d.log().Warn("could not save state", "path", d.StatePath, "err", err)
+	if d.Store != nil {
+		saved := d.Engine.Saved()
+		saved.DaemonBanned = d.Engine.Banned.User
+		saved.Prune(presentKeys(s.State))
+		if err := d.Store.Save(saved); err != nil {
+			d.log().Error("could not save state", "path", d.Store.Path(), "err", err)
 		}
 	}
 	d.Metrics.settled(reason, s.Results, s.Reaction.Seconds(), !received.IsZero())
@@ -257,11 +302,13 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 // record logs a settle and updates the gauges from a fresh view of where
 // IRQs now are.
 func (d *Daemon) record(s Settle) {
-	moved, failed := 0, 0
+	moved, narrowed, failed := 0, 0, 0
 	for _, r := range s.Results {
 		switch r.Status {
 		case affinity.StatusMoved, affinity.StatusPending:
 			moved++
+		case affinity.StatusNarrowed:
+			narrowed++
 		case affinity.StatusFailed:
 			failed++
 			d.log().Warn("move failed", "irq", r.IRQ, "to", r.To.String(), "reason", r.Reason, "class", r.ErrorClass)
@@ -269,7 +316,7 @@ func (d *Daemon) record(s Settle) {
 			d.log().Info("kernel refused to move IRQ; treating it as managed", "irq", r.IRQ, "reason", r.Reason)
 		}
 	}
-	attrs := []any{"reason", s.Reason, "events", describe(s.Events), "moved", moved, "failed", failed,
+	attrs := []any{"reason", s.Reason, "events", describe(s.Events), "moved", moved, "narrowed", narrowed, "failed", failed,
 		"online", s.State.Snapshot.CPUs.Online.String()}
 	if s.Reaction > 0 {
 		attrs = append(attrs, "reaction_ms", float64(s.Reaction.Microseconds())/1000)
@@ -286,7 +333,7 @@ func (d *Daemon) record(s Settle) {
 		}
 		for _, r := range s.Results {
 			i, ok := index[r.IRQ]
-			if !ok || (r.Status != affinity.StatusMoved && r.Status != affinity.StatusPending) {
+			if !ok || !r.Wrote() {
 				continue
 			}
 			after.IRQs[i].Effective = r.To
@@ -296,6 +343,47 @@ func (d *Daemon) record(s Settle) {
 		}
 		d.Metrics.observeState(&after)
 	}
+}
+
+// watchState returns a channel that has a value whenever the state file
+// may have changed (nil without a state file).
+func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
+	if d.Store == nil {
+		return nil
+	}
+	if d.StateChanged != nil {
+		return d.StateChanged
+	}
+	out := make(chan struct{}, 1)
+	paths := make(chan string, 1)
+	w := &hotplug.FileWatcher{Paths: []string{d.Store.Path()}, Logger: d.Logger}
+	go func() {
+		if err := w.Run(ctx, paths); err != nil {
+			d.log().Warn("not watching the state file; changes by the CLI apply at the next event", "err", err)
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-paths:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func presentKeys(st *affinity.State) map[string]bool {
+	keys := make(map[string]bool, len(st.IRQs))
+	for _, irq := range st.IRQs {
+		keys[affinity.Key(irq)] = true
+	}
+	return keys
 }
 
 func earliestCPUEvent(batch []hotplug.Event) time.Time {
@@ -313,7 +401,7 @@ func earliestCPUEvent(batch []hotplug.Event) time.Time {
 
 func movedAny(results []affinity.Result) bool {
 	for _, r := range results {
-		if r.Status == affinity.StatusMoved || r.Status == affinity.StatusPending {
+		if r.Wrote() {
 			return true
 		}
 	}

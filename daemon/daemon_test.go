@@ -67,12 +67,19 @@ func startHarness(t *testing.T, version sysfstest.Version, statePath string, twe
 func startOn(t *testing.T, sim *sysfstest.Sim, statePath string, tweak func(*Daemon)) *harness {
 	t.Helper()
 	h := &harness{t: t, sim: sim, src: newFakeSource(), settles: make(chan Settle, 64), done: make(chan error, 1), reg: prometheus.NewRegistry()}
+	var store *affinity.Store
+	if statePath != "" {
+		var err error
+		if store, err = affinity.OpenStore(statePath); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.d = &Daemon{
-		Engine:    &affinity.Engine{FS: sim.FS(), Kernel: sim},
-		Source:    h.src,
-		StatePath: statePath,
-		Metrics:   NewMetrics(h.reg),
-		OnSettle:  func(s Settle) { h.settles <- s },
+		Engine:   &affinity.Engine{FS: sim.FS(), Kernel: sim},
+		Source:   h.src,
+		Store:    store,
+		Metrics:  NewMetrics(h.reg),
+		OnSettle: func(s Settle) { h.settles <- s },
 	}
 	if tweak != nil {
 		tweak(h.d)
@@ -114,6 +121,13 @@ func (h *harness) next() Settle {
 // differing by at most one. It returns the count per CPU.
 func (h *harness) check(pinned map[int]bool) map[int]int {
 	h.t.Helper()
+	return h.checkExcept(pinned, sysfs.CPUSet{})
+}
+
+// checkExcept is check for a daemon that keeps IRQs off the CPUs of
+// empty (banned or drained): those must hold none, the others spread.
+func (h *harness) checkExcept(pinned map[int]bool, empty sysfs.CPUSet) map[int]int {
+	h.t.Helper()
 	online := h.sim.Online()
 	load := map[int]int{}
 	for _, cpu := range online.CPUs() {
@@ -138,7 +152,13 @@ func (h *harness) check(pinned map[int]bool) map[int]int {
 		}
 	}
 	lo, hi := 1<<30, 0
-	for _, n := range load {
+	for cpu, n := range load {
+		if empty.Contains(cpu) {
+			if n > 0 {
+				h.t.Errorf("%d movable IRQs on CPU%d, which must hold none", n, cpu)
+			}
+			continue
+		}
 		lo, hi = min(lo, n), max(hi, n)
 	}
 	if hi-lo > 1 {
@@ -232,7 +252,7 @@ func TestPinRestoredAfterOnline(t *testing.T) {
 
 	// A restart reads the pin from the state file.
 	h.stop()
-	saved, err := affinity.LoadState(state)
+	saved, err := loadSaved(state)
 	if err != nil || saved.Pins[affinity.Key(affinity.IRQ{IRQ: 13, Chip: "GICv3", Actions: []string{"uart-pl011"}})].CPUs.String() != "3" {
 		t.Errorf("state after stop: %+v, %v", saved.Pins, err)
 	}
@@ -273,7 +293,7 @@ func TestRestartWithStateAndTornFile(t *testing.T) {
 	}
 	h3 := startOn(t, sim, state, nil)
 	h3.stop()
-	if _, err := affinity.LoadState(state); err != nil {
+	if _, err := loadSaved(state); err != nil {
 		t.Errorf("state not rebuilt: %v", err)
 	}
 }
@@ -395,4 +415,12 @@ func TestConfirmAfterSettle(t *testing.T) {
 	if verified < 2 || misrouted != 1 {
 		t.Errorf("verified %v misrouted %v; want >= 2 and 1 (the uart)", verified, misrouted)
 	}
+}
+
+func loadSaved(path string) (affinity.Saved, error) {
+	store, err := affinity.OpenStore(path)
+	if err != nil {
+		return affinity.Saved{}, err
+	}
+	return store.Load()
 }

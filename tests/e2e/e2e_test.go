@@ -72,7 +72,7 @@ var goldenCases = []goldenCase{
 
 	// offline and online on a plain tree: see TestOfflineOnlinePlainTree.
 	{name: "offline2-pinned2", tree: "vm4-6.1-pinned2", args: []string{"offline", "2"}, writes: true,
-		code: 3, stderr: `movable IRQs \[13 16 20 21 22 23 26 28 29 30\] are still on offline CPUs 2`},
+		code: 3, stderr: `movable IRQs \[13 16 20 21 22 23 26 28 29 30\] are still on CPUs 2, so they stay online`},
 
 	// trees captured from the real VM by tests/vm (skipped when absent).
 	{name: "capture-vm-gicv3-4cpu-list", tree: "capture/vm-gicv3-4cpu", args: []string{"list"}},
@@ -148,6 +148,7 @@ type planDoc struct {
 	} `json:"skipped"`
 	Results []struct {
 		IRQ       int    `json:"irq"`
+		From      []int  `json:"from"`
 		To        []int  `json:"to"`
 		Effective []int  `json:"effective"`
 		Status    string `json:"status"`
@@ -193,11 +194,12 @@ func checkAppliedJSON(t *testing.T, tc goldenCase, root string, stdout []byte) {
 		t.Fatalf("%d moves, %d results", len(doc.Moves), len(doc.Results))
 	}
 	for i, r := range doc.Results {
-		// The stale effective CPU counts as moved only where it happens
-		// to be the target already.
+		// A plain tree's effective file never follows a write: the IRQ
+		// counts as narrowed where it was on the target already, as
+		// pending everywhere else.
 		want := "pending"
-		if slices.Equal(r.Effective, r.To) {
-			want = "moved"
+		if slices.Equal(r.Effective, r.To) && slices.Equal(r.From, r.To) {
+			want = "narrowed"
 		}
 		if r.IRQ != doc.Moves[i].IRQ || r.Status != want || !slices.Equal(r.To, doc.Moves[i].To) {
 			t.Errorf("result %+v for move %+v, want %s to the planned CPU", r, doc.Moves[i], want)
@@ -331,8 +333,9 @@ func TestBadInput(t *testing.T) {
 // a hook (a child process cannot be served by the in-process simulator):
 //
 //   - offline 2 drains CPU2 (the masks in the tree hold the targets),
-//     writes 0 to cpu2/online, re-reads, still sees the drained IRQs
-//     effective on CPU2 and exits 3 listing them in left_behind;
+//     re-reads, still sees the drained IRQs effective on CPU2, and so
+//     never writes 0 to cpu2/online: it exits 3 listing them in
+//     left_behind, with "offlined" empty;
 //   - online 2 writes 1 to cpu2/online, re-reads `online` (still 0-1,3)
 //     and exits 1: "CPU 2 did not come online", without rebalancing.
 //
@@ -348,13 +351,14 @@ func TestOfflineOnlinePlainTree(t *testing.T) {
 		var doc struct {
 			planDoc
 			CPUs       []int `json:"cpus"`
+			Offlined   []int `json:"offlined"`
 			LeftBehind []int `json:"left_behind"`
 		}
 		if err := json.Unmarshal(res.stdout, &doc); err != nil {
 			t.Fatal(err)
 		}
-		if got := readFile(t, root, "sys/devices/system/cpu/cpu2/online"); strings.TrimSpace(got) != "0" {
-			t.Errorf("cpu2/online = %q, want 0", got)
+		if got := readFile(t, root, "sys/devices/system/cpu/cpu2/online"); strings.TrimSpace(got) != "1" {
+			t.Errorf("cpu2/online = %q, want 1: IRQs were left on CPU2", got)
 		}
 		if got := readFile(t, root, "sys/devices/system/cpu/online"); got != "0-3\n" {
 			t.Errorf("online = %q: a plain tree does not update it", got)
@@ -364,6 +368,9 @@ func TestOfflineOnlinePlainTree(t *testing.T) {
 			if r.Status == "pending" {
 				moved = append(moved, r.IRQ)
 			}
+		}
+		if len(doc.Offlined) != 0 {
+			t.Errorf("offlined %v with IRQs left behind", doc.Offlined)
 		}
 		if !slices.Equal(doc.CPUs, []int{2}) || len(moved) == 0 || !slices.Equal(doc.LeftBehind, moved) {
 			t.Errorf("cpus %v, left_behind %v, want [2] and the drained IRQs %v (effective_affinity_list is stale on a plain tree)",

@@ -173,7 +173,7 @@ func checkPlanShape(t *testing.T, data []byte, applied bool) {
 	root := shape{t, "$"}
 	keys := []string{"moves", "skipped"}
 	if applied {
-		keys = append(keys, "results")
+		keys = append(keys, "results", "summary")
 	}
 	doc := root.object(decode(t, data), keys...)
 	if !applied {
@@ -183,7 +183,10 @@ func checkPlanShape(t *testing.T, data []byte, applied bool) {
 	}
 	for i, v := range root.at("moves").array(doc["moves"]) {
 		s := root.at("moves").index(i)
-		m := s.object(v, "irq", "from", "to")
+		m := s.object(v, "irq", "from", "to", "narrow", "reason")
+		if _, ok := m["narrow"].(bool); !ok {
+			t.Errorf("%s.narrow = %v, want a boolean", s.path, m["narrow"])
+		}
 		s.at("irq").integer(m["irq"])
 		s.at("from").ints(m["from"])
 		if to := s.at("to").ints(m["to"]); len(to) != 1 {
@@ -201,7 +204,11 @@ func checkPlanShape(t *testing.T, data []byte, applied bool) {
 	if !applied {
 		return
 	}
-	statuses := []string{"moved", "pending", "unmovable", "vanished", "failed"}
+	sum := root.at("summary").object(doc["summary"], "planned", "done", "not_done", "moved", "narrowed", "pending", "failed", "unmovable", "vanished")
+	if planned, results := root.at("summary.planned").integer(sum["planned"]), len(root.at("results").array(doc["results"])); planned != results {
+		t.Errorf("summary.planned %d, %d results (not_done %v)", planned, results, sum["not_done"])
+	}
+	statuses := []string{"moved", "narrowed", "pending", "unmovable", "vanished", "failed"}
 	for i, v := range root.at("results").array(doc["results"]) {
 		s := root.at("results").index(i)
 		r := s.object(v, "irq", "from", "to", "effective", "status")

@@ -140,6 +140,7 @@ type listDoc struct {
 		Possible []int `json:"possible"`
 		Allowed  []int `json:"allowed"`
 		Banned   []int `json:"banned"`
+		Drained  []int `json:"drained"`
 	} `json:"cpus"`
 	IRQs []listIRQ `json:"irqs"`
 }

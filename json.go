@@ -1,0 +1,210 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/ops"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// The JSON documents, all of them: this file is the contract the README
+// documents. Add fields, never rename them.
+
+type cpusJSON struct {
+	Online   sysfs.CPUSet `json:"online"`
+	Possible sysfs.CPUSet `json:"possible"`
+	Allowed  sysfs.CPUSet `json:"allowed"`
+	Banned   sysfs.CPUSet `json:"banned"`
+	// Drained are the CPUs drained by `drain` or `offline`, and why.
+	Drained sysfs.CPUSet      `json:"drained"`
+	DrainBy map[string]string `json:"drained_by"`
+}
+
+type irqJSON struct {
+	IRQ       int               `json:"irq"`
+	Chip      string            `json:"chip"`
+	HWIRQ     *uint64           `json:"hwirq"`
+	Trigger   string            `json:"trigger"`
+	Actions   []string          `json:"actions"`
+	Counts    map[string]uint64 `json:"counts"`
+	Total     uint64            `json:"total"`
+	Affinity  sysfs.CPUSet      `json:"affinity"`
+	Effective sysfs.CPUSet      `json:"effective"`
+	Class     affinity.Class    `json:"class"`
+	Movable   bool              `json:"movable"`
+	Reason    string            `json:"reason"`
+	// Pin is the admin's mask irqshift keeps for this IRQ, or null.
+	Pin *sysfs.CPUSet `json:"pin"`
+}
+
+// listDoc is `list --json`.
+type listDoc struct {
+	CPUs cpusJSON  `json:"cpus"`
+	IRQs []irqJSON `json:"irqs"`
+}
+
+// planDoc is the --dry-run document.
+type planDoc struct {
+	Moves   []affinity.Move `json:"moves"`
+	Skipped []affinity.Skip `json:"skipped"`
+}
+
+// summaryJSON counts an apply's outcomes.
+type summaryJSON struct {
+	Planned   int `json:"planned"`
+	Done      int `json:"done"`
+	NotDone   int `json:"not_done"`
+	Moved     int `json:"moved"`
+	Narrowed  int `json:"narrowed"`
+	Pending   int `json:"pending"`
+	Failed    int `json:"failed"`
+	Unmovable int `json:"unmovable"`
+	Vanished  int `json:"vanished"`
+}
+
+// applyJSON is what rebalance, drain, undrain, online and pin print.
+type applyJSON struct {
+	Moves   []affinity.Move   `json:"moves"`
+	Skipped []affinity.Skip   `json:"skipped"`
+	Results []affinity.Result `json:"results"`
+	Summary summaryJSON       `json:"summary"`
+	// Verify is present with --verify.
+	Verify *verifyDoc `json:"verify,omitempty"`
+}
+
+// offlineJSON is what offline prints.
+type offlineJSON struct {
+	CPUs sysfs.CPUSet `json:"cpus"`
+	// Offlined are the CPUs taken offline: all of CPUs unless the drain
+	// left IRQs behind or the command was interrupted.
+	Offlined sysfs.CPUSet      `json:"offlined"`
+	Moves    []affinity.Move   `json:"moves"`
+	Skipped  []affinity.Skip   `json:"skipped"`
+	Results  []affinity.Result `json:"results"`
+	Summary  summaryJSON       `json:"summary"`
+	// LeftBehind lists movable IRQs still effective on the CPUs: empty
+	// unless something went wrong.
+	LeftBehind []int `json:"left_behind"`
+	// Rebalanced are the moves of the rebalance run once the CPUs are
+	// offline, to even out what drivers' own hotplug callbacks changed.
+	Rebalanced []affinity.Result `json:"rebalanced"`
+	// Verify is present with --verify.
+	Verify *verifyDoc `json:"verify,omitempty"`
+}
+
+// verifyDoc is what `verify --json` prints, and the "verify" member of the
+// apply documents when --verify is given.
+type verifyDoc struct {
+	// Method is "ebpf" or "proc-interrupts".
+	Method string `json:"method"`
+	// Coarse is true when eBPF was unavailable and /proc/interrupts deltas
+	// were used instead.
+	Coarse          bool             `json:"coarse"`
+	DurationSeconds float64          `json:"duration_seconds"`
+	IRQs            []affinity.Check `json:"irqs"`
+}
+
+func listJSON(report *ops.ListReport) listDoc {
+	st := report.State
+	doc := listDoc{
+		CPUs: cpusJSON{
+			Online:   st.Snapshot.CPUs.Online,
+			Possible: st.Snapshot.CPUs.Possible,
+			Allowed:  st.Allowed,
+			Banned:   st.Banned,
+			Drained:  report.Drained.CPUs(),
+			DrainBy:  map[string]string{},
+		},
+		IRQs: make([]irqJSON, 0, len(st.IRQs)),
+	}
+	for cpu, by := range report.Drained {
+		doc.CPUs.DrainBy[strconv.Itoa(cpu)] = string(by)
+	}
+	for _, irq := range st.IRQs {
+		j := irqJSON{
+			IRQ:       irq.IRQ,
+			Chip:      irq.Chip,
+			Trigger:   irq.Trigger,
+			Actions:   irq.Actions,
+			Counts:    make(map[string]uint64, len(irq.Counts)),
+			Total:     irq.Total,
+			Affinity:  irq.Affinity,
+			Effective: irq.Effective,
+			Class:     irq.Class,
+			Movable:   irq.Movable(),
+			Reason:    irq.Reason,
+		}
+		if irq.HasHWIRQ {
+			hw := irq.HWIRQ
+			j.HWIRQ = &hw
+		}
+		if pin, ok := report.Pins[affinity.Key(irq)]; ok {
+			j.Pin = &pin.CPUs
+		}
+		for i, n := range irq.Counts {
+			j.Counts[strconv.Itoa(irq.CPUs[i])] = n
+		}
+		doc.IRQs = append(doc.IRQs, j)
+	}
+	return doc
+}
+
+func planJSON(report *ops.ApplyReport) planDoc {
+	return planDoc{Moves: report.Plan.Moves, Skipped: report.Plan.Skipped}
+}
+
+func summarize(planned int, results []affinity.Result, notDone int) summaryJSON {
+	s := summaryJSON{Planned: planned, NotDone: notDone}
+	for _, r := range results {
+		if r.Wrote() {
+			s.Done++
+		}
+		switch r.Status {
+		case affinity.StatusMoved:
+			s.Moved++
+		case affinity.StatusNarrowed:
+			s.Narrowed++
+		case affinity.StatusPending:
+			s.Pending++
+		case affinity.StatusFailed:
+			s.Failed++
+		case affinity.StatusUnmovable:
+			s.Unmovable++
+		case affinity.StatusVanished:
+			s.Vanished++
+		}
+	}
+	return s
+}
+
+func applyDoc(report *ops.ApplyReport, verified *verifyDoc) applyJSON {
+	return applyJSON{
+		Moves:   report.Plan.Moves,
+		Skipped: report.Plan.Skipped,
+		Results: nonNil(report.Results),
+		Summary: summarize(len(report.Plan.Moves), report.Results, report.NotDone),
+		Verify:  verified,
+	}
+}
+
+func offlineDoc(report *ops.OfflineReport, verified *verifyDoc) offlineJSON {
+	return offlineJSON{
+		CPUs:       report.CPUs,
+		Offlined:   report.Offlined,
+		Moves:      report.Drain.Plan.Moves,
+		Skipped:    report.Drain.Plan.Skipped,
+		Results:    nonNil(report.Drain.Results),
+		Summary:    summarize(len(report.Drain.Plan.Moves), report.Drain.Results, report.Drain.NotDone),
+		LeftBehind: report.LeftBehind,
+		Rebalanced: nonNil(report.Rebalanced),
+		Verify:     verified,
+	}
+}
+
+func nonNil(results []affinity.Result) []affinity.Result {
+	if results == nil {
+		return []affinity.Result{}
+	}
+	return results
+}

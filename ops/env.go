@@ -1,0 +1,208 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// Settings are the operator's configuration, resolved once from flags,
+// environment and config file by the caller.
+type Settings struct {
+	Banned        affinity.BannedCPUs
+	Policy        affinity.Policy
+	IncludePinned bool
+}
+
+// DefaultLockWait is how long a command waits for the state lock that
+// another irqshift holds (the daemon holds it only while it settles).
+const DefaultLockWait = 30 * time.Second
+
+// Env is what every operation runs against.
+type Env struct {
+	FS sysfs.FS
+	// Kernel receives IRQ writes and Hotplug CPU online writes; nil means
+	// FS. Tests put the simulator here.
+	Kernel  affinity.Kernel
+	Hotplug affinity.Hotplug
+	// Store is the state file; nil keeps no state (pins cannot be set).
+	Store    *affinity.Store
+	Settings Settings
+	Logger   *slog.Logger
+	// LockWait bounds the wait for the state lock; 0 is DefaultLockWait.
+	LockWait time.Duration
+	// CheckAccess tells whether this process may write the kernel's
+	// files; nil asks FS. It runs before the lock is taken or anything read.
+	CheckAccess func() error
+}
+
+func (env *Env) logger() *slog.Logger {
+	if env.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return env.Logger
+}
+
+// session is one operation's view of the state: the engine restored from
+// the state file and, for a writing operation, the lock held until close.
+type session struct {
+	env     *Env
+	engine  *affinity.Engine
+	writing bool
+	unlock  func()
+	// last is the last snapshot loaded: its IRQs bound the saved state.
+	last *affinity.State
+	// daemonBanned is the running daemon's record, saved back unchanged.
+	daemonBanned sysfs.CPUSet
+}
+
+// open starts an operation. A writing one checks the privilege first,
+// then takes the state lock and reads the state under it.
+func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
+	s := &session{env: env, writing: writing}
+	if writing {
+		check := env.CheckAccess
+		if check == nil {
+			check = env.FS.CheckWriteAccess
+		}
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
+	saved := affinity.NewSaved()
+	daemonBanned := sysfs.CPUSet{}
+	if env.Store != nil {
+		if writing {
+			unlock, err := env.lock(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s.unlock = unlock
+		}
+		var err error
+		saved, err = env.Store.Load()
+		switch {
+		case errors.Is(err, affinity.ErrNewerState) && writing:
+			s.release()
+			return nil, err
+		case err != nil:
+			env.logger().Warn("state file unusable; starting from a fresh state", "path", env.Store.Path(), "err", err)
+		}
+		s.daemonBanned = saved.DaemonBanned
+		if _, running := env.Store.DaemonRunning(); running {
+			// The daemon's bans come from its own flags and file: a
+			// command run beside it honours them, or the two would undo
+			// each other.
+			daemonBanned = saved.DaemonBanned
+		}
+	}
+	banned := env.Settings.Banned
+	banned.User = banned.User.Union(daemonBanned)
+	s.engine = &affinity.Engine{
+		FS:      env.FS,
+		Kernel:  env.Kernel,
+		Hotplug: env.Hotplug,
+		Banned:  banned,
+		Policy:  env.Settings.Policy,
+		Logger:  env.Logger,
+	}
+	s.engine.Restore(saved)
+	s.engine.Planner.IncludePinned = env.Settings.IncludePinned
+	// Only writing operations learn pins: they can probe a new pin (a
+	// managed queue looks like one on 6.1) and save it. list and dry runs
+	// show the pins already recorded.
+	s.engine.TrackPins = writing && env.Store != nil
+	return s, nil
+}
+
+// lock takes the state lock, saying so when it has to wait.
+func (env *Env) lock(ctx context.Context) (func(), error) {
+	wait := env.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	quick, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	unlock, err := env.Store.Lock(quick)
+	cancel()
+	if err == nil {
+		return unlock, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: while waiting for the state lock", ErrInterrupted)
+	}
+	env.logger().Warn("waiting for the state lock another irqshift holds", "lock", env.Store.Path()+".lock")
+	bounded, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	unlock, err = env.Store.Lock(bounded)
+	switch {
+	case err == nil:
+		return unlock, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: while waiting for the state lock", ErrInterrupted)
+	case bounded.Err() != nil:
+		return nil, fmt.Errorf("the state lock %s.lock is still held by another irqshift after %s", env.Store.Path(), wait)
+	}
+	return nil, err
+}
+
+// load snapshots and classifies; for a writing operation it also probes
+// newly learned pins, so managed IRQs are not taken for pins.
+func (s *session) load() (*affinity.State, error) {
+	st, err := s.loadOnly()
+	if err != nil {
+		return nil, err
+	}
+	if s.writing {
+		s.engine.ProbePins(st)
+	}
+	return st, nil
+}
+
+// loadOnly snapshots and classifies without probing: for checks of bad
+// input, which must come before any write.
+func (s *session) loadOnly() (*affinity.State, error) {
+	st, err := s.engine.Load()
+	if err != nil {
+		return nil, err
+	}
+	s.last = st
+	return st, nil
+}
+
+// close saves the state of a writing operation and lets go of the lock.
+// A state that cannot be saved fails the operation: the operator's intent
+// would be lost.
+func (s *session) close(err *error) {
+	defer s.release()
+	if !s.writing || s.env.Store == nil {
+		return
+	}
+	saved := s.engine.Saved()
+	saved.DaemonBanned = s.daemonBanned
+	if s.last != nil {
+		saved.Prune(presentKeys(s.last))
+	}
+	if serr := s.env.Store.Save(saved); serr != nil {
+		*err = errors.Join(*err, fmt.Errorf("%w: %w", ErrStateNotSaved, serr))
+	}
+}
+
+func (s *session) release() {
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+}
+
+func presentKeys(st *affinity.State) map[string]bool {
+	keys := make(map[string]bool, len(st.IRQs))
+	for _, irq := range st.IRQs {
+		keys[affinity.Key(irq)] = true
+	}
+	return keys
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSettingsPrecedence: flag > environment > config file > default, for
+// every command (list shows the banned CPUs it resolved).
+func TestSettingsPrecedence(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	config := filepath.Join(t.TempDir(), "irqshift")
+	writeFile(t, config, "IRQSHIFT_BANNED_CPUS=1\nIRQSHIFT_BANNED_IRQS=13\n")
+	tests := []struct {
+		name   string
+		env    map[string]string
+		args   []string
+		banned string
+	}{
+		{"default", nil, nil, "[]"},
+		{"file", nil, []string{"--config", config}, "[1]"},
+		{"environment over file", map[string]string{"IRQSHIFT_BANNED_CPUS": "2"}, []string{"--config", config}, "[2]"},
+		{"flag over environment", map[string]string{"IRQSHIFT_BANNED_CPUS": "2"}, []string{"--config", config, "--banned-cpus", "3"}, "[3]"},
+		{"irqbalance's variables add", map[string]string{"IRQBALANCE_BANNED_CPULIST": "0", "IRQBALANCE_BANNED_CPUS": "8"}, []string{"--banned-cpus", "1"}, "[0,1,3]"},
+		{"irqbalance's hex mask", map[string]string{"IRQBALANCE_BANNED_CPUS": "0000000c"}, nil, "[2,3]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--proc", proc, "--sys", sys}, tt.args...)
+			code, stdout, stderr := runCLI(t, tt.env, append(args, "list", "--json")...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var doc struct {
+				CPUs struct {
+					Banned json.RawMessage `json:"banned"`
+				} `json:"cpus"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(strings.Fields(string(doc.CPUs.Banned)), ""); got != tt.banned {
+				t.Errorf("banned %s, want %s", got, tt.banned)
+			}
+		})
+	}
+	// A bad value names where it came from.
+	for key, bad := range map[string]string{"IRQSHIFT_BANNED_IRQS": "x", "IRQBALANCE_BANNED_CPUS": "zz", "IRQBALANCE_BANNED_CPULIST": "3-1",
+		"IRQSHIFT_INCLUDE_ISOLATED": "maybe", "IRQSHIFT_INCLUDE_PINNED": "2", "IRQSHIFT_BANNED_CPUS": "x"} {
+		code, _, stderr := runCLI(t, map[string]string{key: bad}, "--proc", proc, "--sys", sys, "list")
+		if code != exitUsage || !strings.Contains(stderr, key) {
+			t.Errorf("bad %s=%s: exit %d, %q", key, bad, code, stderr)
+		}
+	}
+}
+
+// syncBuffer is a log sink the test reads while the daemon writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls the log for a line with every one of want; the timeout is
+// a hang guard, not a speed requirement.
+func (b *syncBuffer) waitFor(t *testing.T, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(b.String(), "\n") {
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(line, w)
+			}
+			if ok {
+				return line
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no log line with %q:\n%s", want, b.String())
+	return ""
+}
+
+// unitExecStart returns the unit's ExecStart line as systemd runs it:
+// $IRQSHIFT_ARGS split on white space, the state and config paths swapped
+// for the test's.
+func unitExecStart(t *testing.T, state, config, irqshiftArgs string) []string {
+	t.Helper()
+	unit, err := os.ReadFile("systemd/irqshift.service.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if strings.HasPrefix(l, "ExecStart=") {
+			line = strings.TrimPrefix(l, "ExecStart=")
+		}
+	}
+	var args []string
+	for i, f := range strings.Fields(line) {
+		switch {
+		case i == 0:
+			args = append(args, "irqshift")
+		case f == "$IRQSHIFT_ARGS":
+			args = append(args, strings.Fields(irqshiftArgs)...)
+		case f == "/run/irqshift/state.json":
+			args = append(args, state)
+		case f == "/etc/default/irqshift":
+			args = append(args, config)
+		default:
+			args = append(args, f)
+		}
+	}
+	return args
+}
+
+// TestUnitBansSurviveReload runs the daemon exactly as the unit starts it,
+// with --banned-cpus 2 in IRQSHIFT_ARGS and the file in the environment as
+// EnvironmentFile= puts it: the flag's ban holds at start and after
+// SIGHUP, while SIGHUP takes the file's new values.
+func TestUnitBansSurviveReload(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	dir := t.TempDir()
+	state, config := filepath.Join(dir, "state.json"), filepath.Join(dir, "irqshift")
+	irqshiftArgs := "--banned-cpus 2 --proc " + proc + " --sys " + sys + " --no-verify --check-interval 0"
+	file := "IRQBALANCE_BANNED_CPULIST=3\nIRQSHIFT_ARGS=\"" + irqshiftArgs + "\"\n"
+	writeFile(t, config, file)
+	environment := map[string]string{"IRQBALANCE_BANNED_CPULIST": "3", "IRQSHIFT_ARGS": irqshiftArgs, "JOURNAL_STREAM": "8:1"}
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+
+	var logs syncBuffer
+	done := make(chan int, 1)
+	args := unitExecStart(t, state, config, irqshiftArgs)
+	go func() { done <- run(args, &discard{}, &logs, func(k string) string { return environment[k] }) }()
+	buf := make([]byte, 64)
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := conn.Read(buf); err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("no READY=1: %v %q\n%s", err, buf, logs.String())
+	}
+	logs.waitFor(t, `msg=configuration `, "banned_cpus=2-3")
+	checkNoneOn(t, proc, sys, 2, 3)
+
+	// The operator drops the irqbalance ban from the file and reloads.
+	writeFile(t, config, "IRQSHIFT_ARGS=\""+irqshiftArgs+"\"\n")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitFor(t, "configuration reloaded", "banned_cpus=2 ")
+	logs.waitFor(t, "msg=settled", "reason=reload")
+	checkNoneOn(t, proc, sys, 2)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d:\n%s", code, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("watch did not stop on SIGTERM")
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// checkNoneOn asserts that no movable IRQ of the tree has a banned CPU in
+// its mask: on a fixture tree the mask file is what a write leaves (the
+// effective file stays as it was).
+func checkNoneOn(t *testing.T, proc, sys string, banned ...int) {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, nil, "--proc", proc, "--sys", sys, "--state", "none", "list", "--json")
+	if code != exitOK {
+		t.Fatalf("list: exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		IRQs []struct {
+			IRQ      int   `json:"irq"`
+			Movable  bool  `json:"movable"`
+			Affinity []int `json:"affinity"`
+		} `json:"irqs"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	movable := 0
+	for _, irq := range doc.IRQs {
+		if !irq.Movable {
+			continue
+		}
+		movable++
+		for _, cpu := range banned {
+			if slices.Contains(irq.Affinity, cpu) {
+				t.Errorf("IRQ %d has mask %v with banned CPU %d", irq.IRQ, irq.Affinity, cpu)
+			}
+		}
+	}
+	if movable == 0 {
+		t.Fatal("no movable IRQ in the tree: the check proves nothing")
+	}
+}
