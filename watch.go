@@ -62,7 +62,7 @@ func cmdWatch(c *cli.Context, o *options) error {
 		if err != nil {
 			return err
 		}
-		e.Banned, e.Policy, e.Planner.IncludePinned = settings.Banned, settings.Policy, settings.IncludePinned
+		e.Configure(settings.Banned, settings.Policy, settings.IncludePinned)
 		o.logger.Info("configuration reloaded", "banned_cpus", settings.Banned.User.String(),
 			"banned_irqs", len(settings.Policy.BannedIRQs), "include_isolated", settings.Banned.IncludeIsolated)
 		return nil
@@ -84,9 +84,10 @@ func cmdWatch(c *cli.Context, o *options) error {
 	if err := o.env.CheckAccess(); err != nil {
 		return err
 	}
-	engine := &affinity.Engine{FS: o.fs, Banned: o.env.Settings.Banned, Policy: o.env.Settings.Policy, Logger: o.logger}
-	engine.Planner.IncludePinned = o.env.Settings.IncludePinned
-	o.logger.Info("configuration", "banned_cpus", engine.Banned.User.String(), "include_isolated", engine.Banned.IncludeIsolated,
+	settings := o.env.Settings
+	engine := affinity.NewEngine(affinity.EngineConfig{FS: o.fs, Banned: settings.Banned, Policy: settings.Policy,
+		IncludePinned: settings.IncludePinned, Logger: o.logger})
+	o.logger.Info("configuration", "banned_cpus", settings.Banned.User.String(), "include_isolated", settings.Banned.IncludeIsolated,
 		"config", o.resolver.path)
 
 	var metrics *daemon.Metrics

@@ -29,7 +29,7 @@ type env struct {
 func newEnv(t *testing.T, cfg sysfstest.Config) *env {
 	t.Helper()
 	s := sysfstest.New(t, cfg)
-	return &env{t: t, sim: s, eng: &affinity.Engine{FS: s.FS(), Kernel: s}}
+	return &env{t: t, sim: s, eng: affinity.NewEngine(affinity.EngineConfig{FS: s.FS(), Kernel: s})}
 }
 
 // vm4 is the measured 4-CPU VM plus an SPI whose driver was unbound after
@@ -61,7 +61,7 @@ func (e *env) apply(st *affinity.State, plan affinity.Plan, avoid sysfs.CPUSet) 
 func (e *env) rebalance() (affinity.Plan, []affinity.Result) {
 	e.t.Helper()
 	st := e.load()
-	plan, err := e.eng.Planner.Rebalance(st.IRQs, st.Allowed)
+	plan, err := e.eng.Planner().Rebalance(st.IRQs, st.Allowed)
 	if err != nil {
 		e.t.Fatalf("Rebalance: %v", err)
 	}
@@ -73,7 +73,7 @@ func (e *env) rebalance() (affinity.Plan, []affinity.Result) {
 // pins), then Engine.Rebalance, which plans again after refused writes.
 func (e *env) engineRebalance() (affinity.Plan, []affinity.Result) {
 	e.t.Helper()
-	e.eng.TrackPins = true
+	e.eng.SetTrackPins(true)
 	st := e.load()
 	e.eng.ProbePins(st)
 	_, plan, results, err := e.eng.Rebalance(context.Background(), st)
@@ -87,7 +87,7 @@ func (e *env) drain(list string) (affinity.Plan, []affinity.Result) {
 	e.t.Helper()
 	st := e.load()
 	drained := cpus(list)
-	plan, err := e.eng.Planner.Drain(st.IRQs, drained, st.Allowed)
+	plan, err := e.eng.Planner().Drain(st.IRQs, drained, st.Allowed)
 	if err != nil {
 		e.t.Fatalf("Drain: %v", err)
 	}
@@ -578,7 +578,7 @@ func TestBannedAndIsolatedCPUsGetNothing(t *testing.T) {
 			cfg := vm4(sysfstest.Kernel612)
 			cfg.Isolated, cfg.NohzFull = cpus("3"), cpus("3")
 			e := newEnv(t, cfg)
-			e.eng.Banned = tc.banned
+			e.eng.Configure(tc.banned, affinity.Policy{}, false)
 			_, results := e.rebalance()
 			for _, r := range results {
 				if !r.Wrote() || r.Status == affinity.StatusPending {

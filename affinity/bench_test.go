@@ -95,7 +95,7 @@ func BenchmarkSnapshotPlan(b *testing.B) {
 	for _, size := range []struct{ cpus, irqs int }{{4, 16}, {64, 1024}, {256, 4096}} {
 		b.Run(fmt.Sprintf("%dx%d", size.cpus, size.irqs), func(b *testing.B) {
 			fs := writeBigTree(b, size.cpus, size.irqs)
-			engine := &Engine{FS: fs}
+			engine := NewEngine(EngineConfig{FS: fs})
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -103,10 +103,10 @@ func BenchmarkSnapshotPlan(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := engine.Planner.Rebalance(st.IRQs, st.Allowed); err != nil {
+				if _, err := engine.Planner().Rebalance(st.IRQs, st.Allowed); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := engine.Planner.Drain(st.IRQs, sysfs.NewCPUSet(2), st.Allowed); err != nil {
+				if _, err := engine.Planner().Drain(st.IRQs, sysfs.NewCPUSet(2), st.Allowed); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -134,7 +134,7 @@ func BenchmarkPlan(b *testing.B) {
 // benchmark measures real work.
 func TestBigTreeLoads(t *testing.T) {
 	fs := writeBigTree(t, 8, 600)
-	st, err := (&Engine{FS: fs}).Load()
+	st, err := NewEngine(EngineConfig{FS: fs}).Load()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,39 +11,120 @@ import (
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// Engine ties snapshot, classification, planning and applying together. The
-// one-shot commands build one per run; the daemon keeps one, so that its
-// Memory and Planner cursor survive between events.
-type Engine struct {
+// EngineConfig is what an Engine is built from.
+type EngineConfig struct {
 	FS sysfs.FS
-	// Kernel receives the writes; nil means FS.
+	// Kernel receives the IRQ writes; nil means FS.
 	Kernel Kernel
 	// Hotplug takes CPUs offline and online; nil means FS.
 	Hotplug Hotplug
 	Banned  BannedCPUs
 	Policy  Policy
-	Memory  Memory
-	Planner Planner
-	// Drained are the CPUs the operator drained (irqshift drain, or
-	// irqshift offline): out of every plan's allowed set until undrained.
-	Drained Drains
+	// IncludePinned lets rebalance move pinned IRQs.
+	IncludePinned bool
 	// TrackPins turns on learning pins from the masks found in each
-	// snapshot. It needs Written to survive between runs (a state file):
-	// without it every mask irqshift wrote would look like a pin.
+	// snapshot. It needs the written masks to survive between runs (a
+	// state file): without it every mask irqshift wrote would look like a
+	// pin.
 	TrackPins bool
 	// CacheStaticCPUs makes Load read the CPU files that do not change at
-	// run time once, and then only the online list. The daemon sets it;
-	// Reload (SIGHUP) forgets the cache.
+	// run time once, and then only the online list (the daemon);
+	// ForgetCPUs drops the cache.
 	CacheStaticCPUs bool
+	Logger          *slog.Logger
+}
+
+// Engine ties snapshot, classification, planning and applying together. The
+// one-shot commands build one per run; the daemon keeps one, so that what
+// it learned and its cursor survive between events. Restore and Saved move
+// its state to and from the state file.
+type Engine struct {
+	fs      sysfs.FS
+	kernel  Kernel
+	hotplug Hotplug
+	banned  BannedCPUs
+	policy  Policy
+	memory  Memory
+	planner Planner
+	// drained are the CPUs the operator drained (irqshift drain, or
+	// irqshift offline): out of every plan's allowed set until undrained.
+	drained         Drains
+	trackPins       bool
+	cacheStaticCPUs bool
 	staticCPUs      *sysfs.CPUInfo
-	// Written is what irqshift wrote last to each IRQ, to tell its own
+	// written is what irqshift wrote last to each IRQ, to tell its own
 	// masks from the admin's pins.
-	Written Written
-	Logger  *slog.Logger
-	// Transient are online CPU sets that existed since the last Load (the
+	written Written
+	logger  *slog.Logger
+	// transient are online CPU sets that existed since the last Load (the
 	// daemon derives them from the events of a batch). A mask equal to one
 	// is the kernel's overwrite or a driver's hotplug callback, not a pin.
-	Transient []sysfs.CPUSet
+	transient []sysfs.CPUSet
+}
+
+// NewEngine builds an Engine with an empty state.
+func NewEngine(c EngineConfig) *Engine {
+	e := &Engine{fs: c.FS, kernel: c.Kernel, hotplug: c.Hotplug, banned: c.Banned, policy: c.Policy,
+		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, logger: c.Logger}
+	e.planner.IncludePinned = c.IncludePinned
+	e.init()
+	return e
+}
+
+// Configure replaces the operator's configuration (SIGHUP).
+func (e *Engine) Configure(banned BannedCPUs, policy Policy, includePinned bool) {
+	e.banned, e.policy, e.planner.IncludePinned = banned, policy, includePinned
+}
+
+// Banned is the configured set of banned CPUs.
+func (e *Engine) Banned() BannedCPUs { return e.banned }
+
+// SetTrackPins turns learning pins from snapshots on or off.
+func (e *Engine) SetTrackPins(on bool) { e.trackPins = on }
+
+// SetCacheStaticCPUs turns the cache of the static CPU files on or off.
+func (e *Engine) SetCacheStaticCPUs(on bool) { e.cacheStaticCPUs = on }
+
+// NoteTransient records an online CPU set the machine went through since
+// the last Load: a mask equal to it is not learned as a pin.
+func (e *Engine) NoteTransient(online sysfs.CPUSet) { e.transient = append(e.transient, online) }
+
+// Planner is the engine's planner (its cursor and pins), for plans that
+// are only shown.
+func (e *Engine) Planner() *Planner { return &e.planner }
+
+// Pins are the recorded pins.
+func (e *Engine) Pins() Pins { e.init(); return e.planner.Pins }
+
+// Pin records a pin of irq to cpus.
+func (e *Engine) Pin(irq IRQ, cpus sysfs.CPUSet) {
+	e.init()
+	e.planner.Pins[Key(irq)] = Pin{IRQ: irq.IRQ, CPUs: cpus}
+}
+
+// Unpin forgets the pin of irq and marks its current mask as not the
+// admin's, so that no later snapshot learns it again.
+func (e *Engine) Unpin(irq IRQ) (Pin, bool) {
+	e.init()
+	pin, ok := e.planner.Pins[Key(irq)]
+	if !ok || !e.planner.Pins.Forget(irq.IRQ) {
+		return Pin{}, false
+	}
+	e.written[Key(irq)] = irq.Affinity
+	return pin, true
+}
+
+// Drains are the drained CPUs and why.
+func (e *Engine) Drains() Drains { e.init(); return e.drained }
+
+// Drain records cpu as drained by by.
+func (e *Engine) Drain(cpu int, by DrainSource) { e.init(); e.drained[cpu] = by }
+
+// Undrain forgets the drain of cpu and reports whether there was one.
+func (e *Engine) Undrain(cpu int) bool {
+	_, ok := e.drained[cpu]
+	delete(e.drained, cpu)
+	return ok
 }
 
 // Hotplug writes /sys/devices/system/cpu/cpuN/online; sysfs.FS implements
@@ -54,10 +135,10 @@ type Hotplug interface {
 
 // SetCPUOnline goes through Hotplug, or FS when it is nil.
 func (e *Engine) SetCPUOnline(cpu int, online bool) error {
-	if e.Hotplug != nil {
-		return e.Hotplug.SetCPUOnline(cpu, online)
+	if e.hotplug != nil {
+		return e.hotplug.SetCPUOnline(cpu, online)
 	}
-	return e.FS.SetCPUOnline(cpu, online)
+	return e.fs.SetCPUOnline(cpu, online)
 }
 
 // State is one classified snapshot.
@@ -75,24 +156,24 @@ type State struct {
 }
 
 func (e *Engine) init() {
-	if e.Memory == nil {
-		e.Memory = Memory{}
+	if e.memory == nil {
+		e.memory = Memory{}
 	}
-	if e.Written == nil {
-		e.Written = Written{}
+	if e.written == nil {
+		e.written = Written{}
 	}
-	if e.Planner.Pins == nil {
-		e.Planner.Pins = Pins{}
+	if e.planner.Pins == nil {
+		e.planner.Pins = Pins{}
 	}
-	if e.Drained == nil {
-		e.Drained = Drains{}
+	if e.drained == nil {
+		e.drained = Drains{}
 	}
 }
 
 // Load snapshots the kernel state and classifies it.
 func (e *Engine) Load() (*State, error) {
 	var static *sysfs.CPUInfo
-	if e.CacheStaticCPUs {
+	if e.cacheStaticCPUs {
 		static = e.staticCPUs
 	}
 	// A hotplug during the snapshot changes the online set first and the
@@ -102,38 +183,38 @@ func (e *Engine) Load() (*State, error) {
 	var snap *sysfs.Snapshot
 	consistent := false
 	for try := 0; try < 5 && !consistent; try++ {
-		s, err := e.FS.SnapshotWith(static)
+		s, err := e.fs.SnapshotWith(static)
 		if err != nil {
 			return nil, err
 		}
 		snap = s
-		after, err := e.FS.OnlineCPUs()
+		after, err := e.fs.OnlineCPUs()
 		consistent = err == nil && after.Equal(s.CPUs.Online)
 	}
-	if e.CacheStaticCPUs && e.staticCPUs == nil {
+	if e.cacheStaticCPUs && e.staticCPUs == nil {
 		cpus := snap.CPUs
 		e.staticCPUs = &cpus
 	}
 	e.init()
-	drained := e.Drained.CPUs().Intersect(snap.CPUs.Possible)
+	drained := e.drained.CPUs().Intersect(snap.CPUs.Possible)
 	st := &State{
 		Snapshot: snap,
-		IRQs:     Classify(snap, e.Memory, e.Policy),
-		Banned:   e.Banned.All(snap.CPUs),
+		IRQs:     Classify(snap, e.memory, e.policy),
+		Banned:   e.banned.All(snap.CPUs),
 		Drained:  drained,
-		Allowed:  e.Banned.Allowed(snap.CPUs).Difference(drained),
+		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
 	}
-	if e.TrackPins && consistent {
+	if e.trackPins && consistent {
 		for _, irq := range st.IRQs {
-			for _, set := range e.Transient {
+			for _, set := range e.transient {
 				if irq.Movable() && irq.Affinity.Equal(set) {
-					e.Written[Key(irq)] = irq.Affinity
+					e.written[Key(irq)] = irq.Affinity
 				}
 			}
 		}
-		st.LearnedPins = e.Planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, snap.CPUs.Possible, e.Written)
+		st.LearnedPins = e.planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, snap.CPUs.Possible, e.written)
 	}
-	e.Transient = nil
+	e.transient = nil
 	return st, nil
 }
 
@@ -143,11 +224,11 @@ func (e *Engine) Load() (*State, error) {
 func (e *Engine) ForgetCPUs() { e.staticCPUs = nil }
 
 // kernel is where writes go.
-func (e *Engine) kernel() Kernel {
-	if e.Kernel == nil {
-		return e.FS
+func (e *Engine) writer() Kernel {
+	if e.kernel == nil {
+		return e.fs
 	}
-	return e.Kernel
+	return e.kernel
 }
 
 // ProbePins tells managed IRQs from pins before anything relies on the
@@ -173,14 +254,14 @@ func (e *Engine) ProbePins(st *State) {
 			kept = append(kept, pin)
 			continue
 		}
-		err := e.kernel().WriteAffinity(pin.IRQ, mask)
+		err := e.writer().WriteAffinity(pin.IRQ, mask)
 		if !errors.Is(err, sysfs.ErrUnmovable) {
 			kept = append(kept, pin)
 			continue
 		}
 		reason := fmt.Sprintf("managed: the kernel refused a write (%s)", errnoText(err))
-		e.Memory.Learn(st.IRQs[i], reason)
-		delete(e.Planner.Pins, Key(st.IRQs[i]))
+		e.memory.Learn(st.IRQs[i], reason)
+		delete(e.planner.Pins, Key(st.IRQs[i]))
 		st.IRQs[i].Class, st.IRQs[i].Reason = ClassManaged, reason
 	}
 	st.LearnedPins = kept
@@ -196,7 +277,7 @@ const replans = 4
 // the state again, now knowing them, and rebalances again so the others
 // end up even, until no write is refused (at most replans times).
 func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Result, error) {
-	plan, err := e.Planner.Rebalance(st.IRQs, st.Allowed)
+	plan, err := e.planner.Rebalance(st.IRQs, st.Allowed)
 	if err != nil {
 		return st, plan, nil, err
 	}
@@ -210,7 +291,7 @@ func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Resu
 		if err != nil {
 			return st, plan, results, err
 		}
-		more, err := e.Planner.Rebalance(again.IRQs, again.Allowed)
+		more, err := e.planner.Rebalance(again.IRQs, again.Allowed)
 		if err != nil {
 			return st, plan, results, err
 		}
@@ -227,42 +308,42 @@ func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Resu
 func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 	e.init()
 	return &Applier{
-		Kernel:     e.kernel(),
+		Kernel:     e.writer(),
 		Allowed:    st.Allowed.Difference(avoid),
 		Banned:     st.Banned.Union(st.Drained),
 		Avoid:      avoid,
-		Planner:    &e.Planner,
-		Memory:     e.Memory,
-		Written:    e.Written,
-		Logger:     e.Logger,
+		Planner:    &e.planner,
+		Memory:     e.memory,
+		Written:    e.written,
+		Logger:     e.logger,
 		RetryDelay: 10 * time.Millisecond,
 	}
 }
 
 // Restore puts a saved state into the engine.
 func (e *Engine) Restore(s Saved) {
-	e.Drained = s.Drained
-	e.Planner.Cursor = s.Cursor
-	e.Planner.Pins = s.Pins
-	e.Written = s.Written
-	e.Memory = s.Managed
+	e.drained = s.Drained
+	e.planner.Cursor = s.Cursor
+	e.planner.Pins = s.Pins
+	e.written = s.Written
+	e.memory = s.Managed
 }
 
 // Saved returns the engine's state for Store.Save.
 func (e *Engine) Saved() Saved {
 	s := NewSaved()
-	s.Cursor = e.Planner.Cursor
-	if e.Planner.Pins != nil {
-		s.Pins = e.Planner.Pins
+	s.Cursor = e.planner.Cursor
+	if e.planner.Pins != nil {
+		s.Pins = e.planner.Pins
 	}
-	if e.Written != nil {
-		s.Written = e.Written
+	if e.written != nil {
+		s.Written = e.written
 	}
-	if e.Memory != nil {
-		s.Managed = e.Memory
+	if e.memory != nil {
+		s.Managed = e.memory
 	}
-	if e.Drained != nil {
-		s.Drained = e.Drained
+	if e.drained != nil {
+		s.Drained = e.drained
 	}
 	return s
 }

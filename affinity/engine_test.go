@@ -15,7 +15,7 @@ import (
 // shows they are managed, and nothing changes in the kernel.
 func TestProbePinsFindsManagedQueues(t *testing.T) {
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel61))
-	e := &affinity.Engine{FS: sim.FS(), Kernel: sim, TrackPins: true}
+	e := affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, TrackPins: true})
 	st, err := e.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +39,8 @@ func TestProbePinsFindsManagedQueues(t *testing.T) {
 		before[irq] = aff.String()
 	}
 	e.ProbePins(st)
-	if len(st.LearnedPins) != 0 || len(e.Planner.Pins) != 0 {
-		t.Errorf("pins left after the probe: %+v", e.Planner.Pins)
+	if len(st.LearnedPins) != 0 || len(e.Pins()) != 0 {
+		t.Errorf("pins left after the probe: %+v", e.Pins())
 	}
 	for _, irq := range st.IRQs {
 		for _, m := range managed {
@@ -75,7 +75,7 @@ func TestRebalanceReplansAfterRefusals(t *testing.T) {
 			}
 		}
 	}
-	e := &affinity.Engine{FS: sim.FS(), Kernel: sim}
+	e := affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim})
 	st, err := e.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestRebalanceReplansAfterRefusals(t *testing.T) {
 		t.Errorf("movable IRQs per CPU %v after %d refusals", load, refused)
 	}
 	st, _ = e.Load()
-	if plan, _ := e.Planner.Rebalance(st.IRQs, st.Allowed); len(plan.Moves) != 0 {
+	if plan, _ := e.Planner().Rebalance(st.IRQs, st.Allowed); len(plan.Moves) != 0 {
 		t.Errorf("a second rebalance still plans %+v", plan.Moves)
 	}
 }
@@ -120,7 +120,7 @@ func TestCacheStaticCPUs(t *testing.T) {
 	cfg := sysfstest.VM4(sysfstest.Kernel612)
 	cfg.Isolated = sysfs.NewCPUSet(3)
 	sim := sysfstest.New(t, cfg)
-	e := &affinity.Engine{FS: sim.FS(), Kernel: sim, CacheStaticCPUs: true}
+	e := affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, CacheStaticCPUs: true})
 	st, err := e.Load()
 	if err != nil || st.Allowed.String() != "0-2" {
 		t.Fatalf("first load: allowed %s, %v", st.Allowed, err)

@@ -121,12 +121,12 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil || len(s.Pins) != 0 {
 		t.Fatalf("missing file: %+v, %v; want empty state, no error", s, err)
 	}
-	e := &Engine{}
+	e := NewEngine(EngineConfig{})
 	e.Restore(s)
-	e.Planner.Cursor.Next = 3
-	e.Planner.Pins["21/GICv3/uart"] = Pin{IRQ: 21, CPUs: cpus("2")}
-	e.Written["22/GICv3/rtc"] = cpus("1")
-	e.Memory["26/ITS-MSI/virtio2-req.2"] = "managed"
+	e.planner.Cursor.Next = 3
+	e.planner.Pins["21/GICv3/uart"] = Pin{IRQ: 21, CPUs: cpus("2")}
+	e.written["22/GICv3/rtc"] = cpus("1")
+	e.memory["26/ITS-MSI/virtio2-req.2"] = "managed"
 	if err := saveState(path, e.Saved()); err != nil {
 		t.Fatal(err)
 	}

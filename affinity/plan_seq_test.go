@@ -52,7 +52,7 @@ type seq struct {
 func newSeq(t *testing.T, cfg sysfstest.Config) *seq {
 	t.Helper()
 	sim := sysfstest.New(t, cfg)
-	return &seq{t: t, sim: sim, eng: &affinity.Engine{FS: sim.FS(), Kernel: sim, Hotplug: sim, TrackPins: true, CacheStaticCPUs: true}}
+	return &seq{t: t, sim: sim, eng: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, Hotplug: sim, TrackPins: true, CacheStaticCPUs: true})}
 }
 
 // settle is daemon.settle without the daemon: Load, ProbePins, Rebalance.
@@ -63,7 +63,7 @@ func (s *seq) settle() (*affinity.State, affinity.Plan, []affinity.Result) {
 		s.t.Fatalf("Load: %v", err)
 	}
 	s.eng.ProbePins(st)
-	fewest := fewestMoves(st, s.eng.Planner.Pins)
+	fewest := fewestMoves(st, s.eng.Pins())
 	before := st
 	st, plan, results, err := s.eng.Rebalance(context.Background(), st)
 	if err != nil {
@@ -135,7 +135,7 @@ func (s *seq) hotplug(cpu int, online bool) {
 	if err := s.eng.SetCPUOnline(cpu, online); err != nil {
 		s.t.Fatalf("cpu%d online=%v: %v", cpu, online, err)
 	}
-	s.eng.Transient = append(s.eng.Transient, s.sim.Online())
+	s.eng.NoteTransient(s.sim.Online())
 }
 
 // check asserts, on the simulator's truth, what the daemon promises after a
@@ -165,7 +165,7 @@ func (s *seq) check(step string) map[int]int {
 		if eff.IsEmpty() || !eff.IsSubsetOf(online) {
 			s.t.Errorf("%s: movable IRQ %d effective on %q, online %s", step, irq.IRQ, eff, online)
 		}
-		if pin, ok := s.eng.Planner.Pins[affinity.Key(irq)]; ok {
+		if pin, ok := s.eng.Pins()[affinity.Key(irq)]; ok {
 			if within := pin.CPUs.Intersect(st.Allowed); !within.IsEmpty() {
 				if !eff.IsSubsetOf(within) {
 					s.t.Errorf("%s: IRQ %d pinned to %s is effective on %s", step, irq.IRQ, pin.CPUs, eff)
@@ -191,7 +191,7 @@ func (s *seq) check(step string) map[int]int {
 	if hi-lo > 1 {
 		s.t.Errorf("%s: movable unpinned IRQs per allowed CPU %v: max−min = %d, want ≤ 1", step, load, hi-lo)
 	}
-	planner := s.eng.Planner // a copy: the check must not move the cursor
+	planner := *s.eng.Planner() // a copy: the check must not move the cursor
 	again, err := planner.Rebalance(st.IRQs, st.Allowed)
 	if err != nil {
 		s.t.Fatalf("%s: second Rebalance: %v", step, err)
@@ -247,8 +247,8 @@ func TestHotplugSequence(t *testing.T) {
 				if _, eff, _ := s.sim.State(14); eff.String() != "6" {
 					t.Errorf("pinned IRQ 14 ends on %s, want its pin 6", eff)
 				}
-				if pin, ok := s.pinOf(14); !ok || pin.String() != "6" || len(s.eng.Planner.Pins) != 1 {
-					t.Errorf("pins at the end %+v, want only IRQ 14 on 6", s.eng.Planner.Pins)
+				if pin, ok := s.pinOf(14); !ok || pin.String() != "6" || len(s.eng.Pins()) != 1 {
+					t.Errorf("pins at the end %+v, want only IRQ 14 on 6", s.eng.Pins())
 				}
 			})
 		}
@@ -256,7 +256,7 @@ func TestHotplugSequence(t *testing.T) {
 }
 
 func (s *seq) pinOf(irq int) (sysfs.CPUSet, bool) {
-	for _, p := range s.eng.Planner.Pins {
+	for _, p := range s.eng.Pins() {
 		if p.IRQ == irq {
 			return p.CPUs, true
 		}

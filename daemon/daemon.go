@@ -108,8 +108,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.Engine.Restore(saved)
 	}
-	d.Engine.TrackPins = true
-	d.Engine.CacheStaticCPUs = true
+	d.Engine.SetTrackPins(true)
+	d.Engine.SetCacheStaticCPUs(true)
 	defer d.confirming.Wait()
 	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
@@ -232,7 +232,7 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		default:
 			cur = cur.With(ev.CPU)
 		}
-		d.Engine.Transient = append(d.Engine.Transient, cur)
+		d.Engine.NoteTransient(cur)
 	}
 	if d.Store != nil {
 		// The lock is held for the whole read → plan → write → save
@@ -279,7 +279,7 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	}
 	if d.Store != nil {
 		saved := d.Engine.Saved()
-		saved.DaemonBanned = d.Engine.Banned.User
+		saved.DaemonBanned = d.Engine.Banned().User
 		saved.Prune(presentKeys(s.State))
 		if err := d.Store.Save(saved); err != nil {
 			d.log().Error("could not save state", "path", d.Store.Path(), "err", err)

@@ -75,7 +75,7 @@ func startOn(t *testing.T, sim *sysfstest.Sim, statePath string, tweak func(*Dae
 		}
 	}
 	h.d = &Daemon{
-		Engine:   &affinity.Engine{FS: sim.FS(), Kernel: sim},
+		Engine:   affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim}),
 		Source:   h.src,
 		Store:    store,
 		Metrics:  NewMetrics(h.reg),

@@ -34,7 +34,6 @@ func (h *harness) nextReason(reason string) Settle {
 	return s
 }
 
-
 // TestDaemonKeepsCLIDrain: `irqshift drain 3` while the daemon runs keeps
 // CPU3 empty across an unrelated offline and online of CPU1, and `undrain
 // 3` gives it IRQs again; the daemon learns both from the state file
@@ -127,7 +126,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := &Daemon{Engine: &affinity.Engine{FS: sim.FS(), Kernel: sim}, Source: newFakeSource(), Store: store}
+	second := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim}), Source: newFakeSource(), Store: store}
 	err = second.Run(context.Background())
 	if !errors.Is(err, affinity.ErrDaemonRunning) {
 		t.Fatalf("second daemon: %v, want ErrDaemonRunning", err)
@@ -142,7 +141,9 @@ func TestSecondDaemonRefused(t *testing.T) {
 func TestDaemonPublishesItsBans(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
-	h := startOn(t, sim, state, func(d *Daemon) { d.Engine.Banned.User = sysfs.NewCPUSet(2) })
+	h := startOn(t, sim, state, func(d *Daemon) {
+		d.Engine.Configure(affinity.BannedCPUs{User: sysfs.NewCPUSet(2)}, affinity.Policy{}, false)
+	})
 	env := cliEnv(t, sim, state)
 	report, err := ops.Rebalance(context.Background(), env, ops.RebalanceRequest{})
 	if err != nil {

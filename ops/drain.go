@@ -39,7 +39,7 @@ func Drain(ctx context.Context, env *Env, req DrainRequest) (report *ApplyReport
 		// Recorded even when some IRQ could not move: the operator's
 		// intent holds, and the daemon keeps trying.
 		for _, cpu := range cpus.CPUs() {
-			s.engine.Drained[cpu] = affinity.DrainByDrain
+			s.engine.Drain(cpu, affinity.DrainByDrain)
 		}
 		env.logger().Info("CPUs drained", "cpus", cpus.String())
 	}
@@ -64,7 +64,7 @@ func (s *session) planDrain(args []int, forOffline bool) (*affinity.State, sysfs
 	if s.writing {
 		s.engine.ProbePins(st)
 	}
-	plan, err := s.engine.Planner.Drain(st.IRQs, cpus, st.Allowed.Difference(cpus))
+	plan, err := s.engine.Planner().Drain(st.IRQs, cpus, st.Allowed.Difference(cpus))
 	return st, cpus, plan, err
 }
 
@@ -86,12 +86,12 @@ func Undrain(ctx context.Context, env *Env, req UndrainRequest) (report *ApplyRe
 	}
 	defer s.close(&err)
 	for _, cpu := range req.CPUs {
-		if _, ok := s.engine.Drained[cpu]; !ok {
-			return nil, fmt.Errorf("%w: CPU %d is not drained (drained: %s)", affinity.ErrBadCPU, cpu, cpuSetText(s.engine.Drained.CPUs()))
+		if _, ok := s.engine.Drains()[cpu]; !ok {
+			return nil, fmt.Errorf("%w: CPU %d is not drained (drained: %s)", affinity.ErrBadCPU, cpu, cpuSetText(s.engine.Drains().CPUs()))
 		}
 	}
 	for _, cpu := range req.CPUs {
-		delete(s.engine.Drained, cpu)
+		s.engine.Undrain(cpu)
 	}
 	st, err := s.load()
 	if err != nil {

@@ -103,20 +103,20 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 	}
 	banned := env.Settings.Banned
 	banned.User = banned.User.Union(daemonBanned)
-	s.engine = &affinity.Engine{
-		FS:      env.FS,
-		Kernel:  env.Kernel,
-		Hotplug: env.Hotplug,
-		Banned:  banned,
-		Policy:  env.Settings.Policy,
-		Logger:  env.Logger,
-	}
+	s.engine = affinity.NewEngine(affinity.EngineConfig{
+		FS:            env.FS,
+		Kernel:        env.Kernel,
+		Hotplug:       env.Hotplug,
+		Banned:        banned,
+		Policy:        env.Settings.Policy,
+		IncludePinned: env.Settings.IncludePinned,
+		// Only writing operations learn pins: they can probe a new pin
+		// (a managed queue looks like one on 6.1) and save it. list and
+		// dry runs show the pins already recorded.
+		TrackPins: writing && env.Store != nil,
+		Logger:    env.Logger,
+	})
 	s.engine.Restore(saved)
-	s.engine.Planner.IncludePinned = env.Settings.IncludePinned
-	// Only writing operations learn pins: they can probe a new pin (a
-	// managed queue looks like one on 6.1) and save it. list and dry runs
-	// show the pins already recorded.
-	s.engine.TrackPins = writing && env.Store != nil
 	return s, nil
 }
 

@@ -53,7 +53,7 @@ func Offline(ctx context.Context, env *Env, req OfflineRequest) (report *Offline
 			return report, fmt.Errorf("drained CPU %d but could not take it offline: %w", cpu, err)
 		}
 		report.Offlined = report.Offlined.With(cpu)
-		s.engine.Drained[cpu] = affinity.DrainByOffline
+		s.engine.Drain(cpu, affinity.DrainByOffline)
 		env.logger().Info("CPU offline", "cpu", cpu)
 	}
 	after, err := s.loadOnly()
@@ -116,7 +116,7 @@ func Online(ctx context.Context, env *Env, req OnlineRequest) (report *OnlineRep
 	report = &OnlineReport{}
 	var bring []int
 	for _, cpu := range req.CPUs {
-		byOffline := s.engine.Drained[cpu] == affinity.DrainByOffline
+		byOffline := s.engine.Drains()[cpu] == affinity.DrainByOffline
 		switch {
 		case !info.Possible.Contains(cpu):
 			return nil, fmt.Errorf("%w: CPU %d does not exist (possible CPUs: %s)", affinity.ErrBadCPU, cpu, info.Possible)
@@ -140,8 +140,8 @@ func Online(ctx context.Context, env *Env, req OnlineRequest) (report *OnlineRep
 		env.logger().Info("CPU online", "cpu", cpu)
 	}
 	for _, cpu := range req.CPUs {
-		if s.engine.Drained[cpu] == affinity.DrainByOffline {
-			delete(s.engine.Drained, cpu)
+		if s.engine.Drains()[cpu] == affinity.DrainByOffline {
+			s.engine.Undrain(cpu)
 			report.Undrained = report.Undrained.With(cpu)
 		}
 	}

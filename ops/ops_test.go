@@ -465,3 +465,25 @@ func TestNoPrivilege(t *testing.T) {
 		t.Errorf("dry run without privilege: %v", err)
 	}
 }
+
+// TestNonRootWriterLearnsNothing: when the kernel refuses writes for want
+// of privilege (EACCES) after the access check let the command through (a
+// file made read-only for this user meanwhile), the operation fails as
+// "needs root" and learns no IRQ as managed.
+func TestNonRootWriterLearnsNothing(t *testing.T) {
+	r := vm4(t)
+	r.env.CheckAccess = func() error { return nil }
+	r.sim.DenyWrites()
+	_, err := Rebalance(context.Background(), r.env, RebalanceRequest{})
+	if !errors.Is(err, sysfs.ErrPermission) {
+		t.Fatalf("rebalance with writes denied: %v, want ErrPermission", err)
+	}
+	if managed := r.saved().Managed; len(managed) != 0 {
+		t.Errorf("denied writes were learned as managed: %v", managed)
+	}
+	// The same access check the CLI runs, against the simulator: refused.
+	r.env.CheckAccess = r.sim.CheckWriteAccess
+	if _, err := Drain(context.Background(), r.env, DrainRequest{CPUs: []int{1}}); !errors.Is(err, sysfs.ErrPermission) {
+		t.Errorf("drain as non-root: %v, want ErrPermission", err)
+	}
+}

@@ -17,22 +17,11 @@ type PinRequest struct {
 // irqshift (the CLI and the daemon) restores it when the kernel breaks it
 // on CPU offline.
 func Pin(ctx context.Context, env *Env, req PinRequest) (report *ApplyReport, err error) {
-	if env.Store == nil {
-		return nil, badRequest("pin: pins are kept in the state file; give --state PATH")
-	}
-	s, err := env.open(ctx, true)
+	s, st, irq, err := env.openForIRQ(ctx, "pin", req.IRQ)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close(&err)
-	st, err := s.loadOnly()
-	if err != nil {
-		return nil, err
-	}
-	irq, err := findIRQ(st, req.IRQ)
-	if err != nil {
-		return nil, err
-	}
 	switch {
 	case !irq.Movable():
 		return nil, badRequest("IRQ %d cannot be pinned: %s", irq.IRQ, irq.Reason)
@@ -55,7 +44,7 @@ func Pin(ctx context.Context, env *Env, req PinRequest) (report *ApplyReport, er
 	if r := report.Results[0]; !r.Wrote() {
 		return report, badRequest("pin IRQ %d: %s: %s", irq.IRQ, r.Status, r.Reason)
 	}
-	s.engine.Planner.Pins[affinity.Key(irq)] = affinity.Pin{IRQ: irq.IRQ, CPUs: req.CPUs}
+	s.engine.Pin(irq, req.CPUs)
 	return report, nil
 }
 
@@ -68,28 +57,37 @@ type UnpinRequest struct {
 // admin's, so no later snapshot learns it again; the mask stays until the
 // next rebalance spreads the IRQ.
 func Unpin(ctx context.Context, env *Env, req UnpinRequest) (report *UnpinReport, err error) {
-	if env.Store == nil {
-		return nil, badRequest("unpin: pins are kept in the state file; give --state PATH")
-	}
-	s, err := env.open(ctx, true)
+	s, _, irq, err := env.openForIRQ(ctx, "unpin", req.IRQ)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close(&err)
-	st, err := s.loadOnly()
-	if err != nil {
-		return nil, err
-	}
-	irq, err := findIRQ(st, req.IRQ)
-	if err != nil {
-		return nil, err
-	}
-	pin, ok := s.engine.Planner.Pins[affinity.Key(irq)]
-	if !ok || !s.engine.Planner.Pins.Forget(irq.IRQ) {
+	pin, ok := s.engine.Unpin(irq)
+	if !ok {
 		return nil, badRequest("IRQ %d has no pin", irq.IRQ)
 	}
-	s.engine.Written[affinity.Key(irq)] = irq.Affinity
 	return &UnpinReport{IRQ: irq.IRQ, Pin: pin}, nil
+}
+
+// openForIRQ starts a writing operation on the pin of IRQ n: it needs a
+// state file, and the IRQ must exist. On error nothing is held.
+func (env *Env) openForIRQ(ctx context.Context, verb string, n int) (*session, *affinity.State, affinity.IRQ, error) {
+	if env.Store == nil {
+		return nil, nil, affinity.IRQ{}, badRequest("%s: pins are kept in the state file; give --state PATH", verb)
+	}
+	s, err := env.open(ctx, true)
+	if err != nil {
+		return nil, nil, affinity.IRQ{}, err
+	}
+	st, err := s.loadOnly()
+	if err == nil {
+		var irq affinity.IRQ
+		if irq, err = findIRQ(st, n); err == nil {
+			return s, st, irq, nil
+		}
+	}
+	s.release()
+	return nil, nil, affinity.IRQ{}, err
 }
 
 func findIRQ(st *affinity.State, n int) (affinity.IRQ, error) {
@@ -112,5 +110,5 @@ func List(ctx context.Context, env *Env) (*ListReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ListReport{State: st, Pins: s.engine.Planner.Pins, Drained: s.engine.Drained}, nil
+	return &ListReport{State: st, Pins: s.engine.Pins(), Drained: s.engine.Drains()}, nil
 }

@@ -29,7 +29,7 @@ func Rebalance(ctx context.Context, env *Env, req RebalanceRequest) (report *App
 // re-plans once when the kernel reveals managed IRQs by refusing.
 func (s *session) rebalance(ctx context.Context, st *affinity.State, dryRun bool) (*ApplyReport, error) {
 	if dryRun {
-		plan, err := s.engine.Planner.Rebalance(st.IRQs, st.Allowed)
+		plan, err := s.engine.Planner().Rebalance(st.IRQs, st.Allowed)
 		if err != nil {
 			return nil, err
 		}
