@@ -93,12 +93,18 @@ const eventQueue = 256
 // after every batch of hotplug events until ctx is done. It returns nil on
 // cancellation and an error when the start-up settle or the Source fails.
 func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stateChanged <-chan struct{}
 	if d.Store != nil {
 		release, err := d.Store.ClaimDaemon()
 		if err != nil {
 			return err
 		}
 		defer release()
+		// Watch before the first read: a change made after it is then
+		// certain to wake the loop.
+		stateChanged = d.watchState(ctx)
 		saved, err := d.Store.Load()
 		switch {
 		case errors.Is(err, affinity.ErrNewerState):
@@ -115,13 +121,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("start-up settle: %w", err)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
 	defer d.confirming.Wait()
-	defer cancel()
+	defer cancel() // before the Wait: a running confirmation stops now
 	events := make(chan hotplug.Event, eventQueue)
 	sourceDone := make(chan error, 1)
 	go func() { sourceDone <- d.Source.Run(ctx, events) }()
-	stateChanged := d.watchState(ctx)
 	d.notify("READY=1")
 	d.log().Info("watching CPU hotplug")
 
@@ -345,8 +349,13 @@ func (d *Daemon) record(s Settle) {
 	}
 }
 
+// stateWatchWait bounds the wait for the state file's inotify watch to be
+// in place at start (an inotify_add_watch on a local directory).
+const stateWatchWait = 5 * time.Second
+
 // watchState returns a channel that has a value whenever the state file
-// may have changed (nil without a state file).
+// may have changed (nil without a state file). It returns once the watch
+// is in place, or after stateWatchWait with a warning.
 func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 	if d.Store == nil {
 		return nil
@@ -356,7 +365,22 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 	}
 	out := make(chan struct{}, 1)
 	paths := make(chan string, 1)
-	w := &hotplug.FileWatcher{Paths: []string{d.Store.Path()}, Logger: d.Logger}
+	ready := make(chan struct{})
+	var once sync.Once
+	w := &hotplug.FileWatcher{Paths: []string{d.Store.Path()}, Logger: d.Logger,
+		Watching: func(_ string, ok bool) {
+			if ok {
+				once.Do(func() { close(ready) })
+			}
+		}}
+	defer func() {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+		case <-time.After(stateWatchWait):
+			d.log().Warn("the state file's watch is not in place yet; changes by the CLI may wait for the next event", "path", d.Store.Path())
+		}
+	}()
 	go func() {
 		if err := w.Run(ctx, paths); err != nil {
 			d.log().Warn("not watching the state file; changes by the CLI apply at the next event", "err", err)

@@ -44,9 +44,9 @@ type FileWatcher struct {
 	// 0 means DefaultPollInterval.
 	PollInterval time.Duration
 
-	// watching, when set by a test, is called by Run (on its goroutine) each time it tries to
+	// Watching, when set, is called by Run (on its goroutine) each time it tries to
 	// watch dir: ok reports whether the inotify watch is in place.
-	watching func(dir string, ok bool)
+	Watching func(dir string, ok bool)
 }
 
 // watchedFile is one entry of Paths: the string to send and the name to match.

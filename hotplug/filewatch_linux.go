@@ -221,7 +221,7 @@ func (w *FileWatcher) Run(ctx context.Context, changed chan<- string) error {
 	f := os.NewFile(uintptr(fd), "inotify")
 	defer f.Close()
 
-	s := &fileWatch{fd: fd, log: log, dirs: dirs, byWD: map[int][]*watchedDir{}, watching: w.watching}
+	s := &fileWatch{fd: fd, log: log, dirs: dirs, byWD: map[int][]*watchedDir{}, watching: w.Watching}
 	for _, d := range dirs {
 		s.watch(d, false)
 	}

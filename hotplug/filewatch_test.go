@@ -43,7 +43,7 @@ func startFileWatcher(t *testing.T, poll time.Duration, paths ...string) *fwRun 
 	t.Helper()
 	r := &fwRun{changed: make(chan string), tries: make(chan fwTry, 1<<14), errc: make(chan error, 1),
 		sentinel: filepath.Join(t.TempDir(), "sentinel")}
-	w := &FileWatcher{Paths: append([]string{r.sentinel}, paths...), PollInterval: poll, watching: func(dir string, ok bool) {
+	w := &FileWatcher{Paths: append([]string{r.sentinel}, paths...), PollInterval: poll, Watching: func(dir string, ok bool) {
 		select {
 		case r.tries <- fwTry{dir, ok}:
 		default: // the test stopped looking
