@@ -182,6 +182,9 @@ func (s *session) close(err *error) {
 	if !s.writing || s.env.Store == nil {
 		return
 	}
+	if errors.Is(*err, affinity.ErrBadCPU) || errors.Is(*err, ErrBadRequest) {
+		return // bad input changes nothing, not even the state file
+	}
 	saved := s.engine.Saved()
 	saved.DaemonBanned = s.daemonBanned
 	if s.last != nil {

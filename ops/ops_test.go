@@ -191,6 +191,9 @@ func TestDrainBadInputWritesNothing(t *testing.T) {
 	if w := r.sim.Writes(); len(w) != 0 {
 		t.Errorf("bad input wrote %d times: %+v", len(w), w)
 	}
+	if _, err := os.Stat(r.env.Store.Path()); !os.IsNotExist(err) {
+		t.Errorf("bad input created the state file: %v", err)
+	}
 }
 
 func TestOfflineRecordsAndOnlineGivesBack(t *testing.T) {

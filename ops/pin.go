@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/sysfs"
@@ -42,7 +43,7 @@ func Pin(ctx context.Context, env *Env, req PinRequest) (report *ApplyReport, er
 		return report, err
 	}
 	if r := report.Results[0]; !r.Wrote() {
-		return report, badRequest("pin IRQ %d: %s: %s", irq.IRQ, r.Status, r.Reason)
+		return report, fmt.Errorf("%w: pin IRQ %d: %s: %s", ErrNotMoved, irq.IRQ, r.Status, r.Reason)
 	}
 	s.engine.Pin(irq, req.CPUs)
 	return report, nil

@@ -104,8 +104,9 @@ func checkFollows(t *testing.T, what string, doc verifyJSON, irq, cpu int) {
 // virtio-rng then waits forever ("task hwrng blocked for more than 120 seconds"). Real GICs
 // deliver a pending SPI to its new target. So on GICv2 the tests pause the load around every
 // move (around), and stop() rescues a stuck read by pointing the IRQ at each CPU in turn. The
-// kernel's own reader of the RNG (khwrngd) is off (run.sh boots with rng_core.default_quality=0):
-// its background reads could not be paused.
+// kernel's own reader of the RNG (the "hwrng" thread, which still runs with
+// rng_core.default_quality=0 on the command line) cannot be paused: a move that meets one of its
+// reads can still strand it, which the rescue then reports.
 type hwrngLoad struct {
 	irq    int
 	gicv2  bool
@@ -128,7 +129,7 @@ func startHwrngLoad(t *testing.T, irq int) *hwrngLoad {
 	if comms, _ := filepath.Glob("/proc/[0-9]*/comm"); len(comms) > 0 {
 		for _, c := range comms {
 			if b, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(b)) == "hwrng" {
-				t.Logf("the kernel's hwrng thread runs (%s): its reads cannot be paused around moves", c)
+				t.Logf("the kernel's hwrng thread runs (%s): its reads are not paused around moves", c)
 			}
 		}
 	}

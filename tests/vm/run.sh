@@ -82,11 +82,7 @@ if [ ! -f "$disk" ]; then
 	mv "$disk.tmp" "$disk"
 fi
 
-# rng_core.default_quality=0: no khwrngd. The kernel's own hwrng thread reads the virtio-rng in the
-# background (about once a minute); a read of it in flight while a test retargets the RNG's IRQ
-# is stranded by QEMU (see hwrngLoad in ebpf_test.go) and hangs "task hwrng" for good. The tests
-# are then the RNG's only readers, and pause their load around moves where QEMU needs it.
-cmdline="console=ttyAMA0 rdinit=/init panic=-1 quiet rng_core.default_quality=0 irqshift.mode=$mode irqshift.gic=$gic"
+cmdline="console=ttyAMA0 rdinit=/init panic=-1 quiet irqshift.mode=$mode irqshift.gic=$gic"
 [ -n "$capture" ] && cmdline="$cmdline irqshift.capture=$capture"
 [ -n "$testrun" ] && cmdline="$cmdline irqshift.testrun=$testrun"
 [ -n "$append" ] && cmdline="$cmdline $append"
