@@ -84,8 +84,8 @@ func exitCode(err error) int {
 
 // globalValueFlags are the global flags that take a separate value.
 var globalValueFlags = map[string]bool{
-	"--proc": true, "--sys": true, "--config": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true, "--state": true,
-	"-proc": true, "-sys": true, "-config": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
+	"--proc": true, "--sys": true, "--config": true, "--numa": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true, "--state": true,
+	"-proc": true, "-sys": true, "-config": true, "-numa": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
 }
 
 // reorderable are the commands that take arguments and only boolean flags.
@@ -220,6 +220,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets (" + affinity.EnvIncludeIsolated + ")"},
 			&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned (" + affinity.EnvIncludePinned + ")"},
 			&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
+			&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 		},
 		Commands: []*cli.Command{

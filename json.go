@@ -19,6 +19,8 @@ type cpusJSON struct {
 	// Drained are the CPUs drained by `drain` or `offline`, and why.
 	Drained sysfs.CPUSet      `json:"drained"`
 	DrainBy map[string]string `json:"drained_by"`
+	// Nodes maps each NUMA node with CPUs to its CPUs.
+	Nodes map[string]sysfs.CPUSet `json:"nodes"`
 }
 
 type irqJSON struct {
@@ -34,6 +36,8 @@ type irqJSON struct {
 	Class     affinity.Class    `json:"class"`
 	Movable   bool              `json:"movable"`
 	Reason    string            `json:"reason"`
+	// Node is the NUMA node of the IRQ's device, -1 when unknown.
+	Node int `json:"node"`
 	// Pin is the admin's mask irqshift keeps for this IRQ, or null.
 	Pin *sysfs.CPUSet `json:"pin"`
 }
@@ -115,8 +119,12 @@ func listJSON(report *ops.ListReport) listDoc {
 			Banned:   st.Banned,
 			Drained:  report.Drained.CPUs(),
 			DrainBy:  map[string]string{},
+			Nodes:    map[string]sysfs.CPUSet{},
 		},
 		IRQs: make([]irqJSON, 0, len(st.IRQs)),
+	}
+	for node, cpus := range affinity.NodeCPUs(st.Snapshot.CPUs) {
+		doc.CPUs.Nodes[strconv.Itoa(node)] = cpus
 	}
 	for cpu, by := range report.Drained {
 		doc.CPUs.DrainBy[strconv.Itoa(cpu)] = string(by)
@@ -134,6 +142,7 @@ func listJSON(report *ops.ListReport) listDoc {
 			Class:     irq.Class,
 			Movable:   irq.Movable(),
 			Reason:    irq.Reason,
+			Node:      irq.Node,
 		}
 		if irq.HasHWIRQ {
 			hw := irq.HWIRQ

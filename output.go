@@ -50,7 +50,7 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 		fmt.Fprintf(w, "CPUs drained %s: %s; irqshift undrain gives them back\n", drained, strings.Join(parts, ", "))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IRQ\tCHIP\tHWIRQ\tTRIGGER\tAFFINITY\tEFFECTIVE\tTOTAL\tCLASS\tACTIONS\tWHY NOT MOVABLE")
+	fmt.Fprintln(tw, "IRQ\tCHIP\tHWIRQ\tTRIGGER\tNODE\tAFFINITY\tEFFECTIVE\tTOTAL\tCLASS\tACTIONS\tWHY NOT MOVABLE")
 	for _, irq := range st.IRQs {
 		hw := "-"
 		if irq.HasHWIRQ {
@@ -64,7 +64,11 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 		if pin, ok := report.Pins[affinity.Key(irq)]; ok {
 			class += ",pin=" + pin.CPUs.String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(trigger),
+		node := "-"
+		if irq.Node >= 0 {
+			node = strconv.Itoa(irq.Node)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(trigger), node,
 			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, class, actionsText(irq.Actions), dash(irq.Reason))
 	}
 	return tw.Flush()

@@ -31,6 +31,7 @@ var (
 	settingIncludeIsolated = setting{"include-isolated", affinity.EnvIncludeIsolated}
 	settingIncludePinned   = setting{"include-pinned", affinity.EnvIncludePinned}
 	settingState           = setting{"state", "IRQSHIFT_STATE"}
+	settingNUMA            = setting{"numa", "IRQSHIFT_NUMA"}
 	settingCheckInterval   = setting{"check-interval", "IRQSHIFT_CHECK_INTERVAL"}
 	settingMetricsAddress  = setting{"metrics-address", "IRQSHIFT_METRICS_ADDRESS"}
 	settingNoVerify        = setting{"no-verify", "IRQSHIFT_NO_VERIFY"}
@@ -144,6 +145,13 @@ func (r *resolver) settings() (ops.Settings, error) {
 	}
 	if out.IncludePinned, err = r.bool(settingIncludePinned); err != nil {
 		return out, err
+	}
+	switch text, origin := r.get(settingNUMA); strings.TrimSpace(text) {
+	case "", "local":
+		out.NUMA = true
+	case "ignore":
+	default:
+		return out, usageError("%s: %s is not local or ignore", originName(origin, settingNUMA), sysfs.Quote(text))
 	}
 	return out, nil
 }

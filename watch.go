@@ -63,6 +63,7 @@ func cmdWatch(c *cli.Context, o *options) error {
 			return err
 		}
 		e.Configure(settings.Banned, settings.Policy, settings.IncludePinned)
+		e.SetNUMA(settings.NUMA)
 		o.logger.Info("configuration reloaded", "banned_cpus", settings.Banned.User.String(),
 			"banned_irqs", len(settings.Policy.BannedIRQs), "include_isolated", settings.Banned.IncludeIsolated)
 		return nil
@@ -86,7 +87,7 @@ func cmdWatch(c *cli.Context, o *options) error {
 	}
 	settings := o.env.Settings
 	engine := affinity.NewEngine(affinity.EngineConfig{FS: o.fs, Banned: settings.Banned, Policy: settings.Policy,
-		IncludePinned: settings.IncludePinned, Logger: o.logger})
+		IncludePinned: settings.IncludePinned, NUMA: settings.NUMA, Logger: o.logger})
 	o.logger.Info("configuration", "banned_cpus", settings.Banned.User.String(), "include_isolated", settings.Banned.IncludeIsolated,
 		"config", o.resolver.path)
 

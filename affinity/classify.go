@@ -48,8 +48,11 @@ type IRQ struct {
 	// HasEffective is false where the kernel lacks effective_affinity_list.
 	HasEffective bool
 	ReadOnly     bool
-	Class        Class
-	Reason       string
+	// Node is the NUMA node of the IRQ's device, -1 when unknown. The
+	// planner keeps the IRQ on that node's CPUs (Planner.Home).
+	Node   int
+	Class  Class
+	Reason string
 }
 
 // Movable reports whether irqshift may write this IRQ's affinity.
@@ -136,6 +139,10 @@ func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 			Effective:    aff.Effective,
 			HasEffective: aff.HasEffective,
 			ReadOnly:     aff.ReadOnly,
+			Node:         -1,
+		}
+		if node, ok := snap.IRQNodes[row.IRQ]; ok && node >= 0 {
+			irq.Node = node
 		}
 		if irq.Actions == nil {
 			irq.Actions = []string{}

@@ -22,6 +22,9 @@ type EngineConfig struct {
 	Policy  Policy
 	// IncludePinned lets rebalance move pinned IRQs.
 	IncludePinned bool
+	// NUMA keeps each IRQ on its device's NUMA node (--numa local); false
+	// spreads every IRQ over all allowed CPUs (--numa ignore).
+	NUMA bool
 	// TrackPins turns on learning pins from the masks found in each
 	// snapshot. It needs the written masks to survive between runs (a
 	// state file): without it every mask irqshift wrote would look like a
@@ -51,6 +54,7 @@ type Engine struct {
 	drained         Drains
 	trackPins       bool
 	cacheStaticCPUs bool
+	numa            bool
 	staticCPUs      *sysfs.CPUInfo
 	// written is what irqshift wrote last to each IRQ, to tell its own
 	// masks from the admin's pins.
@@ -65,7 +69,7 @@ type Engine struct {
 // NewEngine builds an Engine with an empty state.
 func NewEngine(c EngineConfig) *Engine {
 	e := &Engine{fs: c.FS, kernel: c.Kernel, hotplug: c.Hotplug, banned: c.Banned, policy: c.Policy,
-		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, logger: c.Logger}
+		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, numa: c.NUMA, logger: c.Logger}
 	e.planner.IncludePinned = c.IncludePinned
 	e.init()
 	return e
@@ -74,6 +78,20 @@ func NewEngine(c EngineConfig) *Engine {
 // Configure replaces the operator's configuration (SIGHUP).
 func (e *Engine) Configure(banned BannedCPUs, policy Policy, includePinned bool) {
 	e.banned, e.policy, e.planner.IncludePinned = banned, policy, includePinned
+}
+
+// SetNUMA turns NUMA-local placement on or off.
+func (e *Engine) SetNUMA(on bool) { e.numa = on }
+
+// NodeCPUs turns CPUInfo.Node (CPU → node) into node → CPUs.
+func NodeCPUs(info sysfs.CPUInfo) map[int]sysfs.CPUSet {
+	nodes := map[int]sysfs.CPUSet{}
+	for cpu, node := range info.Node {
+		if node >= 0 {
+			nodes[node] = nodes[node].With(cpu)
+		}
+	}
+	return nodes
 }
 
 // Banned is the configured set of banned CPUs.
@@ -196,6 +214,10 @@ func (e *Engine) Load() (*State, error) {
 		e.staticCPUs = &cpus
 	}
 	e.init()
+	e.planner.Nodes = nil
+	if e.numa {
+		e.planner.Nodes = NodeCPUs(snap.CPUs)
+	}
 	drained := e.drained.CPUs().Intersect(snap.CPUs.Possible)
 	st := &State{
 		Snapshot: snap,
@@ -205,8 +227,16 @@ func (e *Engine) Load() (*State, error) {
 		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
 	}
 	if e.trackPins && consistent {
+		// The kernel's own masks are not pins: the online sets of a
+		// hotplug burst, and a NUMA node's CPUs (the default mask of a
+		// device's MSIs on a multi-node machine, 4-7 for node 1), also
+		// once some of them are offline.
+		defaults := slices.Clone(e.transient)
+		for _, cpus := range NodeCPUs(snap.CPUs) {
+			defaults = append(defaults, cpus, cpus.Intersect(snap.CPUs.Online))
+		}
 		for _, irq := range st.IRQs {
-			for _, set := range e.transient {
+			for _, set := range defaults {
 				if irq.Movable() && irq.Affinity.Equal(set) {
 					e.written[Key(irq)] = irq.Affinity
 				}

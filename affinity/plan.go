@@ -81,7 +81,29 @@ type Planner struct {
 	// IRQ within its pin where it can.
 	Pins          Pins
 	IncludePinned bool
+	// Nodes maps a NUMA node to its CPUs (from sysfs.CPUInfo.Node). Nil or
+	// empty means NUMA is ignored: every IRQ's home is all allowed CPUs.
+	Nodes map[int]sysfs.CPUSet
 }
+
+// Home returns the CPUs irq should live on, out of allowed: the allowed
+// CPUs of its device's NUMA node (irq.Node) when that node has one, else
+// all of allowed — for an IRQ of unknown node (-1), of a memory-only node,
+// of a node whose CPUs are all offline, banned or drained, and for every
+// IRQ when Nodes is empty. It does not look at pins: a pin wins over the
+// home, and Rebalance and Drain apply pins first.
+func (p *Planner) Home(irq IRQ, allowed sysfs.CPUSet) sysfs.CPUSet {
+	if irq.Node >= 0 && len(p.Nodes) > 0 {
+		if home := p.Nodes[irq.Node].Intersect(allowed); !home.IsEmpty() {
+			return home
+		}
+	}
+	return allowed
+}
+
+// numaReason is the Reason of a move that brings an IRQ from outside its
+// node into it.
+func numaReason(node int) string { return fmt.Sprintf("numa: node %d", node) }
 
 // SkipPinned is the Class of a Skip for an IRQ left on its pin; the IRQ
 // itself is movable.
@@ -154,28 +176,64 @@ func (s *spreader) place() int {
 	return cpu
 }
 
-// Rebalance spreads every movable IRQ over allowed with single-CPU masks so
-// that the number of movable IRQs per CPU differs by at most one (pinned
-// IRQs stay on their pins and are not counted), with as few interrupts
-// changing CPU as that allows.
+// Rebalance spreads every movable IRQ over allowed with single-CPU masks,
+// each within its home (Home), with as few interrupts changing CPU as that
+// allows. Pinned IRQs stay on (or go back to) the allowed part of their pin
+// whatever their home, and are not counted.
 //
-// An IRQ is kept on the CPU it is delivered to (deliveryCPU) when that CPU
-// is allowed and within its share: len/len(allowed) IRQs per CPU, and one
-// more on len%len(allowed) CPUs, given to the CPUs that have more IRQs than
-// the share (ascending, those whose extra IRQ already sits alone on them
-// first). A kept IRQ whose mask is wider than its CPU is narrowed to it
-// (Move.Narrow, reason "narrow"); one already alone there is left as it is,
-// so a second rebalance plans nothing. A CPU keeps the IRQs that already sit
-// alone on it before those it would have to narrow, each kind in IRQ order.
-// The others — delivered to a CPU that is not allowed or over its share, or
-// to several CPUs — go, in IRQ order, to the least-loaded allowed CPU, ties
-// broken by the cursor, so that successive plans keep spreading.
+// The unpinned movable IRQs are grouped by home. Each node home — a node's
+// allowed CPUs, when that is not all of allowed — is placed first, one at a
+// time in node order, counting only its own IRQs; then the IRQs whose home
+// is all of allowed ("node-less": unknown node, or a node with no allowed
+// CPU), counting every IRQ the node homes left on each CPU. An IRQ
+// delivered outside its home is never kept: when a node's CPUs return, its
+// IRQs go back to it (Reason "numa: node N").
+//
+// Within a group, an IRQ is kept on the CPU it is delivered to (deliveryCPU)
+// when that CPU is in the home and within its share. The shares fill the
+// home's CPUs to a common level: the largest level L such that raising
+// every CPU below L to L (counting what is already there from the node
+// homes) takes at most the group's IRQs; a CPU's share is L minus that
+// load (none for a CPU above L), and the R IRQs left over give one more
+// place on R CPUs at or below L, chosen among those holding more than their
+// share (ascending, those whose extra IRQ already sits alone on them
+// first). Without node homes the load is zero and this is len/len(allowed)
+// per CPU with one more on len%len(allowed) CPUs. A kept IRQ whose mask is
+// wider than its CPU is narrowed to it (Move.Narrow, reason "narrow"); one
+// already alone there is left as it is, so a second rebalance plans
+// nothing. A CPU keeps the IRQs that already sit alone on it before those
+// it would have to narrow, each kind in IRQ order. The others — delivered
+// outside the home, to a CPU over its share, or to several CPUs — go, in
+// IRQ order, to the least-loaded CPU of the home, ties broken by the
+// cursor, so that successive plans keep spreading.
+//
+// What is guaranteed about the counts of unpinned movable IRQs per CPU:
+//   - For each node home, the IRQs of that home, counted on its CPUs,
+//     differ by at most one. This is all that is promised for homes that
+//     overlap (Nodes that share CPUs); for disjoint nodes without
+//     node-less IRQs it is the count per CPU within each node.
+//   - Node-less IRQs water-fill the totals (every unpinned movable IRQ per
+//     allowed CPU): the lowest total is as high as it can be, and no CPU
+//     holding a node-less IRQ has more than the lowest total plus one. The
+//     totals differ by at most one overall when the node homes leave no CPU
+//     above that level — always when every IRQ is node-less, as with Nodes
+//     nil, one node covering every allowed CPU, or no node with an allowed
+//     CPU. Otherwise (a node with more IRQs per CPU than the others) no
+//     overall bound holds: an IRQ does not leave its node to even them.
 func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	plan := newPlan()
 	if allowed.IsEmpty() {
 		return plan, fmt.Errorf("%w: no allowed online CPU to place IRQs on", ErrBadCPU)
 	}
-	var movable []*IRQ
+	// The node homes in node order, then the node-less IRQs.
+	type group struct {
+		node int // the lowest node with this home
+		home sysfs.CPUSet
+		irqs []*IRQ
+	}
+	var groups []*group
+	byHome := map[string]*group{}
+	var nodeless []*IRQ
 	for i := range irqs {
 		irq := &irqs[i]
 		if !irq.Movable() {
@@ -196,21 +254,62 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 				continue
 			}
 		}
-		movable = append(movable, irq)
+		home := p.Home(*irq, allowed)
+		if home.Equal(allowed) {
+			nodeless = append(nodeless, irq)
+			continue
+		}
+		g, ok := byHome[home.String()]
+		if !ok {
+			g = &group{node: irq.Node, home: home}
+			byHome[home.String()] = g
+			groups = append(groups, g)
+		}
+		g.node = min(g.node, irq.Node)
+		g.irqs = append(g.irqs, irq)
 	}
-	if len(movable) == 0 {
-		sortPlan(&plan)
-		return plan, nil
-	}
-	share := len(movable) / allowed.Len()
-	extra := len(movable) % allowed.Len() // CPUs that may hold share+1
+	slices.SortFunc(groups, func(a, b *group) int { return a.node - b.node })
 
-	// Group the IRQs by the allowed CPU they are delivered to; the others
+	total := make([]int, allowed.Last()+1)
+	for _, g := range groups {
+		load := make([]int, len(total))
+		p.spreadGroup(&plan, g.irqs, g.home, load, func(irq *IRQ) string {
+			if irq.Where().IsSubsetOf(g.home) {
+				return "rebalance"
+			}
+			return numaReason(irq.Node)
+		})
+		for cpu, n := range load {
+			total[cpu] += n
+		}
+	}
+	p.spreadGroup(&plan, nodeless, allowed, total, func(*IRQ) string { return "rebalance" })
+	sortPlan(&plan)
+	return plan, nil
+}
+
+// spreadGroup plans group, the IRQs of one home, over home with fewest
+// moves (see Rebalance). load is indexed by CPU and covers home; it holds
+// on entry what other groups leave on each CPU and on return that plus
+// this group. reason names a move that changes an IRQ's CPU.
+func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load []int, reason func(*IRQ) string) {
+	if len(group) == 0 {
+		return
+	}
+	level, extra := waterLevel(home, load, len(group))
+	// capacity is the IRQs of the group a CPU may hold: up to the level,
+	// plus one on extra CPUs at or below it.
+	capacity := make([]int, len(load))
+	for cpu := home.First(); cpu >= 0; cpu = home.Next(cpu) {
+		capacity[cpu] = max(0, level-load[cpu])
+	}
+
+	// Group the IRQs by the CPU of home they are delivered to; the others
 	// must move.
-	on := make([][]*IRQ, allowed.Last()+1)
+	on := make([][]*IRQ, len(load))
 	var rest []*IRQ
-	for _, irq := range movable {
-		if cpu := deliveryCPU(irq); cpu >= 0 && allowed.Contains(cpu) {
+	for _, irq := range group {
+		if cpu := deliveryCPU(irq); cpu >= 0 && home.Contains(cpu) {
 			on[cpu] = append(on[cpu], irq)
 		} else {
 			rest = append(rest, irq)
@@ -226,29 +325,26 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 			return a.IRQ - b.IRQ
 		})
 	}
-	// The extra places go to CPUs over their share: first those whose
-	// (share+1)th IRQ already sits alone there (keeping it saves a write),
-	// then the others, ascending.
-	capacity := make([]int, len(on))
+	// The extra places go to CPUs at or below the level that hold more than
+	// their capacity: first those whose next IRQ already sits alone there
+	// (keeping it saves a write), then the others, ascending.
 	var over []int
-	for cpu := allowed.First(); cpu >= 0; cpu = allowed.Next(cpu) {
+	for cpu := home.First(); cpu >= 0; cpu = home.Next(cpu) {
 		keepFirst(cpu)
-		capacity[cpu] = share
-		if len(on[cpu]) > share {
+		if load[cpu] <= level && len(on[cpu]) > capacity[cpu] {
 			over = append(over, cpu)
 		}
 	}
 	slices.SortStableFunc(over, func(a, b int) int {
-		return boolRank(!settledOn(on[a][share], a)) - boolRank(!settledOn(on[b][share], b))
+		return boolRank(!settledOn(on[a][capacity[a]], a)) - boolRank(!settledOn(on[b][capacity[b]], b))
 	})
 	for _, cpu := range over[:min(extra, len(over))] {
 		capacity[cpu]++
 	}
 
-	load := make([]int, len(on))
-	for cpu := allowed.First(); cpu >= 0; cpu = allowed.Next(cpu) {
+	for cpu := home.First(); cpu >= 0; cpu = home.Next(cpu) {
 		kept := min(len(on[cpu]), capacity[cpu])
-		load[cpu] = kept
+		load[cpu] += kept
 		for _, irq := range on[cpu][:kept] {
 			if !settledOn(irq, cpu) {
 				plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Narrow: true, Reason: "narrow"})
@@ -256,17 +352,48 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 		}
 		rest = append(rest, on[cpu][kept:]...)
 	}
-	// The least-loaded CPU is always below its place: the kept IRQs fill at
-	// most share per CPU and share+1 on at most extra CPUs, and the total
-	// is the IRQ count, so this ends with every CPU at share or share+1.
+	// The least-loaded CPU is always below its place: the kept IRQs fill no
+	// CPU beyond the level, and beyond it by one on at most extra CPUs,
+	// while the group holds enough IRQs to bring every CPU to the level and
+	// extra more; so this ends with every CPU that was at or below the
+	// level at it or one above, extra of them above.
 	slices.SortStableFunc(rest, func(a, b *IRQ) int { return a.IRQ - b.IRQ })
-	spread := newSpreader(&p.Cursor, allowed, load)
+	spread := newSpreader(&p.Cursor, home, load)
 	for _, irq := range rest {
 		cpu := spread.place()
-		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: "rebalance"})
+		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: reason(irq)})
 	}
-	sortPlan(&plan)
-	return plan, nil
+}
+
+// waterLevel returns the largest level such that bringing every CPU of cpus
+// whose load is below it up to it takes at most n IRQs, and how many of the
+// n are left over: fewer than the CPUs at or below the level. With zero
+// loads it is n/len(cpus) and n%len(cpus).
+func waterLevel(cpus sysfs.CPUSet, load []int, n int) (level, extra int) {
+	need := func(level int) int {
+		sum := 0
+		for cpu := cpus.First(); cpu >= 0; cpu = cpus.Next(cpu) {
+			sum += max(0, level-load[cpu])
+		}
+		return sum
+	}
+	lowest := -1
+	for cpu := cpus.First(); cpu >= 0; cpu = cpus.Next(cpu) {
+		if lowest < 0 || load[cpu] < lowest {
+			lowest = load[cpu]
+		}
+	}
+	// need(lo) ≤ n < need(hi): level lowest+n+1 needs at least n+1.
+	lo, hi := lowest, lowest+n+1
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if need(mid) <= n {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo, n - need(lo)
 }
 
 func boolRank(b bool) int {
@@ -288,6 +415,16 @@ func boolRank(b bool) int {
 // the GIC would deliver it); these are placed first, then the others in
 // IRQ order. IRQs that cannot move but sit on a drained CPU are listed as
 // skipped with their reason.
+//
+// With Nodes, an unpinned IRQ goes to the least-loaded CPU of its home
+// (Home over allowed minus drained; reason "drain C within node N"): its
+// node's remaining allowed CPUs, or, when its node has none left or it has
+// no node, every remaining allowed CPU. The load counted is still every
+// movable IRQ on the CPU, whatever its node, and every placement is on a
+// least-loaded CPU of the IRQ's home; so the within-one promise holds among
+// the remaining CPUs of each node for the IRQs that go into it, and across
+// all remaining CPUs only when no drained IRQ has a node home: an IRQ does
+// not leave its node to even the nodes.
 func (p *Planner) Drain(irqs []IRQ, drained, allowed sysfs.CPUSet) (Plan, error) {
 	plan := newPlan()
 	targets := allowed.Difference(drained)
@@ -324,10 +461,22 @@ func (p *Planner) Drain(irqs []IRQ, drained, allowed sysfs.CPUSet) (Plan, error)
 		free = append(free, irq)
 	}
 	slices.SortStableFunc(free, func(a, b *IRQ) int { return a.IRQ - b.IRQ })
-	spread := newSpreader(&p.Cursor, targets, load)
+	// One spreader per home, all on the same load: loads only grow, so a
+	// spreader whose lowest load went stale finds it again.
+	spreaders := map[string]*spreader{}
 	for _, irq := range free {
+		home := p.Home(*irq, targets)
+		spread, ok := spreaders[home.String()]
+		if !ok {
+			spread = newSpreader(&p.Cursor, home, load)
+			spreaders[home.String()] = spread
+		}
+		reason := "drain " + drained.String()
+		if !home.Equal(targets) {
+			reason += fmt.Sprintf(" within node %d", irq.Node)
+		}
 		cpu := spread.place()
-		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: "drain " + drained.String()})
+		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: reason})
 	}
 	sortPlan(&plan)
 	return plan, nil

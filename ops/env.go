@@ -17,6 +17,8 @@ type Settings struct {
 	Banned        affinity.BannedCPUs
 	Policy        affinity.Policy
 	IncludePinned bool
+	// NUMA keeps each IRQ on its device's NUMA node (--numa local).
+	NUMA bool
 }
 
 // DefaultLockWait is how long a command waits for the state lock that
@@ -110,6 +112,7 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 		Banned:        banned,
 		Policy:        env.Settings.Policy,
 		IncludePinned: env.Settings.IncludePinned,
+		NUMA:          env.Settings.NUMA,
 		// Only writing operations learn pins: they can probe a new pin
 		// (a managed queue looks like one on 6.1) and save it. list and
 		// dry runs show the pins already recorded.

@@ -490,3 +490,89 @@ func TestNonRootWriterLearnsNothing(t *testing.T) {
 		t.Errorf("drain as non-root: %v, want ErrPermission", err)
 	}
 }
+
+// numaRig is the 2-node 8-CPU VM: every PCI MSI on node 1 (CPUs 4-7).
+func numaRig(t *testing.T) *rig {
+	r := newRig(t, sysfstest.NUMA8(sysfstest.Kernel612))
+	r.env.Settings.NUMA = true
+	return r
+}
+
+// checkNodeLocal asserts that node-1 IRQs sit on node-1 CPUs in want and
+// differ by at most one there, and that nothing is on an offline CPU.
+func (r *rig) checkNodeLocal(what string, want sysfs.CPUSet) {
+	r.t.Helper()
+	st := r.state()
+	counts := map[int]int{}
+	for _, cpu := range want.CPUs() {
+		counts[cpu] = 0
+	}
+	n := 0
+	for _, irq := range st.IRQs {
+		_, eff, _ := r.sim.State(irq.IRQ)
+		if irq.Movable() && !eff.IsSubsetOf(r.sim.Online()) {
+			r.t.Errorf("%s: IRQ %d effective %s, online %s", what, irq.IRQ, eff, r.sim.Online())
+		}
+		if !irq.Movable() || irq.Node != 1 {
+			continue
+		}
+		n++
+		if !eff.IsSubsetOf(want) {
+			r.t.Errorf("%s: node-1 IRQ %d effective on %s, want within %s", what, irq.IRQ, eff, want)
+		}
+		for _, cpu := range eff.CPUs() {
+			counts[cpu]++
+		}
+	}
+	if n < 4 {
+		r.t.Fatalf("%s: only %d node-1 IRQs: the snapshot lost the nodes", what, n)
+	}
+	if s := spread(counts, want); s > 1 {
+		r.t.Errorf("%s: node-1 IRQs per CPU %v differ by %d", what, counts, s)
+	}
+}
+
+// TestNUMALocal: rebalance keeps node-1 IRQs on 4-7, spread within the
+// node; they stay in the node when one of its CPUs goes, spill to node 0
+// only while all of 4-7 are offline, and come back with them.
+func TestNUMALocal(t *testing.T) {
+	r := numaRig(t)
+	ctx := context.Background()
+	node1 := sysfs.NewCPUSet(4, 5, 6, 7)
+	rebalance := func() {
+		t.Helper()
+		if _, err := Rebalance(ctx, r.env, RebalanceRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rebalance()
+	r.checkNodeLocal("after rebalance", node1)
+	if again, _ := Rebalance(ctx, r.env, RebalanceRequest{DryRun: true}); len(again.Plan.Moves) != 0 {
+		t.Errorf("second rebalance plans %+v", again.Plan.Moves)
+	}
+	if err := r.sim.SetCPUOnline(5, false); err != nil {
+		t.Fatal(err)
+	}
+	rebalance()
+	r.checkNodeLocal("CPU5 offline", sysfs.NewCPUSet(4, 6, 7))
+	for _, cpu := range []int{4, 6, 7} {
+		if err := r.sim.SetCPUOnline(cpu, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rebalance()
+	r.checkNodeLocal("node 1 offline", sysfs.NewCPUSet(0, 1, 2, 3))
+	for _, cpu := range node1.CPUs() {
+		if err := r.sim.SetCPUOnline(cpu, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rebalance()
+	r.checkNodeLocal("node 1 back", node1)
+	// With --numa ignore the same IRQs spread over the whole machine.
+	r.env.Settings.NUMA = false
+	rebalance()
+	if counts := r.perCPU(); spread(counts, r.sim.Online()) > 1 {
+		t.Errorf("--numa ignore: %v", counts)
+	}
+}

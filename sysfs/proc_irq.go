@@ -33,9 +33,16 @@ func (fs FS) IRQDir(irq int) string {
 // IRQ freed since the caller learned its number gives an error that wraps
 // ErrGone.
 func (fs FS) irqAffinity(irq int, buf []byte) (IRQAffinity, []byte, error) {
-	dir := fs.IRQDir(irq)
+	var path irqPath
+	path.reset(fs.proc, irq)
+	return irqAffinityAt(&path, irq, buf)
+}
+
+// irqAffinityAt is irqAffinity with path set to the IRQ's directory,
+// where the snapshot then reads node.
+func irqAffinityAt(path *irqPath, irq int, buf []byte) (IRQAffinity, []byte, error) {
 	out := IRQAffinity{IRQ: irq}
-	data, mode, err := readSmall(dir+"/smp_affinity_list", buf, true)
+	data, mode, err := readSmallZ(path.file("smp_affinity_list"), buf, true)
 	if isNotExist(err) {
 		return out, buf, fmt.Errorf("%w: %w: IRQ %d: %w", ErrFileRead, ErrGone, irq, err)
 	}
@@ -47,7 +54,7 @@ func (fs FS) irqAffinity(irq int, buf []byte) (IRQAffinity, []byte, error) {
 	if out.Affinity, err = ParseCPUList(string(data)); err != nil {
 		return out, buf, fmt.Errorf("IRQ %d smp_affinity_list: %w", irq, err)
 	}
-	data, _, err = readSmall(dir+"/effective_affinity_list", buf, false)
+	data, _, err = readSmallZ(path.file("effective_affinity_list"), buf, false)
 	switch {
 	case isNotExist(err):
 	case err != nil:

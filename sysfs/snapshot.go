@@ -22,6 +22,14 @@ type Snapshot struct {
 	// the only thing it adds, and reading it for every IRQ would double
 	// the snapshot's cost.
 	Kernel map[int]KernelIRQ
+	// IRQNodes maps an IRQ of Affinity to the NUMA node of its device,
+	// for every IRQ whose node is known; an IRQ absent from it has none
+	// known. The node is /proc/irq/N/node; where that says -1 and the chip
+	// is a per-device PCI MSI domain ("ITS-PCI-MSIX-0000:00:02.0", kernel
+	// 6.12), it is the PCI device's /sys/bus/pci/devices/<BDF>/numa_node
+	// (read once per device). A node file that cannot be read or parsed
+	// leaves the IRQ's node unknown; it is not an error.
+	IRQNodes map[int]int
 	// Vanished lists IRQs that /proc/interrupts showed but that were gone
 	// by the time /proc/irq/N was read.
 	Vanished []int
@@ -61,17 +69,24 @@ func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 		Interrupts: interrupts,
 		Affinity:   make(map[int]IRQAffinity, len(interrupts.IRQs)),
 		Kernel:     map[int]KernelIRQ{},
+		IRQNodes:   make(map[int]int, len(interrupts.IRQs)),
 	}
 	rows := interrupts.IRQs
 	affinity := make([]IRQAffinity, len(rows))
+	nodes := make([]int, len(rows))
 	errs := make([]error, len(rows))
 	var wg sync.WaitGroup
 	workers := min(snapshotWorkers, len(rows))
 	for w := range workers {
 		wg.Go(func() {
 			buf := make([]byte, 0, 256)
+			var path irqPath
 			for i := w; i < len(rows); i += workers {
-				affinity[i], buf, errs[i] = fs.irqAffinity(rows[i].IRQ, buf)
+				path.reset(fs.proc, rows[i].IRQ)
+				affinity[i], buf, errs[i] = irqAffinityAt(&path, rows[i].IRQ, buf)
+				if errs[i] == nil {
+					nodes[i], buf = readNode(path.file("node"), buf)
+				}
 			}
 		})
 	}
@@ -98,5 +113,6 @@ func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 			snap.Kernel[row.IRQ] = k
 		}
 	}
+	fs.irqNodes(snap, nodes)
 	return snap, nil
 }

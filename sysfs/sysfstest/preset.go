@@ -1,5 +1,12 @@
 package sysfstest
 
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/irqshift/irqshift/sysfs"
+)
+
 // VM4 is the 4-CPU arm64 QEMU VM of shared/KERNEL-FACTS.md (-M
 // virt,gic-version=3 -smp 4, virtio-net, virtio-blk with four queues,
 // virtio-rng over PCI and over mmio), just after boot:
@@ -70,5 +77,114 @@ func VM4(v Version) Config {
 		)
 	}
 	cfg.IRQs = irqs
+	return cfg
+}
+
+// NUMA8 is VM4's machine grown to 8 CPUs on two NUMA nodes, 0-3 and 4-7,
+// with its PCI host bridge on node 1: the DT-booted 6.12 VM of
+// shared/KERNEL-FACTS.md ("Bigger and NUMA VMs", numa-node-id = <1> in
+// pcie@10000000), just after boot.
+//
+//   - VM4's devices and IRQ numbers; every PCI MSI (the config vectors,
+//     virtio-rng's input, virtio-net's queues and the managed virtio-blk
+//     queues) has /proc/irq/N/node 1, and on Kernel612 its device's
+//     /sys/bus/pci/devices/<BDF>/numa_node says 1 too;
+//   - four more virtio-rng devices (virtio4…virtio7, PCI 0000:00:04.0 to
+//     07.0) with one input MSI each on node 1, IRQs 31-34;
+//   - the kernel's node-local default masks: every unmanaged PCI MSI is
+//     masked 4-7, delivered least-loaded within 4-7 (two per CPU), except
+//     virtio-net's two queues, which its driver sets to 0-7 (hint 0-7)
+//     and which land on CPUs 0 and 1;
+//   - virtio-blk with four queues (num-queues=4) spread over the nodes by
+//     the kernel: managed masks 0-1, 2-3, 4-5 and 6-7;
+//   - the wired SPIs (uart, rtc, virtio-mmio) keep node -1 and CPU0.
+//
+// Counts are zero but for arch_timer's. Kernel61 has the same machine
+// with 6.1's "ITS-MSI" chips, which name no PCI device.
+func NUMA8(v Version) Config {
+	base := VM4(v)
+	cfg := Config{Kernel: v, Possible: 8, Nodes: []sysfs.CPUSet{upTo(4), upTo(8).Difference(upTo(4))}}
+	all := upTo(8)
+	for _, q := range base.IRQs {
+		if q.Kind == KindMSI || q.Kind == KindManaged {
+			q.Node, q.Counts = 1, nil
+		}
+		if q.Kind == KindManaged {
+			first := 2 * q.Affinity.First() // queue i of 4 over 8 CPUs
+			q.Affinity = sysfs.NewCPUSet(first, first+1)
+		}
+		if q.FollowsHotplug {
+			q.Hint = all
+		}
+		cfg.IRQs = append(cfg.IRQs, q)
+	}
+	for i := range 4 {
+		slot := 4 + i
+		name := fmt.Sprintf("virtio%d-input", slot)
+		q := MSI(31+i, "ITS-MSI", uint64(16384*slot+1), name)
+		if v == Kernel612 {
+			q = MSI(31+i, fmt.Sprintf("ITS-PCI-MSIX-0000:00:%02x.0", slot), 1, name)
+		}
+		cfg.IRQs = append(cfg.IRQs, q.WithNode(1))
+	}
+	return cfg
+}
+
+// Big is a large arm64 server on Kernel612 for benchmarks: cpus CPUs
+// (Possible, all online) in nodes NUMA nodes of consecutive CPUs (node i
+// holds CPUs i*cpus/nodes to (i+1)*cpus/nodes-1), and irqs IRQs listed in
+// /proc/interrupts (with an action; the eight IPIs are hidden besides):
+//
+//   - IRQ 11 arch_timer and 12 arm-pmu, per-CPU;
+//   - irqs/16 wired GICv3 SPIs from IRQ 13 ("spiN", hwirq 32…, node -1),
+//     delivered to CPU0 as the GIC does;
+//   - the rest ITS MSIs of PCI devices of 32 vectors each ("devD-qV",
+//     chip "ITS-PCI-MSIX-<BDF>" with BDF 0000:01:00.0, 0000:02:00.0, …,
+//     hwirq = the vector), right after the SPIs. Device D is on node
+//     D % nodes (/proc/irq/N/node and numa_node both), so its MSIs take
+//     that node's CPUs as their default mask, least-loaded within them;
+//     every eighth device's vectors are managed instead, one per CPU of
+//     the whole machine in turn.
+//
+// It panics unless 1 ≤ nodes ≤ cpus ≤ 4096 and 2 ≤ irqs. Build of
+// Big(256, 4, 4096) takes well under a second on tmpfs.
+func Big(cpus, nodes, irqs int) Config {
+	if nodes < 1 || nodes > cpus || cpus > 4096 || irqs < 2 {
+		panic(fmt.Sprintf("sysfstest.Big(%d, %d, %d): want 1 ≤ nodes ≤ cpus ≤ 4096 and irqs ≥ 2", cpus, nodes, irqs))
+	}
+	cfg := Config{Kernel: Kernel612, Possible: cpus}
+	for i := range nodes {
+		cfg.Nodes = append(cfg.Nodes, upTo((i+1)*cpus/nodes).Difference(upTo(i*cpus/nodes)))
+	}
+	out := make([]IRQ, 0, irqs+len(ipiNames[Kernel612])+3)
+	for i := range ipiNames[Kernel612] {
+		out = append(out, PerCPU(1+i, "GICv3", uint64(i), "Edge", "IPI").Hide())
+	}
+	out = append(out,
+		PerCPU(9, "GICv3", 29, "Edge"),
+		PerCPU(10, "GICv3", 30, "Edge"),
+		PerCPU(11, "GICv3", 27, "Level", "arch_timer"),
+		PerCPU(12, "GICv3", 23, "Level", "arm-pmu"),
+	)
+	nspi := min(irqs/16, 1020-32)
+	for i := range nspi {
+		out = append(out, SPI(13+i, uint64(32+i), "Level", "spi"+strconv.Itoa(i)))
+	}
+	const vectors = 32
+	managedCPU := 0
+	for i := range irqs - 2 - nspi {
+		dev, vec := i/vectors, i%vectors
+		bdf := fmt.Sprintf("%04x:%02x:00.0", (dev+1)/256, (dev+1)%256)
+		chip, name := "ITS-PCI-MSIX-"+bdf, "dev"+strconv.Itoa(dev)+"-q"+strconv.Itoa(vec)
+		var q IRQ
+		if dev%8 == 7 {
+			q = Managed(13+nspi+i, chip, uint64(vec), managedCPU, name)
+			managedCPU = (managedCPU + 1) % cpus
+		} else {
+			q = MSI(13+nspi+i, chip, uint64(vec), name)
+		}
+		out = append(out, q.WithNode(dev%nodes))
+	}
+	cfg.IRQs = out
 	return cfg
 }

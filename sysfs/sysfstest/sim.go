@@ -3,9 +3,11 @@ package sysfstest
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -104,8 +106,24 @@ type IRQ struct {
 	Effective sysfs.CPUSet
 	// Counts holds interrupts per CPU, including offline CPUs.
 	Counts map[int]uint64
-	// Node is /proc/irq/N/node (-1 for wired GIC interrupts).
+	// Node is /proc/irq/N/node (-1 for wired GIC interrupts): the node of
+	// the IRQ's device, as the kernel keeps it in the descriptor. With
+	// Config.Nodes set, an MSI of node N gets node N's CPUs as its default
+	// mask (see Config.Nodes).
 	Node int
+	// DeviceNode is the numa_node of the IRQ's PCI device,
+	// <sys>/bus/pci/devices/<BDF>/numa_node, for the IRQs whose Chip names
+	// a per-device PCI MSI domain (sysfs.ChipPCIAddress:
+	// "ITS-PCI-MSIX-0000:00:02.0", kernel 6.12). It is used only where
+	// HasDeviceNode is set (WithDeviceNode); otherwise the device's file
+	// says the Node of its lowest-numbered IRQ. The kernel's descriptors
+	// take their node from the device, so the two differ only in tests of
+	// readers that must look past a /proc/irq/N/node of -1. The device
+	// files are written where Config.Nodes is set or an IRQ sets
+	// DeviceNode, so that the trees of VM4 stay those of the capture,
+	// which has no /sys/bus.
+	DeviceNode    int
+	HasDeviceNode bool
 	// Hint is /proc/irq/N/affinity_hint.
 	Hint sysfs.CPUSet
 	// Hidden IRQs (IRQ_HIDDEN, the arm64 IPIs) have /proc/irq/N and
@@ -165,6 +183,10 @@ func (q IRQ) WithCounts(counts ...uint64) IRQ {
 // WithNode returns q with /proc/irq/N/node set to node.
 func (q IRQ) WithNode(node int) IRQ { q.Node = node; return q }
 
+// WithDeviceNode returns q with its PCI device's numa_node set to node
+// (see IRQ.DeviceNode); /proc/irq/N/node stays Node.
+func (q IRQ) WithDeviceNode(node int) IRQ { q.DeviceNode, q.HasDeviceNode = node, true; return q }
+
 // WithHint returns q with the affinity hint cpus.
 func (q IRQ) WithHint(cpus ...int) IRQ { q.Hint = sysfs.NewCPUSet(cpus...); return q }
 
@@ -192,6 +214,15 @@ type Config struct {
 	NohzFull sysfs.CPUSet
 	// Nodes[i] is the cpulist of NUMA node i. Nil means one node0 with
 	// every present CPU; NoNUMA writes no node directory at all.
+	//
+	// Where Nodes is set (and NoNUMA is not), the kernel's node-local
+	// default masks are modelled (irq_setup_affinity): an MSI without an
+	// initial Affinity whose Node n has online CPUs gets node n's CPUs as
+	// its mask, and the ITS the least-loaded of them as effective CPU. An
+	// MSI that FollowsHotplug keeps the driver's mask (virtio-net sets
+	// every CPU), and managed IRQs keep theirs. When every CPU of its mask
+	// goes offline an MSI leaves the node: its mask becomes the online
+	// CPUs, as for any broken affinity, and nothing moves back on online.
 	Nodes  []sysfs.CPUSet
 	NoNUMA bool
 	IRQs   []IRQ
@@ -243,8 +274,18 @@ type Sim struct {
 	order   []int
 	faults  map[int]*fault
 	hooks   map[int][]func(*Sim) error
-	writes  []Write
-	denied  bool // DenyWrites: a process without root
+	pciNode map[string]int // BDF → numa_node of the PCI devices
+	// files and dirs are what writeFile made: the mode and content hash
+	// of each file, by path relative to root, and the directories. fmu
+	// guards them, as syncAll writes IRQs from several goroutines.
+	fmu    sync.Mutex
+	files  map[string]fileState
+	dirs   map[string]bool
+	seed   maphash.Seed
+	umask  os.FileMode
+	asRoot bool // root opens read-only files for writing
+	writes []Write
+	denied bool // DenyWrites: a process without root
 }
 
 // New builds the tree of cfg in TempDir(t) and fails the test on error.
@@ -340,28 +381,49 @@ func Build(root string, cfg Config) (*Sim, error) {
 		if st.Affinity.IsEmpty() {
 			return nil, fmt.Errorf("IRQ %d: affinity outside the possible CPUs", spec.IRQ)
 		}
+		if spec.Affinity.IsEmpty() && spec.Kind == KindMSI && !spec.FollowsHotplug {
+			if local := s.nodeCPUs(spec.Node).Intersect(possible); !local.Intersect(s.online).IsEmpty() {
+				st.Affinity = local
+			}
+		}
 		s.irqs[spec.IRQ] = st
 		s.order = append(s.order, spec.IRQ)
 	}
+	var err error
+	if s.pciNode, err = pciNodes(s.order, s.irqs); err != nil {
+		return nil, err
+	}
+	if len(cfg.Nodes) == 0 || cfg.NoNUMA {
+		explicit := false
+		for _, st := range s.irqs {
+			explicit = explicit || st.HasDeviceNode
+		}
+		if !explicit {
+			s.pciNode = nil // no PCI device files: the trees of VM4 stay as captured
+		}
+	}
 	// Initial placement in IRQ order, as drivers probe.
+	loads := s.loads()
 	for _, n := range s.order {
 		st := s.irqs[n]
 		switch {
 		case st.Kind == KindPerCPU:
-			st.Effective = sysfs.CPUSet{}
+			loads.place(st, sysfs.CPUSet{})
 		case !st.Effective.IsEmpty():
 		case st.Kind == KindManaged:
-			st.Effective = sysfs.NewCPUSet(st.Affinity.First())
+			loads.place(st, sysfs.NewCPUSet(st.Affinity.First()))
 		default:
 			avail := st.Affinity.Intersect(s.online)
 			if avail.IsEmpty() {
 				avail = s.online
 			}
-			st.Effective = s.pick(st, avail)
+			loads.place(st, loads.pick(st, avail))
 		}
 	}
-	var err error
 	if s.fs, err = s.mkdirs(); err != nil {
+		return nil, err
+	}
+	if err := s.syncPCI(); err != nil {
 		return nil, err
 	}
 	if err := s.syncAll(); err != nil {
@@ -371,11 +433,52 @@ func Build(root string, cfg Config) (*Sim, error) {
 }
 
 func upTo(n int) sysfs.CPUSet {
-	var s sysfs.CPUSet
-	for cpu := range n {
-		s = s.With(cpu)
+	if n <= 0 {
+		return sysfs.CPUSet{}
 	}
-	return s
+	set, err := sysfs.ParseCPUList("0-" + strconv.Itoa(n-1))
+	if err != nil {
+		panic(err) // n ≤ 4096, checked by Build
+	}
+	return set
+}
+
+// nodeCPUs is the cpulist of node n where Config.Nodes models NUMA, else
+// empty (no node-local masks).
+func (s *Sim) nodeCPUs(n int) sysfs.CPUSet {
+	if s.cfg.NoNUMA || n < 0 || n >= len(s.cfg.Nodes) {
+		return sysfs.CPUSet{}
+	}
+	return s.cfg.Nodes[n]
+}
+
+// pciNodes gives the numa_node of each PCI device that the chip names of
+// irqs (in order) name: the DeviceNode of its IRQs that set one (they must
+// agree), else the Node of its lowest-numbered IRQ.
+func pciNodes(order []int, irqs map[int]*irqState) (map[string]int, error) {
+	nodes := map[string]int{}
+	explicit := map[string]int{} // BDF → IRQ that set its node
+	for _, n := range order {
+		st := irqs[n]
+		bdf, ok := sysfs.ChipPCIAddress(st.Chip)
+		if !ok {
+			continue
+		}
+		if first, seen := explicit[bdf]; st.HasDeviceNode && seen && nodes[bdf] != st.DeviceNode {
+			return nil, fmt.Errorf("IRQ %d: PCI device %s on node %d, but IRQ %d puts it on node %d",
+				n, bdf, st.DeviceNode, first, nodes[bdf])
+		}
+		switch _, seen := nodes[bdf]; {
+		case st.HasDeviceNode:
+			if _, set := explicit[bdf]; !set {
+				explicit[bdf] = n
+				nodes[bdf] = st.DeviceNode
+			}
+		case !seen:
+			nodes[bdf] = st.Node
+		}
+	}
+	return nodes, nil
 }
 
 // Root is the directory holding proc/ and sys/.
@@ -593,29 +696,76 @@ func (s *Sim) write(irq int, cpus sysfs.CPUSet) (syscall.Errno, string, error) {
 		return syscall.EINVAL, "write", nil
 	}
 	st.Affinity = mask
-	st.Effective = s.pick(st, avail)
+	st.Effective = s.loads().pick(st, avail)
 	return 0, "", s.syncIRQ(st)
+}
+
+// loadTable counts, per CPU, the existing MSIs (unmanaged and managed
+// apart) whose effective CPUs hold it: what the ITS weighs when it picks.
+// Building it once per operation and updating it as IRQs move keeps a
+// placement of thousands of IRQs linear.
+type loadTable struct {
+	msi, managed []int
+}
+
+func (s *Sim) loads() *loadTable {
+	l := &loadTable{msi: make([]int, s.cfg.Possible), managed: make([]int, s.cfg.Possible)}
+	for _, n := range s.order {
+		if st := s.irqs[n]; !st.removed {
+			l.add(st, 1)
+		}
+	}
+	return l
+}
+
+func (l *loadTable) of(k Kind) []int {
+	switch k {
+	case KindMSI:
+		return l.msi
+	case KindManaged:
+		return l.managed
+	}
+	return nil
+}
+
+// add adds delta to the load of st's effective CPUs.
+func (l *loadTable) add(st *irqState, delta int) {
+	load := l.of(st.Kind)
+	if load == nil {
+		return
+	}
+	for cpu := st.Effective.First(); cpu >= 0 && cpu < len(load); cpu = st.Effective.Next(cpu) {
+		load[cpu] += delta
+	}
+}
+
+// place sets st's effective CPUs to eff, keeping the table right.
+func (l *loadTable) place(st *irqState, eff sysfs.CPUSet) {
+	l.add(st, -1)
+	st.Effective = eff
+	l.add(st, 1)
 }
 
 // pick is the chip's choice of one CPU among avail (online, non-empty): the
 // GIC takes the first (cpumask_any_and), the ITS the least loaded
 // (its_select_cpu: fewest LPIs of the same managed-ness targeting it, the
 // IRQ itself not counted), ties going to the lowest CPU.
-func (s *Sim) pick(st *irqState, avail sysfs.CPUSet) sysfs.CPUSet {
-	if st.Kind != KindMSI && st.Kind != KindManaged {
+func (l *loadTable) pick(st *irqState, avail sysfs.CPUSet) sysfs.CPUSet {
+	load := l.of(st.Kind)
+	if load == nil {
 		return sysfs.NewCPUSet(avail.First())
 	}
 	best, bestLoad := -1, 0
-	for _, cpu := range avail.CPUs() {
-		load := 0
-		for _, n := range s.order {
-			o := s.irqs[n]
-			if o != st && !o.removed && o.Kind == st.Kind && o.Effective.Contains(cpu) {
-				load++
-			}
+	for cpu := avail.First(); cpu >= 0; cpu = avail.Next(cpu) {
+		n := 0
+		if cpu < len(load) {
+			n = load[cpu]
 		}
-		if best < 0 || load < bestLoad {
-			best, bestLoad = cpu, load
+		if st.Effective.Contains(cpu) {
+			n-- // the IRQ itself
+		}
+		if best < 0 || n < bestLoad {
+			best, bestLoad = cpu, n
 		}
 	}
 	return sysfs.NewCPUSet(best)
@@ -667,6 +817,7 @@ func (s *Sim) SetCPUOnline(cpu int, online bool) error {
 		s.online = s.online.With(cpu)
 	} else {
 		s.online = s.online.Without(cpu)
+		loads := s.loads()
 		for _, n := range s.order {
 			st := s.irqs[n]
 			if st.removed || st.Kind == KindPerCPU || st.Kind == KindNoAction || !st.Effective.Contains(cpu) {
@@ -680,13 +831,14 @@ func (s *Sim) SetCPUOnline(cpu int, online bool) error {
 				st.Affinity = s.online
 				avail = s.online
 			}
-			st.Effective = s.pick(st, avail)
+			loads.place(st, loads.pick(st, avail))
 		}
 	}
+	loads := s.loads()
 	for _, n := range s.order {
 		if st := s.irqs[n]; !st.removed && st.FollowsHotplug {
 			st.Hint, st.Affinity = s.online, s.online
-			st.Effective = s.pick(st, s.online)
+			loads.place(st, loads.pick(st, s.online))
 		}
 	}
 	return s.syncAll()
@@ -702,10 +854,11 @@ func (s *Sim) RemoveIRQ(irq int) error {
 		return fmt.Errorf("IRQ %d does not exist", irq)
 	}
 	st.removed = true
-	for _, dir := range []string{s.fs.IRQDir(irq), s.fs.SysPath("kernel", "irq", fmt.Sprint(irq))} {
-		if err := os.RemoveAll(dir); err != nil {
+	for _, rel := range []string{filepath.Join("proc", "irq", strconv.Itoa(irq)), filepath.Join("sys", "kernel", "irq", strconv.Itoa(irq))} {
+		if err := os.RemoveAll(filepath.Join(s.root, rel)); err != nil {
 			return err
 		}
+		s.forget(rel)
 	}
 	return s.syncInterrupts()
 }

@@ -39,7 +39,7 @@ demo_guest() {
 	}
 	online() { cat /sys/devices/system/cpu/online; }
 	# movable: the IRQ numbers irqshift classes as movable.
-	movable() { irqshift list 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && $8 ~ /^movable/ {print $1}'; }
+	movable() { irqshift list 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && $9 ~ /^movable/ {print $1}'; }
 
 	# table: one line per IRQ from the kernel's own files (/proc/interrupts, /proc/irq/N/*), with
 	# irqshift's class, then a bar chart of the movable IRQs per effective CPU.
@@ -55,7 +55,7 @@ demo_guest() {
 		done
 		awk -v cpus="$cpus" '
 		FNR == NR {
-			if ($1 ~ /^[0-9]+$/) { c = $8; sub(/,.*/, "", c); cls[$1] = c }
+			if ($1 ~ /^[0-9]+$/) { c = $9; sub(/,.*/, "", c); cls[$1] = c }
 			next
 		}
 		FNR == 1 {

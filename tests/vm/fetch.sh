@@ -1,7 +1,8 @@
 #!/bin/bash
 # fetch.sh: get everything the arm64 test VM needs, idempotently, on Debian 12 (as root).
 #
-#  1. host tools: qemu-system-aarch64 (package qemu-system-arm), cpio, xz, gzip, kmod, ...
+#  1. host tools: qemu-system-aarch64 (package qemu-system-arm), cpio, xz, gzip, kmod, dtc
+#     (device-tree-compiler: run.sh --pci-node patches the machine's DTB), ...
 #  2. dpkg --add-architecture arm64 (+ apt-get update)
 #  3. apt-get download of the arm64 kernel image and busybox-static:arm64 into
 #     tests/vm/.cache/debs/, unpacked with dpkg-deb -x into tests/vm/.cache/kernel/<pkg>/
@@ -66,6 +67,7 @@ declare -A need=(
 	[base64]=coreutils
 	[tar]=tar
 	[truncate]=coreutils
+	[dtc]=device-tree-compiler
 )
 missing=()
 for cmd in "${!need[@]}"; do

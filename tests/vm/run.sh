@@ -14,6 +14,18 @@
 #   -l, --log FILE        console log (default $VM_CACHE/logs/MODE-gicvN-Ncpu.log)
 #   -q, --quiet           do not stream the console to stdout (env VM_QUIET=1)
 #   -a, --append ARGS     extra kernel command line (env VM_APPEND)
+#   -n, --numa N          N NUMA nodes (env VM_NUMA, default 0 = none): -m and -smp split evenly,
+#                         node K gets CPUs K*smp/N..(K+1)*smp/N-1 and its share of the memory
+#                         (-object memory-backend-ram + -numa node,...,memdev=)
+#   -p, --pci-node K      put the PCI host bridge, so every PCI device and its MSIs, on node K (env
+#                         VM_PCI_NODE; needs --numa >= 2): the machine's DTB is dumped with the
+#                         same -M/-cpu/-smp/-m/-numa arguments (dumpdtb=), `numa-node-id = <K>;` is
+#                         added to pcie@10000000 with dtc, and the guest boots with -dtb. The DTB
+#                         is cached in $VM_CACHE/dtb/, keyed by those arguments and QEMU's version.
+#   -x, --extra-rng N     N more virtio-rng-pci devices, more PCI MSIs to place (env VM_EXTRA_RNG)
+# With --numa or --pci-node the kernel command line also gets IRQSHIFT_VM_NUMA=N and
+# IRQSHIFT_VM_PCI_NODE=K (for the tests, in /init's environment), and the log's default name the
+# suffix -numaN[-pciK][-rngN].
 # Exit status: 0 when the guest printed `IRQSHIFT-VM-RESULT: PASS`, 1 otherwise (FAIL, no marker,
 # timeout, qemu error). On failure the log's tail is printed with the path of the full log.
 set -euo pipefail
@@ -32,6 +44,10 @@ tmo=${VM_TIMEOUT:-600}
 log=
 quiet=${VM_QUIET:-0}
 append=${VM_APPEND:-}
+numa=${VM_NUMA:-0}
+pcinode=${VM_PCI_NODE:-}
+extrarng=${VM_EXTRA_RNG:-0}
+mem=1024
 testdata=${VM_TESTDATA:-$root/tests/testdata}
 
 die() { printf 'run: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -49,6 +65,9 @@ while [ $# -gt 0 ]; do
 	-l | --log) log=$2; shift ;;
 	-q | --quiet) quiet=1 ;;
 	-a | --append) append="$append $2"; shift ;;
+	-n | --numa) numa=$2; shift ;;
+	-p | --pci-node) pcinode=$2; shift ;;
+	-x | --extra-rng) extrarng=$2; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (try --help)" ;;
 	esac
@@ -59,6 +78,15 @@ case $gic in 2 | 3) ;; *) die "--gic must be 2 or 3" ;; esac
 if ! [[ $smp =~ ^[0-9]+$ ]] || [ "$smp" -lt 1 ]; then die "--smp must be a number >= 1"; fi
 if [ "$gic" = 2 ] && [ "$smp" -gt 8 ]; then die "GICv2 supports at most 8 CPUs (asked for $smp)"; fi
 if [[ $testrun =~ [[:space:]] ]]; then die "--run REGEX may not contain spaces (it goes on the kernel command line)"; fi
+if ! [[ $numa =~ ^[0-9]+$ ]]; then die "--numa must be a number of nodes (0 = no NUMA)"; fi
+if [ "$numa" -gt "$smp" ]; then die "--numa $numa: more nodes than CPUs ($smp)"; fi
+if [ "$numa" -gt 0 ] && [ $((mem / numa % 2)) != 0 ]; then die "--numa $numa: ${mem} MiB do not split into even MiB per node"; fi
+if [ -n "$pcinode" ]; then
+	[[ $pcinode =~ ^[0-9]+$ ]] || die "--pci-node must be a node number"
+	[ "$numa" -ge 2 ] || die "--pci-node needs --numa N with N >= 2"
+	[ "$pcinode" -lt "$numa" ] || die "--pci-node $pcinode: there are only nodes 0-$((numa - 1))"
+fi
+if ! [[ $extrarng =~ ^[0-9]+$ ]]; then die "--extra-rng must be a number"; fi
 
 if [ -z "$kdir" ]; then
 	[ -f "$CACHE/kernel.current" ] || die "no kernel: run tests/vm/fetch.sh first"
@@ -70,6 +98,9 @@ vmlinuz=$(find "$kdir/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1
 command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 not installed: run tests/vm/fetch.sh"
 
 name="$mode-gicv$gic-${smp}cpu"
+[ "$numa" -gt 0 ] && name="$name-numa$numa"
+[ -n "$pcinode" ] && name="$name-pci$pcinode"
+[ "$extrarng" -gt 0 ] && name="$name-rng$extrarng"
 mkdir -p "$CACHE/logs"
 [ -n "$log" ] || log=$CACHE/logs/$name.log
 mkdir -p "$(dirname "$log")"
@@ -85,17 +116,65 @@ fi
 cmdline="console=ttyAMA0 rdinit=/init panic=-1 quiet irqshift.mode=$mode irqshift.gic=$gic"
 [ -n "$capture" ] && cmdline="$cmdline irqshift.capture=$capture"
 [ -n "$testrun" ] && cmdline="$cmdline irqshift.testrun=$testrun"
+[ "$numa" -gt 0 ] && cmdline="$cmdline IRQSHIFT_VM_NUMA=$numa"
+[ -n "$pcinode" ] && cmdline="$cmdline IRQSHIFT_VM_PCI_NODE=$pcinode"
 [ -n "$append" ] && cmdline="$cmdline $append"
+
+# The machine: these arguments decide its device tree (see --pci-node).
+machine=(-cpu cortex-a72 -smp "$smp" -m "$mem")
+if [ "$numa" -gt 0 ]; then
+	for ((k = 0; k < numa; k++)); do
+		lo=$((k * smp / numa))
+		hi=$(((k + 1) * smp / numa - 1))
+		size=$((mem / numa))
+		[ $k = $((numa - 1)) ] && size=$((mem - (numa - 1) * (mem / numa)))
+		machine+=(-object "memory-backend-ram,id=m$k,size=${size}M" -numa "node,nodeid=$k,cpus=$lo-$hi,memdev=m$k")
+	done
+fi
+
+# --pci-node K: QEMU's DT-booted virt machine gives every PCI device numa_node -1 (KERNEL-FACTS,
+# "Bigger and NUMA VMs"); a numa-node-id in the host bridge's node puts them all on node K.
+dtbargs=()
+if [ -n "$pcinode" ]; then
+	command -v dtc >/dev/null || die "dtc not installed (package device-tree-compiler): run tests/vm/fetch.sh"
+	key=$( (qemu-system-aarch64 --version | head -n1; echo "virt,gic-version=$gic" "${machine[@]}" "pci-node=$pcinode") | sha256sum | cut -c1-16)
+	dtb=$CACHE/dtb/virt-gicv$gic-${smp}cpu-numa$numa-pci$pcinode-$key.dtb
+	if [ ! -s "$dtb" ]; then
+		mkdir -p "$CACHE/dtb"
+		tmp=$(mktemp -d "${TMPDIR:-/tmp}/irqshift-dtb.XXXXXX")
+		# -nic none: no default NIC (its option ROM is not installed); it does not change the DTB.
+		qemu-system-aarch64 -M "virt,gic-version=$gic,dumpdtb=$tmp/virt.dtb" "${machine[@]}" -nographic -nic none \
+			>"$tmp/dump.log" 2>&1 || { cat "$tmp/dump.log" >&2; rm -rf "$tmp"; die "qemu dumpdtb failed"; }
+		dtc -q -I dtb -O dts -o "$tmp/virt.dts" "$tmp/virt.dtb" || { rm -rf "$tmp"; die "dtc could not decompile the dumped DTB"; }
+		awk -v k="$pcinode" '
+			{ print }
+			/^\tpcie@10000000 \{$/ { print "\t\tnuma-node-id = <" k ">;"; n++ }
+			END { if (n != 1) exit 1 }' "$tmp/virt.dts" >"$tmp/numa.dts" ||
+			{ rm -rf "$tmp"; die "no (or more than one) pcie@10000000 node in QEMU's DTB"; }
+		dtc -q -I dts -O dtb -o "$tmp/numa.dtb" "$tmp/numa.dts" || { rm -rf "$tmp"; die "dtc could not compile the patched DTB"; }
+		if command -v fdtget >/dev/null && [ "$(fdtget "$tmp/numa.dtb" /pcie@10000000 numa-node-id)" != "$pcinode" ]; then
+			rm -rf "$tmp"
+			die "the patched DTB has no numa-node-id $pcinode in /pcie@10000000"
+		fi
+		cp "$tmp/numa.dtb" "$dtb.tmp.$$" && mv "$dtb.tmp.$$" "$dtb"
+		rm -rf "$tmp"
+		echo "run: DTB with the PCI host bridge on node $pcinode: $dtb" >&2
+	fi
+	dtbargs=(-dtb "$dtb")
+fi
+rngs=()
+for ((k = 0; k < extrarng; k++)); do rngs+=(-device virtio-rng-pci); done
 
 # shellcheck disable=SC2054 # commas are qemu option syntax
 qemu=(qemu-system-aarch64
-	-M "virt,gic-version=$gic" -cpu cortex-a72 -smp "$smp" -m 1024
+	-M "virt,gic-version=$gic" "${machine[@]}"
 	-nographic -no-reboot
-	-kernel "$vmlinuz" -initrd "$initrd" -append "$cmdline"
+	-kernel "$vmlinuz" -initrd "$initrd" -append "$cmdline" "${dtbargs[@]}"
 	-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile=
 	-device virtio-rng-pci
 	-drive "file=$disk,if=none,format=raw,id=d0,readonly=on" -device virtio-blk-pci,drive=d0
-	-device virtio-rng-device)
+	-device virtio-rng-device
+	"${rngs[@]}")
 
 echo "run: $name: kernel $(basename "$vmlinuz"), initrd $(basename "$initrd"), timeout ${tmo}s, log $log" >&2
 start=$(date +%s.%N)

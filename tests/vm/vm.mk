@@ -3,7 +3,10 @@
 #
 #   make vm-fetch     install host tools, download + unpack the arm64 kernel and busybox
 #   make vm-test      build the vm-tagged arm64 test binary (+ bin/irqshift-linux-arm64 when
-#                     main.go exists), boot GICv3 then GICv2 for each kernel in VM_KERNELS
+#                     main.go exists), boot GICv3 then GICv2 for each kernel in VM_KERNELS, and for
+#                     the newest kernel the NUMA VM (VM_NUMA_TEST=0 leaves it out)
+#   make vm-test-numa only the NUMA VM: newest kernel, GICv3, 8 vCPUs, 2 nodes, every PCI device on
+#                     node 1, 4 extra virtio-rng-pci; runs numa_test.go (TestNUMA*)
 #   make vm-capture   refresh tests/testdata/vm-gicv3-4cpu, vm-gicv3-4cpu-cpu2-offline, vm-gicv2-4cpu
 #   make demo         boot the GICv3 VM (newest kernel) and narrate the kernel's hotplug behaviour
 #                     and irqshift's (tests/vm/demo.sh); fetches what it needs
@@ -11,7 +14,8 @@
 #                     time: TestDaemonHotplug on each of BENCH_VM_CONFIGS with BENCH_VM_CHURN steps,
 #                     n/median/p90/max per kernel and GIC (tests/vm/bench.sh, docs/BENCHMARKS.md)
 #
-# Variables: VM_KERNELS (default "newest 6.1"), KERNEL_PKG, VM_SMP, VM_TIMEOUT (see suite.sh, run.sh);
+# Variables: VM_KERNELS (default "newest 6.1"), KERNEL_PKG, VM_SMP, VM_TIMEOUT, VM_NUMA_TEST (see
+# suite.sh, run.sh);
 # for bench-vm BENCH_VM_CONFIGS (KERNEL:GIC pairs, KERNEL as in VM_KERNELS; default
 # "newest:3 newest:2 6.1:3"), BENCH_VM_CHURN (IRQSHIFT_VM_CHURN, default 200), BENCH_VM_RUN,
 # BENCH_VM_APPEND (see bench.sh).
@@ -22,7 +26,7 @@ VM_KERNELS ?= newest 6.1
 BENCH_VM_CONFIGS ?= newest:3 newest:2 6.1:3
 BENCH_VM_CHURN ?= 200
 
-.PHONY: vm-fetch vm-test vm-capture vm-testbin vm-irqshift-bin demo
+.PHONY: vm-fetch vm-test vm-test-numa vm-capture vm-testbin vm-irqshift-bin demo
 
 vm-fetch:
 	bash $(VM_DIR)/fetch.sh
@@ -38,6 +42,9 @@ vm-irqshift-bin:
 # suite.sh runs fetch.sh itself (for each kernel), so vm-fetch is not a prerequisite.
 vm-test: vm-testbin vm-irqshift-bin
 	VM_KERNELS="$(VM_KERNELS)" bash $(VM_DIR)/suite.sh test $(VM_TEST_BIN)
+
+vm-test-numa: vm-testbin vm-irqshift-bin
+	bash $(VM_DIR)/suite.sh numa $(VM_TEST_BIN)
 
 vm-capture: vm-testbin
 	bash $(VM_DIR)/suite.sh capture $(VM_TEST_BIN)
