@@ -287,6 +287,9 @@ func (s *CPUSet) addListPart(part string) error {
 			return fmt.Errorf("bad stride %s", quote(stridePart, maxQuoteToken))
 		}
 	}
+	if !hasStride {
+		s.set(last) // one allocation for the whole range, not one per word
+	}
 	for cpu := first; cpu <= last; cpu++ {
 		if (cpu-first)%group < used {
 			s.set(cpu)

@@ -18,7 +18,17 @@
 //   - SetCPUOnline(cpu, false) migrates what the kernel migrates
 //     (kernel/irq/cpuhotplug.c) and loses the admin's pin where the mask had
 //     no other online CPU; managed IRQs of that CPU are shut down in place;
-//     SetCPUOnline(cpu, true) moves nothing back.
+//     SetCPUOnline(cpu, true) moves nothing back;
+//   - NUMA (Config.Nodes): /proc/irq/N/node is IRQ.Node, and the PCI
+//     device that a 6.12 chip name ("ITS-PCI-MSIX-0000:00:02.0") names
+//     gets /sys/bus/pci/devices/<BDF>/numa_node (IRQ.DeviceNode); an MSI
+//     of node n gets node n's CPUs as its default mask, the ITS the
+//     least-loaded of them, and leaves the node (mask = online CPUs) only
+//     when all of them go offline.
+//
+// Presets: VM4 (the measured 4-CPU VM), NUMA8 (its 8-CPU, two-node
+// version with the PCI devices on node 1) and Big (64 to 4096 CPUs and
+// thousands of MSIs over the nodes, for benchmarks).
 //
 // Errors are built by sysfs.WriteError and sysfs.CPUOnlineError from the
 // errno, with the one errno table of sysfs.ClassifyErrno, so they read as

@@ -143,8 +143,9 @@ func NUMA8(v Version) Config {
 //     hwirq = the vector), right after the SPIs. Device D is on node
 //     D % nodes (/proc/irq/N/node and numa_node both), so its MSIs take
 //     that node's CPUs as their default mask, least-loaded within them;
-//     every eighth device's vectors are managed instead, one per CPU of
-//     the whole machine in turn.
+//     in every eighth round of devices over the nodes (devices 7*nodes to
+//     8*nodes-1, …) the vectors are managed instead, one per CPU of the
+//     whole machine in turn.
 //
 // It panics unless 1 ≤ nodes ≤ cpus ≤ 4096 and 2 ≤ irqs. Build of
 // Big(256, 4, 4096) takes well under a second on tmpfs.
@@ -177,7 +178,7 @@ func Big(cpus, nodes, irqs int) Config {
 		bdf := fmt.Sprintf("%04x:%02x:00.0", (dev+1)/256, (dev+1)%256)
 		chip, name := "ITS-PCI-MSIX-"+bdf, "dev"+strconv.Itoa(dev)+"-q"+strconv.Itoa(vec)
 		var q IRQ
-		if dev%8 == 7 {
+		if (dev/nodes)%8 == 7 {
 			q = Managed(13+nspi+i, chip, uint64(vec), managedCPU, name)
 			managedCPU = (managedCPU + 1) % cpus
 		} else {

@@ -723,6 +723,9 @@ func TestMatchesCapturedVM(t *testing.T) {
 			if g, w := rowNumbers(got.Interrupts), rowNumbers(want.Interrupts); !slices.Equal(g, w) {
 				t.Fatalf("rows %v, captured %v", g, w)
 			}
+			if !mapsEqual(got.IRQNodes, want.IRQNodes) {
+				t.Errorf("IRQ nodes %v, captured %v", got.IRQNodes, want.IRQNodes)
+			}
 			for i, w := range want.Interrupts.IRQs {
 				g := got.Interrupts.IRQs[i]
 				if g.Chip != w.Chip || g.HWIRQ != w.HWIRQ || g.Trigger != w.Trigger || !slices.Equal(g.Actions, w.Actions) {
