@@ -117,6 +117,8 @@ type hwrngLoad struct {
 	bytes  atomic.Int64
 	err    error
 	once   sync.Once
+	// known makes a rescued read a logged QEMU fault instead of a test error (rescue).
+	known bool
 }
 
 func startHwrngLoad(t *testing.T, irq int) *hwrngLoad {
@@ -183,7 +185,11 @@ func (l *hwrngLoad) waitIdle(t *testing.T) {
 		_ = writeAffinity(l.irq, strconv.Itoa(cpu))
 		select {
 		case <-idle:
-			t.Errorf("a read of /dev/hwrng hung 3 s: IRQ %d's completion interrupt was stranded and came when the IRQ "+
+			report := t.Errorf
+			if l.known {
+				report = t.Logf
+			}
+			report("a read of /dev/hwrng hung 3 s: IRQ %d's completion interrupt was stranded and came when the IRQ "+
 				"was pointed at CPU%d (the QEMU GICv2 pending-SPI retargeting problem, see hwrngLoad)", l.irq, cpu)
 			return
 		case <-l.done:
@@ -213,6 +219,22 @@ func (l *hwrngLoad) pause(t *testing.T) {
 }
 
 func (l *hwrngLoad) resume() { l.paused.Store(false) }
+
+// rescue handles a busy IRQ found silent after a move on GICv2: QEMU stranded a pending
+// interrupt (of the kernel's own hwrng thread, whose reads the test cannot pause). It frees the
+// stuck read, logging it, and leaves the load paused; the caller moves the IRQ again.
+func (l *hwrngLoad) rescue(t *testing.T) {
+	t.Helper()
+	l.known = true
+	defer func() { l.known = false }()
+	l.pause(t)
+}
+
+// silentOn reports whether doc shows irq without a single interrupt.
+func silentOn(doc verifyJSON, irq int) bool {
+	c, ok := doc.irq(irq)
+	return !ok || c.Verdict == "silent"
+}
 
 // state describes the reader for failure messages.
 func (l *hwrngLoad) state() string {
@@ -362,13 +384,23 @@ func TestEBPFVerifyFollowsIRQ(t *testing.T) {
 			cpus := onlineCPUs(t)
 			for i := 1; i <= 2; i++ {
 				to := cpus[(indexOf(cpus, from[0])+i)%len(cpus)]
-				load.around(t, func() {
-					mustExit(t, irqshift(t, "pin", strconv.Itoa(row.IRQ), strconv.Itoa(to), "--json"), 0)
-				})
-				if e := effCPUs(t, row.IRQ); !sameCPUs(e, []int{to}) {
-					t.Fatalf("irqshift pin %d %d: effective_affinity_list %v", row.IRQ, to, e)
+				var r cliRun
+				var doc verifyJSON
+				for attempt := 0; attempt < 2; attempt++ {
+					load.around(t, func() {
+						mustExit(t, irqshift(t, "pin", strconv.Itoa(row.IRQ), strconv.Itoa(to), "--json"), 0)
+					})
+					if e := effCPUs(t, row.IRQ); !sameCPUs(e, []int{to}) {
+						t.Fatalf("irqshift pin %d %d: effective_affinity_list %v", row.IRQ, to, e)
+					}
+					r, doc = verifyIRQJSON(t, row.IRQ, "500ms")
+					if !load.gicv2 || attempt > 0 || !silentOn(doc, row.IRQ) {
+						break
+					}
+					t.Logf("IRQ %d silent after the move on GICv2: rescuing the stranded read and moving it again", row.IRQ)
+					load.rescue(t)
+					load.resume()
 				}
-				r, doc := verifyIRQJSON(t, row.IRQ, "500ms")
 				mustExit(t, r, 0)
 				checkFollows(t, fmt.Sprintf("after pin %d %d", row.IRQ, to), doc, row.IRQ, to)
 			}
