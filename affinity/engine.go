@@ -173,6 +173,16 @@ type State struct {
 	LearnedPins []Pin
 }
 
+// Keys is the set of Key(irq) of the snapshot's IRQs: what Saved.Prune
+// keeps.
+func (st *State) Keys() map[string]bool {
+	keys := make(map[string]bool, len(st.IRQs))
+	for _, irq := range st.IRQs {
+		keys[Key(irq)] = true
+	}
+	return keys
+}
+
 func (e *Engine) init() {
 	if e.memory == nil {
 		e.memory = Memory{}

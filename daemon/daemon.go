@@ -284,7 +284,7 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	if d.Store != nil {
 		saved := d.Engine.Saved()
 		saved.DaemonBanned = d.Engine.Banned().User
-		saved.Prune(presentKeys(s.State))
+		saved.Prune(s.State.Keys())
 		if err := d.Store.Save(saved); err != nil {
 			d.log().Error("could not save state", "path", d.Store.Path(), "err", err)
 		}
@@ -400,14 +400,6 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return out
-}
-
-func presentKeys(st *affinity.State) map[string]bool {
-	keys := make(map[string]bool, len(st.IRQs))
-	for _, irq := range st.IRQs {
-		keys[affinity.Key(irq)] = true
-	}
-	return keys
 }
 
 func earliestCPUEvent(batch []hotplug.Event) time.Time {

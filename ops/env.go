@@ -191,7 +191,7 @@ func (s *session) close(err *error) {
 	saved := s.engine.Saved()
 	saved.DaemonBanned = s.daemonBanned
 	if s.last != nil {
-		saved.Prune(presentKeys(s.last))
+		saved.Prune(s.last.Keys())
 	}
 	if serr := s.env.Store.Save(saved); serr != nil {
 		*err = errors.Join(*err, fmt.Errorf("%w: %w", ErrStateNotSaved, serr))
@@ -203,12 +203,4 @@ func (s *session) release() {
 		s.unlock()
 		s.unlock = nil
 	}
-}
-
-func presentKeys(st *affinity.State) map[string]bool {
-	keys := make(map[string]bool, len(st.IRQs))
-	for _, irq := range st.IRQs {
-		keys[affinity.Key(irq)] = true
-	}
-	return keys
 }
