@@ -81,6 +81,8 @@ fuzz:
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzParseInterrupts -fuzztime $(FUZZTIME)
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzCPUList -fuzztime $(FUZZTIME)
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzCPUMask -fuzztime $(FUZZTIME)
+	$(GO) test ./sysfs -run '^$$' -fuzz FuzzDirentNumbers -fuzztime $(FUZZTIME)
+	$(GO) test ./affinity -run '^$$' -fuzz FuzzGICChipMatchers -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN)

@@ -29,7 +29,7 @@ func watchCommand(run cli.ActionFunc) *cli.Command {
 		Usage: "the daemon: settle now, then re-spread IRQs within milliseconds of every CPU hotplug and restore pins when CPUs return",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "check-interval", Value: hotplug.DefaultCheckInterval,
-				Usage: "how often to re-read the online CPU list as a safety net for lost uevents; 0 turns it off (IRQSHIFT_CHECK_INTERVAL)"},
+				Usage: "how often to settle from a full read of /proc and /sys as a safety net (lost uevents, IRQs of drivers loaded since, masks written by hand); 0 turns it off (IRQSHIFT_CHECK_INTERVAL)"},
 			&cli.BoolFlag{Name: "no-initial-rebalance", Usage: "at start, learn the state but move nothing"},
 			&cli.BoolFlag{Name: "coexist", Usage: "run even though irqbalance is running (they will undo each other's moves)"},
 			&cli.StringFlag{Name: "metrics-address",
@@ -137,6 +137,7 @@ func cmdWatch(c *cli.Context, o *options) error {
 			}
 		},
 		WatchdogInterval: watchdog,
+		CheckInterval:    checkInterval,
 		Reload:           reloads,
 		ReloadConfig:     reload,
 	}

@@ -2,8 +2,8 @@ package affinity
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/irqshift/irqshift/sysfs"
@@ -86,7 +86,22 @@ type Memory map[string]string
 
 // Key names an IRQ by number, chip and actions.
 func Key(irq IRQ) string {
-	return fmt.Sprintf("%d/%s/%s", irq.IRQ, irq.Chip, strings.Join(irq.Actions, ","))
+	// Built by hand, not with fmt: the planner and the pin learning look
+	// up every IRQ of every snapshot by it.
+	n := 24 + len(irq.Chip)
+	for _, a := range irq.Actions {
+		n += len(a) + 1
+	}
+	b := make([]byte, 0, n)
+	b = strconv.AppendInt(b, int64(irq.IRQ), 10)
+	b = append(append(append(b, '/'), irq.Chip...), '/')
+	for i, a := range irq.Actions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, a...)
+	}
+	return string(b)
 }
 
 // Learn records that the kernel refused to move irq, with the reason.
@@ -100,14 +115,57 @@ type Policy struct {
 	BannedIRQs map[int]bool
 }
 
-// gicChip matches the GIC's own irqchip names: GICv2, GICv3, GIC-0 and
-// partitioned-PPI domains such as GICv3-23.
-var gicChip = regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
+// gicChip reports whether chip is one of the GIC's own irqchip names
+// (`GIC(v[0-9]+)?(-[0-9]+)?`): GICv2, GICv3, GIC-0 and partitioned-PPI
+// domains such as GICv3-23. Hand-written, not a regexp: Classify runs it
+// for every IRQ of every snapshot, and the regexp was a tenth of a quick
+// settle on a 4096-IRQ machine.
+func gicChip(chip string) bool {
+	_, _, ok := splitGICChip(chip)
+	return ok
+}
 
-// partitionedPPIChip matches the per-partition PPI domains that
-// irq-partition-percpu.c creates ("GICv3-23"): every IRQ in them is per-CPU.
-// GICv2 on 6.1 and 6.12 is named "GIC-0", which is not a partition.
-var partitionedPPIChip = regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
+// partitionedPPIChip reports whether chip is a per-partition PPI domain
+// that irq-partition-percpu.c creates (`GICv[0-9]+-[0-9]+`, "GICv3-23"):
+// every IRQ in it is per-CPU. GICv2 on 6.1 and 6.12 is named "GIC-0",
+// which is not a partition.
+func partitionedPPIChip(chip string) bool {
+	version, part, ok := splitGICChip(chip)
+	return ok && version && part
+}
+
+// splitGICChip parses `GIC(v[0-9]+)?(-[0-9]+)?`: whether chip has the
+// version part and the partition part, and whether it matches at all.
+func splitGICChip(chip string) (version, part, ok bool) {
+	rest, found := strings.CutPrefix(chip, "GIC")
+	if !found {
+		return false, false, false
+	}
+	if r, found := strings.CutPrefix(rest, "v"); found {
+		n := leadingDigits(r)
+		if n == 0 {
+			return false, false, false
+		}
+		version, rest = true, r[n:]
+	}
+	if r, found := strings.CutPrefix(rest, "-"); found {
+		n := leadingDigits(r)
+		if n == 0 {
+			return false, false, false
+		}
+		part, rest = true, r[n:]
+	}
+	return version, part, rest == ""
+}
+
+// leadingDigits counts the ASCII digits at the start of s.
+func leadingDigits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
 
 // perCPUHWIRQ reports whether a GIC interrupt ID is banked per CPU: SGIs
 // 0–15, PPIs 16–31 and extended PPIs 1056–1119 (GICv3.1).
@@ -118,6 +176,13 @@ func perCPUHWIRQ(hwirq uint64) bool {
 // Classify joins a snapshot's files into IRQs, sorted by number, and
 // classifies each.
 func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
+	return classifyWith(snap, memory, policy, nil)
+}
+
+// classifyWith is Classify taking each IRQ's Total from totals where it
+// has one: an incremental snapshot keeps the counts of the full one, and
+// summing 256 counts of 4096 IRQs again was a tenth of a quick settle.
+func classifyWith(snap *sysfs.Snapshot, memory Memory, policy Policy, totals map[int]uint64) []IRQ {
 	out := make([]IRQ, 0, len(snap.Interrupts.IRQs))
 	for _, row := range snap.Interrupts.IRQs {
 		aff, ok := snap.Affinity[row.IRQ]
@@ -134,7 +199,7 @@ func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 			Actions:      row.Actions,
 			Counts:       row.Counts,
 			CPUs:         snap.Interrupts.CPUs,
-			Total:        row.Total(),
+			Total:        total(row, totals),
 			Affinity:     aff.Affinity,
 			Effective:    aff.Effective,
 			HasEffective: aff.HasEffective,
@@ -153,15 +218,25 @@ func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 		irq.Class, irq.Reason = classify(irq, memory, policy)
 		out = append(out, irq)
 	}
-	slices.SortFunc(out, func(a, b IRQ) int { return a.IRQ - b.IRQ })
+	byNumber := func(a, b IRQ) int { return a.IRQ - b.IRQ }
+	if !slices.IsSortedFunc(out, byNumber) {
+		slices.SortFunc(out, byNumber)
+	}
 	return out
+}
+
+func total(row sysfs.Interrupt, totals map[int]uint64) uint64 {
+	if t, ok := totals[row.IRQ]; ok {
+		return t
+	}
+	return row.Total()
 }
 
 func classify(irq IRQ, memory Memory, policy Policy) (Class, string) {
 	switch {
-	case partitionedPPIChip.MatchString(irq.Chip):
+	case partitionedPPIChip(irq.Chip):
 		return ClassPerCPU, fmt.Sprintf("per-CPU: partitioned PPI domain %s", irq.Chip)
-	case gicChip.MatchString(irq.Chip) && irq.HasHWIRQ && perCPUHWIRQ(irq.HWIRQ):
+	case gicChip(irq.Chip) && irq.HasHWIRQ && perCPUHWIRQ(irq.HWIRQ):
 		return ClassPerCPU, fmt.Sprintf("per-CPU: GIC %s %d", gicKind(irq.HWIRQ), irq.HWIRQ)
 	case irq.HasEffective && irq.Effective.IsEmpty():
 		return ClassPerCPU, "per-CPU: empty effective affinity"
@@ -170,8 +245,10 @@ func classify(irq IRQ, memory Memory, policy Policy) (Class, string) {
 	case irq.ReadOnly:
 		return ClassManaged, "managed: smp_affinity_list is read-only"
 	}
-	if reason, ok := memory[Key(irq)]; ok {
-		return ClassManaged, reason
+	if len(memory) > 0 {
+		if reason, ok := memory[Key(irq)]; ok {
+			return ClassManaged, reason
+		}
 	}
 	if policy.BannedIRQs[irq.IRQ] {
 		return ClassBanned, "banned by the user"

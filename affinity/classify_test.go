@@ -1,6 +1,7 @@
 package affinity
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -106,4 +107,33 @@ func TestAllowedCPUs(t *testing.T) {
 	if got := (BannedCPUs{User: cpus("0"), IncludeIsolated: true}).Allowed(info).String(); got != "1-7" {
 		t.Errorf("allowed with isolated = %q, want 1-7", got)
 	}
+}
+
+// TestGICChipMatchers checks the hand-written chip matchers against the
+// regular expressions they replace.
+func TestGICChipMatchers(t *testing.T) {
+	gic := regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
+	partitioned := regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
+	for _, chip := range []string{"GIC", "GICv2", "GICv3", "GIC-0", "GICv3-23", "GICv5-PPI", "GICv", "GIC-", "GICv3-", "GICv-1",
+		"GICv33-1234", "xGICv3", "GICv3 ", "ITS-MSI", "GICv3-23-1", "GIC-0-1", "GICvv3", "", "G", "GICv3x", "GIC-9v3"} {
+		if got, want := gicChip(chip), gic.MatchString(chip); got != want {
+			t.Errorf("gicChip(%q) = %v, want %v", chip, got, want)
+		}
+		if got, want := partitionedPPIChip(chip), partitioned.MatchString(chip); got != want {
+			t.Errorf("partitionedPPIChip(%q) = %v, want %v", chip, got, want)
+		}
+	}
+}
+
+func FuzzGICChipMatchers(f *testing.F) {
+	gic := regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
+	partitioned := regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
+	for _, s := range []string{"GICv3-23", "GIC-0", "GICv5-PPI"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, chip string) {
+		if gicChip(chip) != gic.MatchString(chip) || partitionedPPIChip(chip) != partitioned.MatchString(chip) {
+			t.Errorf("%q: gicChip %v partitioned %v", chip, gicChip(chip), partitionedPPIChip(chip))
+		}
+	})
 }

@@ -64,6 +64,19 @@ type Engine struct {
 	// daemon derives them from the events of a batch). A mask equal to one
 	// is the kernel's overwrite or a driver's hotplug callback, not a pin.
 	transient []sysfs.CPUSet
+	// last is the snapshot of the last Load or LoadChanged, which
+	// LoadChanged brings up to date.
+	last *sysfs.Snapshot
+	// touched are the IRQs written since last was read: LoadChanged reads
+	// them again rather than trust what a write should have done.
+	touched map[int]bool
+	// totals are the IRQs' Totals of the last full snapshot, which an
+	// incremental one shares.
+	totals map[int]uint64
+	// followers are the IRQs (by Key) whose masks a driver's own hotplug
+	// callback rewrote (virtio-net sets its queues to the online CPUs):
+	// LoadChanged reads them again on every event.
+	followers map[string]bool
 }
 
 // NewEngine builds an Engine with an empty state.
@@ -211,32 +224,20 @@ func (e *Engine) Load() (*State, error) {
 	var snap *sysfs.Snapshot
 	consistent := false
 	for try := 0; try < 5 && !consistent; try++ {
-		s, err := e.fs.SnapshotWith(static)
+		s, err := e.fs.Snapshot(sysfs.SnapshotOptions{Static: static, Previous: e.last})
 		if err != nil {
 			return nil, err
 		}
 		snap = s
-		after, err := e.fs.OnlineCPUs()
-		consistent = err == nil && after.Equal(s.CPUs.Online)
+		consistent = e.onlineStill(s.CPUs.Online)
 	}
 	if e.cacheStaticCPUs && e.staticCPUs == nil {
 		cpus := snap.CPUs
 		e.staticCPUs = &cpus
 	}
-	e.init()
-	e.planner.Nodes = nil
-	if e.numa {
-		e.planner.Nodes = NodeCPUs(snap.CPUs)
-	}
-	drained := e.drained.CPUs().Intersect(snap.CPUs.Possible)
-	st := &State{
-		Snapshot: snap,
-		IRQs:     Classify(snap, e.memory, e.policy),
-		Banned:   e.banned.All(snap.CPUs),
-		Drained:  drained,
-		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
-	}
+	st := e.state(snap)
 	if e.trackPins && consistent {
+		e.learnFollowers(st)
 		// The kernel's own masks are not pins: the online sets of a
 		// hotplug burst, and a NUMA node's CPUs (the default mask of a
 		// device's MSIs on a multi-node machine, 4-7 for node 1), also
@@ -258,17 +259,160 @@ func (e *Engine) Load() (*State, error) {
 	return st, nil
 }
 
+// LoadChanged is Load for a CPU hotplug event of the CPUs in changed, at a
+// cost that does not grow with the machine: it refreshes the last
+// snapshot (sysfs.FS.Refresh), reading again only the IRQs the event can
+// have moved, those irqshift wrote since, those a driver rewrites on
+// hotplug, and IRQs that appeared. It learns no pins (the masks an event
+// leaves are the kernel's) and keeps the transient online sets for the
+// next Load. Without a last snapshot, or where one cannot be refreshed,
+// it is Load.
+func (e *Engine) LoadChanged(changed sysfs.CPUSet) (*State, error) {
+	if e.last == nil {
+		return e.Load()
+	}
+	also := make([]int, 0, len(e.touched)+len(e.followers))
+	for irq := range e.touched {
+		also = append(also, irq)
+	}
+	if len(e.followers) > 0 {
+		for _, row := range e.last.Interrupts.IRQs {
+			if e.followers[rowKey(row)] {
+				also = append(also, row.IRQ)
+			}
+		}
+	}
+	for try := 0; try < 5; try++ {
+		snap, err := e.fs.Refresh(e.last, changed, also)
+		if errors.Is(err, sysfs.ErrNoRefresh) {
+			return e.Load()
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e.onlineStill(snap.CPUs.Online) {
+			transient := e.transient
+			st := e.state(snap)
+			e.transient = transient
+			return st, nil
+		}
+		// The machine changed again while it was read: read the IRQs of
+		// the CPUs of that change too.
+		changed = changed.Union(snap.CPUs.Online.Difference(e.last.CPUs.Online)).Union(e.last.CPUs.Online.Difference(snap.CPUs.Online))
+	}
+	return e.Load()
+}
+
+// onlineStill reports whether the online CPUs are still online (read
+// after a snapshot: a hotplug during it makes it inconsistent).
+func (e *Engine) onlineStill(online sysfs.CPUSet) bool {
+	after, err := e.fs.OnlineCPUs()
+	return err == nil && after.Equal(online)
+}
+
+// state classifies snap and makes it the last snapshot.
+func (e *Engine) state(snap *sysfs.Snapshot) *State {
+	e.init()
+	e.last, e.touched = snap, nil
+	e.planner.Nodes = nil
+	if e.numa {
+		e.planner.Nodes = NodeCPUs(snap.CPUs)
+	}
+	drained := e.drained.CPUs().Intersect(snap.CPUs.Possible)
+	var irqs []IRQ
+	if snap.Incremental {
+		irqs = classifyWith(snap, e.memory, e.policy, e.totals)
+	} else {
+		irqs = Classify(snap, e.memory, e.policy)
+		e.totals = make(map[int]uint64, len(irqs))
+		for _, irq := range irqs {
+			e.totals[irq.IRQ] = irq.Total
+		}
+	}
+	return &State{
+		Snapshot: snap,
+		IRQs:     irqs,
+		Banned:   e.banned.All(snap.CPUs),
+		Drained:  drained,
+		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
+	}
+}
+
+// learnFollowers finds, after a hotplug burst, the movable IRQs whose mask
+// is now one of the burst's online sets although the mask irqshift wrote
+// kept an online CPU in each of them: the kernel had no reason to
+// overwrite it, so a driver's hotplug callback did (virtio-net). They are
+// read again on every event from now on.
+func (e *Engine) learnFollowers(st *State) {
+	if len(e.transient) == 0 {
+		return
+	}
+	for _, irq := range st.IRQs {
+		wrote, ok := e.written[Key(irq)]
+		if !irq.Movable() || !ok || irq.Affinity.Equal(wrote) {
+			continue
+		}
+		equal, kept := false, true
+		for _, set := range e.transient {
+			equal = equal || irq.Affinity.Equal(set)
+			kept = kept && wrote.Intersects(set)
+		}
+		if !equal || !kept || e.followers[Key(irq)] {
+			continue
+		}
+		if e.followers == nil {
+			e.followers = map[string]bool{}
+		}
+		e.followers[Key(irq)] = true
+		if e.logger != nil {
+			e.logger.Info("IRQ follows CPU hotplug by itself (a driver rewrites its mask); reading it on every event", "irq", irq.IRQ, "mask", irq.Affinity.String())
+		}
+	}
+}
+
+// Followers are the IRQs (by Key) learned to follow CPU hotplug by
+// themselves.
+func (e *Engine) Followers() []string {
+	keys := make([]string, 0, len(e.followers))
+	for k := range e.followers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// rowKey is Key of a /proc/interrupts row.
+func rowKey(row sysfs.Interrupt) string {
+	return Key(IRQ{IRQ: row.IRQ, Chip: row.Chip, Actions: row.Actions})
+}
+
 // ForgetCPUs drops the cached static CPU files, so the next Load reads
 // them all again (on SIGHUP, and after a resync for a reason other than a
 // hotplug event).
 func (e *Engine) ForgetCPUs() { e.staticCPUs = nil }
 
-// kernel is where writes go.
+// writer is where writes go: Kernel, or FS when it is nil, noting each
+// IRQ written for LoadChanged.
 func (e *Engine) writer() Kernel {
-	if e.kernel == nil {
-		return e.fs
+	k := e.kernel
+	if k == nil {
+		k = e.fs
 	}
-	return e.kernel
+	return touchingKernel{Kernel: k, e: e}
+}
+
+// touchingKernel notes the IRQs written through it in the engine.
+type touchingKernel struct {
+	Kernel
+	e *Engine
+}
+
+func (k touchingKernel) WriteAffinity(irq int, cpus sysfs.CPUSet) error {
+	if k.e.touched == nil {
+		k.e.touched = map[int]bool{}
+	}
+	k.e.touched[irq] = true
+	return k.Kernel.WriteAffinity(irq, cpus)
 }
 
 // ProbePins tells managed IRQs from pins before anything relies on the

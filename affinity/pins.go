@@ -92,6 +92,9 @@ func (p Pins) Forget(irq int) bool {
 // pinTarget returns the part of irq's pin that is allowed now; ok is false
 // when the IRQ has no pin.
 func (p Pins) pinTarget(irq IRQ, allowed sysfs.CPUSet) (target sysfs.CPUSet, pin Pin, ok bool) {
+	if len(p) == 0 {
+		return sysfs.CPUSet{}, pin, false
+	}
 	pin, ok = p[Key(irq)]
 	if !ok {
 		return sysfs.CPUSet{}, pin, false

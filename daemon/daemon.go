@@ -38,6 +38,11 @@ type Daemon struct {
 	Notify func(state string)
 	// WatchdogInterval is how often to send WATCHDOG=1; 0 disables it.
 	WatchdogInterval time.Duration
+	// CheckInterval is how often to settle from a full snapshot when
+	// nothing happened (reason "check"): it catches what no uevent tells,
+	// such as IRQs of a driver loaded since or a mask written by hand.
+	// 0 disables it.
+	CheckInterval time.Duration
 	// Reload delivers SIGHUP; ReloadConfig then applies the configuration
 	// anew to the engine before a full settle.
 	Reload       <-chan struct{}
@@ -58,9 +63,15 @@ type Daemon struct {
 
 // Settle is one snapshot, plan and apply cycle.
 type Settle struct {
-	// Reason is "start", "offline", "online", "resync", "reload" or
-	// "state" (another irqshift changed the state file).
+	// Reason is "start", "offline", "online", "recheck" (the full
+	// snapshot after the quick settles of CPU events), "resync",
+	// "reload", "check" (CheckInterval) or "state" (another irqshift
+	// changed the state file).
 	Reason string
+	// Full is true when the settle read the whole state; false for the
+	// quick settle of CPU events, which reads only what they can have
+	// changed (affinity.Engine.LoadChanged).
+	Full bool
 	// Events are the coalesced events that caused it.
 	Events  []hotplug.Event
 	Plan    affinity.Plan
@@ -117,7 +128,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
 	defer d.confirming.Wait()
-	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance); err != nil {
+	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance, false); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
 	}
 
@@ -129,12 +140,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.notify("READY=1")
 	d.log().Info("watching CPU hotplug")
 
-	var watchdog <-chan time.Time
+	var watchdog, check <-chan time.Time
 	if d.WatchdogInterval > 0 {
 		t := time.NewTicker(d.WatchdogInterval)
 		defer t.Stop()
 		watchdog = t.C
 	}
+	if d.CheckInterval > 0 {
+		t := time.NewTicker(d.CheckInterval)
+		defer t.Stop()
+		check = t.C
+	}
+	// recheck holds the CPU events settled quickly since the last full
+	// settle: once no event waits, a full one follows them.
+	var recheck []hotplug.Event
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,6 +172,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("hotplug events: %w", err)
 		case <-watchdog:
 			d.notify("WATCHDOG=1")
+		case <-check:
+			d.settleLogged(ctx, "check", nil)
 		case <-stateChanged:
 			// Our own saves wake us too; only another writer's counts.
 			if d.Store.Changed() {
@@ -184,8 +205,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if reason == "resync" {
 				// Events were lost: trust no cached CPU file either.
 				d.Engine.ForgetCPUs()
+				d.settleLogged(ctx, reason, batch)
+				recheck = nil
+				continue
 			}
-			d.settleLogged(ctx, reason, batch)
+			d.settleQuick(ctx, reason, batch)
+			recheck = append(recheck, batch...)
+			if len(events) == 0 {
+				// What the quick settle did not read (a driver's own
+				// hotplug callback seen for the first time, a mask
+				// written by hand) is settled now, while the machine is
+				// quiet; a burst gets one full settle at its end.
+				d.settleLogged(ctx, "recheck", recheck)
+				recheck = nil
+			}
 		}
 	}
 }
@@ -214,28 +247,41 @@ func batchReason(batch []hotplug.Event, m *Metrics) string {
 }
 
 func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplug.Event) {
-	if _, err := d.settle(ctx, reason, batch, true); err != nil {
+	if _, err := d.settle(ctx, reason, batch, true, false); err != nil {
 		// A failed settle is not fatal: the next event or the periodic
 		// check tries again from a fresh snapshot.
 		d.log().Error("settle failed", "reason", reason, "err", err)
 	}
 }
 
+// settleQuick is the settle of a batch of CPU events: it reads only what
+// they can have changed.
+func (d *Daemon) settleQuick(ctx context.Context, reason string, batch []hotplug.Event) {
+	if _, err := d.settle(ctx, reason, batch, true, true); err != nil {
+		d.log().Error("settle failed", "reason", reason, "err", err)
+	}
+}
+
 // settle snapshots, plans a rebalance (which restores pins) and applies it.
-func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move bool) (Settle, error) {
-	s := Settle{Reason: reason, Events: batch}
+// quick settles the CPU events of batch from a refreshed snapshot
+// (affinity.Engine.LoadChanged) and measures their reaction; otherwise
+// the snapshot is full, and a batch is only named in the log (a recheck).
+func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move, quick bool) (Settle, error) {
+	s := Settle{Reason: reason, Events: batch, Full: !quick}
 	// The online sets this batch went through: a mask equal to one of them
 	// was written by the kernel or a driver during the burst.
 	cur := d.lastOnline
+	var changed sysfs.CPUSet
 	for _, ev := range batch {
 		switch {
-		case ev.Resync || ev.CPU < 0:
+		case !quick || ev.Resync || ev.CPU < 0:
 			continue
 		case ev.Action == hotplug.Offline:
 			cur = cur.Without(ev.CPU)
 		default:
 			cur = cur.With(ev.CPU)
 		}
+		changed = changed.With(ev.CPU)
 		d.Engine.NoteTransient(cur)
 	}
 	if d.Store != nil {
@@ -257,9 +303,15 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 			}
 			d.Engine.Restore(saved)
 			d.log().Info("state changed by another irqshift; applying it", "drained", saved.Drained.CPUs().String(), "pins", len(saved.Pins))
+			// It may have written masks the last snapshot does not know.
+			s.Full = true
 		}
 	}
-	st, err := d.Engine.Load()
+	load := d.Engine.Load
+	if !s.Full {
+		load = func() (*affinity.State, error) { return d.Engine.LoadChanged(changed) }
+	}
+	st, err := load()
 	if err != nil {
 		return s, err
 	}
@@ -277,7 +329,10 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		}
 	}
 	end := time.Now()
-	received := earliestCPUEvent(batch)
+	var received time.Time
+	if quick {
+		received = earliestCPUEvent(batch)
+	}
 	if !received.IsZero() {
 		s.Reaction = end.Sub(received)
 	}
@@ -320,8 +375,12 @@ func (d *Daemon) record(s Settle) {
 			d.log().Info("kernel refused to move IRQ; treating it as managed", "irq", r.IRQ, "reason", r.Reason)
 		}
 	}
+	snapshot := "events"
+	if s.Full {
+		snapshot = "full"
+	}
 	attrs := []any{"reason", s.Reason, "events", describe(s.Events), "moved", moved, "narrowed", narrowed, "failed", failed,
-		"online", s.State.Snapshot.CPUs.Online.String()}
+		"online", s.State.Snapshot.CPUs.Online.String(), "snapshot", snapshot}
 	if s.Reaction > 0 {
 		attrs = append(attrs, "reaction_ms", float64(s.Reaction.Microseconds())/1000)
 	}

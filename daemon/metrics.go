@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"action"}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_irq_moves_total",
-			Help: "IRQ affinity writes that moved an IRQ, by reason (offline, online, resync, start, reload, restore-pin).",
+			Help: "IRQ affinity writes that moved an IRQ, by reason (offline, online, recheck, resync, start, reload, check, state, restore-pin).",
 		}, []string{"reason"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_write_errors_total",

@@ -171,6 +171,16 @@ func (s CPUSet) Difference(o CPUSet) CPUSet {
 	return CPUSet{words: out}.trim()
 }
 
+// Intersects reports whether s and o have a CPU in common.
+func (s CPUSet) Intersects(o CPUSet) bool {
+	for i := range min(len(s.words), len(o.words)) {
+		if s.words[i]&o.words[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Equal reports whether both sets have the same CPUs.
 func (s CPUSet) Equal(o CPUSet) bool {
 	a, b := s.trim().words, o.trim().words

@@ -125,35 +125,38 @@ func readNode(pathz []byte, buf []byte) (int, []byte) {
 
 // irqNodes fills snap.IRQNodes from nodes, which holds what
 // /proc/irq/N/node said for each row of snap.Interrupts.IRQs (or nodeNone,
-// nodeBad). Where the IRQ's file said -1 (or was absent) and its chip is a
-// per-device PCI MSI domain, the PCI device's numa_node decides, read once
-// per device.
+// nodeBad), as setNode does for one.
 func (fs FS) irqNodes(snap *Snapshot, nodes []int) {
-	var pci map[string]int // BDF → node, nodeNone when unknown
-	var buf []byte
+	pci := map[string]int{}
 	for i, row := range snap.Interrupts.IRQs {
-		if _, ok := snap.Affinity[row.IRQ]; !ok {
-			continue
+		if _, ok := snap.Affinity[row.IRQ]; ok {
+			fs.setNode(snap, row, nodes[i], pci)
 		}
-		node := nodes[i]
-		if node == nodeNone {
-			bdf, ok := ChipPCIAddress(row.Chip)
-			if !ok {
-				continue
-			}
-			cached, seen := pci[bdf]
-			if !seen {
-				if pci == nil {
-					pci = map[string]int{}
-					buf = make([]byte, 0, 16)
-				}
-				cached, buf = readNode(append([]byte(fs.PCINodePath(bdf)), 0), buf)
+	}
+}
+
+// setNode records in snap.IRQNodes the node of row's device, given what
+// its /proc/irq/N/node said (raw). Where that said -1 (or was absent) and
+// its chip is a per-device PCI MSI domain, the PCI device's numa_node
+// decides; pci caches those per device (BDF → node, nodeNone when
+// unknown) and may be nil.
+func (fs FS) setNode(snap *Snapshot, row Interrupt, raw int, pci map[string]int) {
+	node := raw
+	if node == nodeNone {
+		bdf, ok := ChipPCIAddress(row.Chip)
+		if !ok {
+			return
+		}
+		cached, seen := pci[bdf]
+		if !seen {
+			cached, _ = readNode(append([]byte(fs.PCINodePath(bdf)), 0), make([]byte, 0, 16))
+			if pci != nil {
 				pci[bdf] = cached
 			}
-			node = cached
 		}
-		if node >= 0 {
-			snap.IRQNodes[row.IRQ] = node
-		}
+		node = cached
+	}
+	if node >= 0 {
+		snap.IRQNodes[row.IRQ] = node
 	}
 }

@@ -187,7 +187,7 @@ func TestSnapshotIRQNodes(t *testing.T) {
 	in.WriteString("IPI0:          0          0       Rescheduling interrupts\nErr:          0\n")
 	files["proc/interrupts"] = in.String()
 	fs := writeTree(t, files)
-	snap, err := fs.SnapshotWith(nil)
+	snap, err := fs.Snapshot(SnapshotOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

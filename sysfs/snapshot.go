@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -33,33 +34,59 @@ type Snapshot struct {
 	// Vanished lists IRQs that /proc/interrupts showed but that were gone
 	// by the time /proc/irq/N was read.
 	Vanished []int
+
+	// Incremental marks a snapshot made by Refresh: only the files an
+	// event can have changed were read again, and the counts and the
+	// header of Interrupts are those of the full snapshot it started from.
+	Incremental bool
+	// Reread lists, for an incremental snapshot, the IRQs whose
+	// /proc/irq/N files it read again, and Appeared those it found new.
+	Reread   []int
+	Appeared []int
+
+	// dirs are the numbers of /proc/irq's directories, sorted, read before
+	// /proc/interrupts: Refresh compares them to find IRQs that appeared
+	// or vanished. nil when the directory could not be listed. dirLinks
+	// is /proc/irq's link count, read just before: 2 + its
+	// subdirectories, which tells Refresh whether to list it again.
+	dirs     []int
+	dirLinks uint64
+	// rawNodes is what each IRQ's /proc/irq/N/node said (nodeNone and
+	// nodeBad included), so that a later snapshot need not read it again.
+	rawNodes map[int]int
 }
 
 // snapshotWorkers bounds the goroutines reading /proc/irq/N: the reads are
 // system calls, and a few in flight hide their latency.
 var snapshotWorkers = max(4, runtime.GOMAXPROCS(0))
 
-// SnapshotWith reads the whole state. It fails on unreadable or malformed
+// SnapshotOptions is what a caller that reads the machine again and again
+// (the daemon) already knows, so that a snapshot reads less.
+type SnapshotOptions struct {
+	// Static, when set, holds the CPU files that do not change while the
+	// machine runs (possible, present, isolated, nohz_full, which CPUs can
+	// be hotplugged, NUMA nodes): only /sys/devices/system/cpu/online is
+	// read again. Nil reads every CPU file.
+	Static *CPUInfo
+	// Previous, when set, is an earlier snapshot of the same machine. An
+	// IRQ it lists with the same chip and actions keeps its node: the
+	// kernel sets a descriptor's node when the device allocates it and
+	// never changes it, so the node file is not read again (a third of
+	// the files of a snapshot).
+	Previous *Snapshot
+}
+
+// Snapshot reads the whole state. It fails on unreadable or malformed
 // files; it never returns a partial snapshot with a nil error.
-//
-// static nil reads every CPU file. A caller that already read the CPU
-// files that do not change while the machine runs (possible, present,
-// isolated, nohz_full, which CPUs can be hotplugged, NUMA nodes) passes
-// them, and only /sys/devices/system/cpu/online is read again. The daemon
-// does this on every hotplug event, where each file read is time before
-// the first write.
-func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
-	var cpus CPUInfo
-	var err error
-	if static == nil {
-		cpus, err = fs.CPUInfo()
-	} else {
-		cpus = *static
-		cpus.Online, err = fs.OnlineCPUs()
-	}
+func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
+	cpus, err := fs.onlineWith(opts.Static)
 	if err != nil {
 		return nil, err
 	}
+	// Listed before /proc/interrupts: an IRQ allocated in between is then
+	// missing from both, and Refresh finds it later as new.
+	links, _ := fs.irqDirLinks()
+	dirs, _ := fs.irqDirs()
 	interrupts, err := fs.Interrupts()
 	if err != nil {
 		return nil, err
@@ -70,10 +97,13 @@ func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 		Affinity:   make(map[int]IRQAffinity, len(interrupts.IRQs)),
 		Kernel:     map[int]KernelIRQ{},
 		IRQNodes:   make(map[int]int, len(interrupts.IRQs)),
+		dirs:       dirs,
+		dirLinks:   links,
+		rawNodes:   make(map[int]int, len(interrupts.IRQs)),
 	}
 	rows := interrupts.IRQs
+	nodes := knownNodes(rows, opts.Previous)
 	affinity := make([]IRQAffinity, len(rows))
-	nodes := make([]int, len(rows))
 	errs := make([]error, len(rows))
 	var wg sync.WaitGroup
 	workers := min(snapshotWorkers, len(rows))
@@ -84,7 +114,7 @@ func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 			for i := w; i < len(rows); i += workers {
 				path.reset(fs.proc, rows[i].IRQ)
 				affinity[i], buf, errs[i] = irqAffinityAt(&path, rows[i].IRQ, buf)
-				if errs[i] == nil {
+				if errs[i] == nil && nodes[i] == nodeUnread {
 					nodes[i], buf = readNode(path.file("node"), buf)
 				}
 			}
@@ -100,19 +130,86 @@ func (fs FS) SnapshotWith(static *CPUInfo) (*Snapshot, error) {
 			return nil, errs[i]
 		}
 		snap.Affinity[row.IRQ] = affinity[i]
+		snap.rawNodes[row.IRQ] = nodes[i]
 		if row.HasHWIRQ {
 			continue
 		}
-		k, err := fs.KernelIRQ(row.IRQ)
-		switch {
-		case isNotExist(err):
-			// No /sys/kernel/irq (CONFIG_SPARSE_IRQ off), or freed just now.
-		case err != nil:
-			return nil, fmt.Errorf("IRQ %d: %w", row.IRQ, err)
-		default:
-			snap.Kernel[row.IRQ] = k
+		if err := fs.addKernelIRQ(snap, row.IRQ); err != nil {
+			return nil, err
 		}
 	}
 	fs.irqNodes(snap, nodes)
 	return snap, nil
+}
+
+// onlineWith reads the CPU files, or with static only the online list.
+func (fs FS) onlineWith(static *CPUInfo) (CPUInfo, error) {
+	if static == nil {
+		return fs.CPUInfo()
+	}
+	cpus := *static
+	var err error
+	cpus.Online, err = fs.OnlineCPUs()
+	return cpus, err
+}
+
+// addKernelIRQ records /sys/kernel/irq/N of irq in snap.Kernel, where the
+// kernel has it.
+func (fs FS) addKernelIRQ(snap *Snapshot, irq int) error {
+	k, err := fs.KernelIRQ(irq)
+	switch {
+	case isNotExist(err):
+		// No /sys/kernel/irq (CONFIG_SPARSE_IRQ off), or freed just now.
+	case err != nil:
+		return fmt.Errorf("IRQ %d: %w", irq, err)
+	default:
+		snap.Kernel[irq] = k
+	}
+	return nil
+}
+
+// nodeUnread marks a row whose node file is still to be read.
+const nodeUnread = -3
+
+// knownNodes returns, for each row, the node file's reading that prev
+// holds for the same IRQ with the same chip and actions, or nodeUnread.
+// A reading that failed (nodeBad) is read again.
+func knownNodes(rows []Interrupt, prev *Snapshot) []int {
+	nodes := make([]int, len(rows))
+	for i := range nodes {
+		nodes[i] = nodeUnread
+	}
+	if prev == nil || prev.rawNodes == nil {
+		return nodes
+	}
+	// Both lists are in the kernel's order, ascending IRQ numbers; the
+	// parser accepts others, and then an index finds the rows.
+	old := prev.Interrupts.IRQs
+	var index map[int]int
+	j := 0
+	for i, row := range rows {
+		for j < len(old) && old[j].IRQ < row.IRQ {
+			j++
+		}
+		k := j
+		if k >= len(old) || old[k].IRQ != row.IRQ {
+			if index == nil {
+				index = make(map[int]int, len(old))
+				for n, o := range old {
+					index[o.IRQ] = n
+				}
+			}
+			var ok bool
+			if k, ok = index[row.IRQ]; !ok {
+				continue
+			}
+		}
+		if old[k].Chip != row.Chip || !slices.Equal(old[k].Actions, row.Actions) {
+			continue
+		}
+		if n, ok := prev.rawNodes[row.IRQ]; ok && n != nodeBad {
+			nodes[i] = n
+		}
+	}
+	return nodes
 }

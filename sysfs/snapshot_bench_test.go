@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/irqshift/irqshift/sysfs"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
 
@@ -30,7 +31,7 @@ func BenchmarkSnapshotBig(b *testing.B) {
 				fs := s.FS()
 				b.ReportAllocs()
 				for b.Loop() {
-					snap, err := fs.SnapshotWith(nil)
+					snap, err := fs.Snapshot(sysfs.SnapshotOptions{})
 					if err != nil {
 						b.Fatal(err)
 					}

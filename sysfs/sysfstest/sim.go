@@ -262,19 +262,22 @@ type irqState struct {
 // the tree is rewritten in place, so readers racing a change may see a
 // half-written file: tests drive it from one goroutine.
 type Sim struct {
-	mu      sync.Mutex
-	root    string
-	fs      sysfs.FS
-	kernel  Version
-	cfg     Config
-	present sysfs.CPUSet
-	online  sysfs.CPUSet
-	hotplug sysfs.CPUSet
-	irqs    map[int]*irqState
-	order   []int
-	faults  map[int]*fault
-	hooks   map[int][]func(*Sim) error
-	pciNode map[string]int // BDF → numa_node of the PCI devices
+	mu sync.Mutex
+	// writeLoads is the load table of WriteAffinity, kept up to date by
+	// it and dropped by every other change of the IRQs.
+	writeLoads *loadTable
+	root       string
+	fs         sysfs.FS
+	kernel     Version
+	cfg        Config
+	present    sysfs.CPUSet
+	online     sysfs.CPUSet
+	hotplug    sysfs.CPUSet
+	irqs       map[int]*irqState
+	order      []int
+	faults     map[int]*fault
+	hooks      map[int][]func(*Sim) error
+	pciNode    map[string]int // BDF → numa_node of the PCI devices
 	// files and dirs are what writeFile made: the mode and content hash
 	// of each file, by path relative to root, and the directories. fmu
 	// guards them, as syncAll writes IRQs from several goroutines.
@@ -351,40 +354,13 @@ func Build(root string, cfg Config) (*Sim, error) {
 	}
 	specs := slices.Clone(cfg.IRQs)
 	slices.SortFunc(specs, func(a, b IRQ) int { return a.IRQ - b.IRQ })
-	possible := upTo(cfg.Possible)
 	for _, spec := range specs {
-		if spec.IRQ <= 0 {
-			return nil, fmt.Errorf("IRQ number %d, want > 0", spec.IRQ)
-		}
 		if _, dup := s.irqs[spec.IRQ]; dup {
 			return nil, fmt.Errorf("IRQ %d listed twice", spec.IRQ)
 		}
-		if spec.Kind < KindPerCPU || spec.Kind > KindNoAction {
-			return nil, fmt.Errorf("IRQ %d: no Kind", spec.IRQ)
-		}
-		st := &irqState{IRQ: spec}
-		st.Actions = slices.Clone(spec.Actions)
-		st.Counts = map[int]uint64{}
-		for cpu, n := range spec.Counts {
-			if !possible.Contains(cpu) {
-				return nil, fmt.Errorf("IRQ %d: count for impossible CPU %d", spec.IRQ, cpu)
-			}
-			st.Counts[cpu] = n
-		}
-		if st.Affinity.IsEmpty() {
-			if spec.Kind == KindManaged {
-				return nil, fmt.Errorf("IRQ %d: a managed IRQ needs its CPUs", spec.IRQ)
-			}
-			st.Affinity = possible
-		}
-		st.Affinity = st.Affinity.Intersect(possible)
-		if st.Affinity.IsEmpty() {
-			return nil, fmt.Errorf("IRQ %d: affinity outside the possible CPUs", spec.IRQ)
-		}
-		if spec.Affinity.IsEmpty() && spec.Kind == KindMSI && !spec.FollowsHotplug {
-			if local := s.nodeCPUs(spec.Node).Intersect(possible); !local.Intersect(s.online).IsEmpty() {
-				st.Affinity = local
-			}
+		st, err := s.newState(spec)
+		if err != nil {
+			return nil, err
 		}
 		s.irqs[spec.IRQ] = st
 		s.order = append(s.order, spec.IRQ)
@@ -405,20 +381,7 @@ func Build(root string, cfg Config) (*Sim, error) {
 	// Initial placement in IRQ order, as drivers probe.
 	loads := s.loads()
 	for _, n := range s.order {
-		st := s.irqs[n]
-		switch {
-		case st.Kind == KindPerCPU:
-			loads.place(st, sysfs.CPUSet{})
-		case !st.Effective.IsEmpty():
-		case st.Kind == KindManaged:
-			loads.place(st, sysfs.NewCPUSet(st.Affinity.First()))
-		default:
-			avail := st.Affinity.Intersect(s.online)
-			if avail.IsEmpty() {
-				avail = s.online
-			}
-			loads.place(st, loads.pick(st, avail))
-		}
+		loads.placeNew(s.irqs[n], s.online)
 	}
 	if s.fs, err = s.mkdirs(); err != nil {
 		return nil, err
@@ -430,6 +393,70 @@ func Build(root string, cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newState checks spec and makes its descriptor, not yet placed.
+func (s *Sim) newState(spec IRQ) (*irqState, error) {
+	possible := upTo(s.cfg.Possible)
+	if spec.IRQ <= 0 {
+		return nil, fmt.Errorf("IRQ number %d, want > 0", spec.IRQ)
+	}
+	if spec.Kind < KindPerCPU || spec.Kind > KindNoAction {
+		return nil, fmt.Errorf("IRQ %d: no Kind", spec.IRQ)
+	}
+	st := &irqState{IRQ: spec}
+	st.Actions = slices.Clone(spec.Actions)
+	st.Counts = map[int]uint64{}
+	for cpu, n := range spec.Counts {
+		if !possible.Contains(cpu) {
+			return nil, fmt.Errorf("IRQ %d: count for impossible CPU %d", spec.IRQ, cpu)
+		}
+		st.Counts[cpu] = n
+	}
+	if st.Affinity.IsEmpty() {
+		if spec.Kind == KindManaged {
+			return nil, fmt.Errorf("IRQ %d: a managed IRQ needs its CPUs", spec.IRQ)
+		}
+		st.Affinity = possible
+	}
+	st.Affinity = st.Affinity.Intersect(possible)
+	if st.Affinity.IsEmpty() {
+		return nil, fmt.Errorf("IRQ %d: affinity outside the possible CPUs", spec.IRQ)
+	}
+	if spec.Affinity.IsEmpty() && spec.Kind == KindMSI && !spec.FollowsHotplug {
+		if local := s.nodeCPUs(spec.Node).Intersect(possible); !local.Intersect(s.online).IsEmpty() {
+			st.Affinity = local
+		}
+	}
+	return st, nil
+}
+
+// AddIRQ allocates a new descriptor at run time, as a driver loaded after
+// boot does: it gets /proc/irq/N, /sys/kernel/irq/N and (with an action)
+// a /proc/interrupts row, and is placed as at boot. The number must be
+// free (a removed IRQ's number may be reused). A PCI MSI's device node is
+// only the IRQ's own (HasDeviceNode is not modelled here).
+func (s *Sim) AddIRQ(spec IRQ) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.irqs[spec.IRQ]; ok && !old.removed {
+		return fmt.Errorf("IRQ %d exists", spec.IRQ)
+	}
+	st, err := s.newState(spec)
+	if err != nil {
+		return err
+	}
+	if _, reused := s.irqs[spec.IRQ]; !reused {
+		s.order = append(s.order, spec.IRQ)
+		slices.Sort(s.order)
+	}
+	s.irqs[spec.IRQ] = st
+	s.writeLoads = nil
+	s.loads().placeNew(st, s.online)
+	if err := s.syncIRQ(st); err != nil {
+		return err
+	}
+	return s.syncInterrupts()
 }
 
 func upTo(n int) sysfs.CPUSet {
@@ -510,6 +537,20 @@ func (s *Sim) IRQs() []int {
 	var out []int
 	for _, n := range s.order {
 		if !s.irqs[n].removed {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Followers returns the IRQs that exist and FollowsHotplug (whose driver
+// rewrites their masks on every CPU offline and online), in order.
+func (s *Sim) Followers() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for _, n := range s.order {
+		if st := s.irqs[n]; !st.removed && st.FollowsHotplug {
 			out = append(out, n)
 		}
 	}
@@ -696,7 +737,13 @@ func (s *Sim) write(irq int, cpus sysfs.CPUSet) (syscall.Errno, string, error) {
 		return syscall.EINVAL, "write", nil
 	}
 	st.Affinity = mask
-	st.Effective = s.loads().pick(st, avail)
+	// The table is kept between writes: rebuilt per write it made a
+	// balancer's writes on a 4096-IRQ machine quadratic, the simulator's
+	// cost and not the kernel's (its_select_cpu looks at the CPUs).
+	if s.writeLoads == nil {
+		s.writeLoads = s.loads()
+	}
+	s.writeLoads.place(st, s.writeLoads.pick(st, avail))
 	return 0, "", s.syncIRQ(st)
 }
 
@@ -736,6 +783,26 @@ func (l *loadTable) add(st *irqState, delta int) {
 	}
 	for cpu := st.Effective.First(); cpu >= 0 && cpu < len(load); cpu = st.Effective.Next(cpu) {
 		load[cpu] += delta
+	}
+}
+
+// placeNew places a descriptor as its driver's probe does: per-CPU IRQs
+// nowhere, one with its effective CPUs given where they are, a managed one
+// on the first CPU of its mask, the others where the chip picks among
+// the online CPUs of their mask (all online CPUs when it has none).
+func (l *loadTable) placeNew(st *irqState, online sysfs.CPUSet) {
+	switch {
+	case st.Kind == KindPerCPU:
+		l.place(st, sysfs.CPUSet{})
+	case !st.Effective.IsEmpty():
+	case st.Kind == KindManaged:
+		l.place(st, sysfs.NewCPUSet(st.Affinity.First()))
+	default:
+		avail := st.Affinity.Intersect(online)
+		if avail.IsEmpty() {
+			avail = online
+		}
+		l.place(st, l.pick(st, avail))
 	}
 }
 
@@ -813,6 +880,7 @@ func (s *Sim) SetCPUOnline(cpu int, online bool) error {
 	case !online && s.online.Len() == 1:
 		return sysfs.CPUOnlineError(cpu, &os.PathError{Op: "write", Path: path, Err: syscall.EBUSY})
 	}
+	s.writeLoads = nil
 	if online {
 		s.online = s.online.With(cpu)
 	} else {
@@ -854,6 +922,7 @@ func (s *Sim) RemoveIRQ(irq int) error {
 		return fmt.Errorf("IRQ %d does not exist", irq)
 	}
 	st.removed = true
+	s.writeLoads = nil
 	for _, rel := range []string{filepath.Join("proc", "irq", strconv.Itoa(irq)), filepath.Join("sys", "kernel", "irq", strconv.Itoa(irq))} {
 		if err := os.RemoveAll(filepath.Join(s.root, rel)); err != nil {
 			return err

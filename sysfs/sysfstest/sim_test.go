@@ -31,7 +31,7 @@ func cpus(list string) sysfs.CPUSet {
 
 func snapshot(t *testing.T, s *sysfstest.Sim) *sysfs.Snapshot {
 	t.Helper()
-	snap, err := s.FS().SnapshotWith(nil)
+	snap, err := s.FS().Snapshot(sysfs.SnapshotOptions{})
 	if err != nil {
 		t.Fatalf("Snapshot of the simulated tree: %v", err)
 	}
@@ -706,7 +706,7 @@ func TestMatchesCapturedVM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := real.SnapshotWith(nil)
+			want, err := real.Snapshot(sysfs.SnapshotOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

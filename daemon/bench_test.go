@@ -1,0 +1,107 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/sysfs/sysfstest"
+)
+
+// bigSizes are the simulated machines of the event benchmarks: a 2-socket
+// 64-core server and the issue's 256 CPUs × 4096 IRQs in 4 nodes.
+var bigSizes = []struct{ cpus, nodes, irqs int }{{64, 2, 1024}, {256, 4, 4096}}
+
+// bigDaemon is a daemon (NUMA on, as `irqshift watch` runs) on a
+// simulated big machine, after its start-up settle.
+func bigDaemon(b *testing.B, cpus, nodes, irqs int) (*Daemon, *sysfstest.Sim) {
+	b.Helper()
+	sim := sysfstest.New(b, sysfstest.Big(cpus, nodes, irqs))
+	d := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, Hotplug: sim, NUMA: true})}
+	d.Engine.SetTrackPins(true)
+	d.Engine.SetCacheStaticCPUs(true)
+	if _, err := d.settle(context.Background(), "start", nil, true, false); err != nil {
+		b.Fatal(err)
+	}
+	return d, sim
+}
+
+// BenchmarkOfflineEvent is the daemon's reaction to one CPU offline: from
+// the uevent's arrival to the end of the last affinity write (the
+// reaction_ms of its log), through the quick settle (LoadChanged, plan,
+// single-CPU writes, each read back). The kernel side is the simulator:
+// its offline is done before the clock starts, as the kernel's is before
+// the uevent. Between iterations, untimed, the daemon's recheck runs and
+// the CPU comes back. Goal: ≤ 5 ms on 256 × 4096 × 4 nodes.
+func BenchmarkOfflineEvent(b *testing.B) {
+	for _, size := range bigSizes {
+		b.Run(fmt.Sprintf("%dx%dx%d", size.cpus, size.irqs, size.nodes), func(b *testing.B) {
+			d, sim := bigDaemon(b, size.cpus, size.nodes, size.irqs)
+			ctx := context.Background()
+			var reactions []time.Duration
+			moved := 0
+			cpu := 0
+			for b.Loop() {
+				b.StopTimer()
+				cpu = cpu%(size.cpus-1) + 1 // CPU0 stays
+				if err := sim.SetCPUOnline(cpu, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				// Received after StartTimer, which stops the world to read
+				// the memory statistics.
+				batch := []hotplug.Event{{Action: hotplug.Offline, CPU: cpu, Received: time.Now()}}
+				s, err := d.settle(ctx, "offline", batch, true, true)
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Full {
+					b.Fatal("the offline took a full snapshot")
+				}
+				reactions = append(reactions, s.Reaction)
+				moved += countWrites(s.Results)
+				if _, err := d.settle(ctx, "recheck", batch, true, false); err != nil {
+					b.Fatal(err)
+				}
+				if err := sim.SetCPUOnline(cpu, true); err != nil {
+					b.Fatal(err)
+				}
+				back := []hotplug.Event{{Action: hotplug.Online, CPU: cpu, Received: time.Now()}}
+				if _, err := d.settle(ctx, "online", back, true, true); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := d.settle(ctx, "recheck", back, true, false); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			slices.Sort(reactions)
+			b.ReportMetric(float64(reactions[len(reactions)/2].Microseconds())/1000, "median-reaction-ms")
+			b.ReportMetric(float64(moved)/float64(len(reactions)), "writes/op")
+		})
+	}
+}
+
+// BenchmarkFullSettle is the daemon's full settle (start, recheck,
+// resync, check interval) on a balanced machine: the whole snapshot (the
+// static CPU files cached, as the daemon does), classify, plan, and the
+// writes the plan needs (none once balanced). Goal: ≤ 40 ms on 256 × 4096
+// × 4 nodes.
+func BenchmarkFullSettle(b *testing.B) {
+	for _, size := range bigSizes {
+		b.Run(fmt.Sprintf("%dx%dx%d", size.cpus, size.irqs, size.nodes), func(b *testing.B) {
+			d, _ := bigDaemon(b, size.cpus, size.nodes, size.irqs)
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := d.settle(ctx, "check", nil, true, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,265 @@
+package sysfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoRefresh means Refresh cannot bring this snapshot up to date (it
+// was not made by Snapshot, /proc/irq could not be listed, or the kernel
+// has no /sys/kernel/irq to describe a new IRQ): take a full snapshot.
+var ErrNoRefresh = errors.New("snapshot cannot be refreshed; take a full one")
+
+// Refresh is the snapshot of a CPU hotplug event: it brings prev up to
+// date reading only what the event can have changed, so that its cost
+// does not grow with the machine. It reads the online CPUs, lists
+// /proc/irq to find IRQs that appeared or vanished, and reads /proc/irq/N
+// again only for the IRQs an offline or online of the CPUs in changed can
+// have moved:
+//
+//   - an IRQ effective on one of them (the kernel migrated it away on
+//     offline; a managed IRQ is shut down or started with its CPU);
+//   - an IRQ whose mask has no CPU that stayed online (the kernel
+//     overwrote it with the online mask);
+//   - the IRQs of also: those a driver's own hotplug callback rewrites
+//     (virtio-net), which the caller learned from full snapshots.
+//
+// CPUs whose online state differs between prev and now count as changed
+// even when changed does not name them. /proc/irq is listed again only
+// when its link count (2 + its subdirectories; procfs keeps it exact)
+// changed: listing 4096 directories was half of the refresh. An IRQ freed
+// while another was allocated keeps the count: the one freed is found
+// gone when read or written (ErrGone), the new one by the next full
+// snapshot, which the daemon takes right after. A new IRQ is described from
+// /sys/kernel/irq/N; one without an action is left out, as
+// /proc/interrupts leaves it out until it counts an interrupt. Per-CPU
+// IRQs are never read again.
+//
+// The result is Incremental: its /proc/interrupts counts and header are
+// prev's. prev is not modified.
+func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, error) {
+	if prev == nil || prev.dirs == nil || prev.rawNodes == nil {
+		return nil, ErrNoRefresh
+	}
+	online, err := fs.OnlineCPUs()
+	if err != nil {
+		return nil, err
+	}
+	links, err := fs.irqDirLinks()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoRefresh, err)
+	}
+	dirs := prev.dirs
+	if links != prev.dirLinks {
+		if dirs, err = fs.irqDirs(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNoRefresh, err)
+		}
+	}
+	moved := changed.Union(online.Difference(prev.CPUs.Online)).Union(prev.CPUs.Online.Difference(online))
+	stayed := online.Difference(moved)
+	cpus := prev.CPUs
+	cpus.Online = online
+	snap := &Snapshot{
+		CPUs:        cpus,
+		Interrupts:  Interrupts{CPUs: prev.Interrupts.CPUs},
+		Affinity:    maps.Clone(prev.Affinity),
+		Kernel:      prev.Kernel,
+		IRQNodes:    maps.Clone(prev.IRQNodes),
+		Incremental: true,
+		dirs:        dirs,
+		dirLinks:    links,
+		rawNodes:    maps.Clone(prev.rawNodes),
+	}
+	extra := make(map[int]bool, len(also))
+	for _, irq := range also {
+		extra[irq] = true
+	}
+	rows := make([]Interrupt, 0, len(prev.Interrupts.IRQs))
+	var buf []byte
+	var path irqPath
+	for _, row := range prev.Interrupts.IRQs {
+		aff, ok := prev.Affinity[row.IRQ]
+		if !ok {
+			continue // gone already when prev was read
+		}
+		if _, exists := slices.BinarySearch(dirs, row.IRQ); !exists {
+			snap.drop(row.IRQ)
+			continue
+		}
+		perCPU := aff.HasEffective && aff.Effective.IsEmpty()
+		where := aff.Affinity
+		if aff.HasEffective {
+			where = aff.Effective
+		}
+		stale := !perCPU && (where.Intersects(moved) || !aff.Affinity.Intersects(stayed) || extra[row.IRQ])
+		if stale {
+			path.reset(fs.proc, row.IRQ)
+			var fresh IRQAffinity
+			fresh, buf, err = irqAffinityAt(&path, row.IRQ, buf)
+			switch {
+			case errors.Is(err, ErrGone):
+				snap.drop(row.IRQ)
+				continue
+			case err != nil:
+				return nil, err
+			}
+			snap.Affinity[row.IRQ] = fresh
+			snap.Reread = append(snap.Reread, row.IRQ)
+		}
+		rows = append(rows, row)
+	}
+	var added []Interrupt
+	for _, irq := range dirs {
+		if _, known := slices.BinarySearch(prev.dirs, irq); known {
+			continue
+		}
+		row, ok, err := fs.newIRQ(snap, irq, &path, &buf)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			added = append(added, row)
+			snap.Appeared = append(snap.Appeared, irq)
+		}
+	}
+	if len(added) > 0 {
+		rows = append(rows, added...)
+		slices.SortStableFunc(rows, func(a, b Interrupt) int { return a.IRQ - b.IRQ })
+	}
+	snap.Interrupts.IRQs = rows
+	return snap, nil
+}
+
+// drop forgets an IRQ that vanished since the snapshot was copied.
+func (s *Snapshot) drop(irq int) {
+	delete(s.Affinity, irq)
+	delete(s.IRQNodes, irq)
+	delete(s.rawNodes, irq)
+	s.Vanished = append(s.Vanished, irq)
+}
+
+// newIRQ reads an IRQ that appeared since the last snapshot into snap and
+// returns its row, or false when it has no action (or vanished again).
+func (fs FS) newIRQ(snap *Snapshot, irq int, path *irqPath, buf *[]byte) (Interrupt, bool, error) {
+	k, err := fs.KernelIRQ(irq)
+	switch {
+	case isNotExist(err):
+		if dir := fs.SysPath("kernel", "irq"); !isDir(dir) {
+			// Without CONFIG_SPARSE_IRQ only /proc/interrupts says what
+			// the new IRQ is.
+			return Interrupt{}, false, fmt.Errorf("%w: no %s", ErrNoRefresh, dir)
+		}
+		return Interrupt{}, false, nil // freed again
+	case err != nil:
+		return Interrupt{}, false, fmt.Errorf("IRQ %d: %w", irq, err)
+	case len(k.Actions) == 0:
+		return Interrupt{}, false, nil
+	}
+	row := Interrupt{IRQ: irq, Chip: k.ChipName, HWIRQ: k.HWIRQ, HasHWIRQ: k.HasHWIRQ,
+		Trigger: triggerOfType(k.Type), Handler: k.Name, Actions: k.Actions}
+	path.reset(fs.proc, irq)
+	aff, grown, err := irqAffinityAt(path, irq, *buf)
+	*buf = grown
+	switch {
+	case errors.Is(err, ErrGone):
+		return Interrupt{}, false, nil
+	case err != nil:
+		return Interrupt{}, false, err
+	}
+	node, grown := readNode(path.file("node"), *buf)
+	*buf = grown
+	snap.Affinity[irq] = aff
+	snap.rawNodes[irq] = node
+	if !k.HasHWIRQ {
+		snap.Kernel = maps.Clone(snap.Kernel)
+		snap.Kernel[irq] = k
+	}
+	fs.setNode(snap, row, node, nil)
+	return row, true, nil
+}
+
+// isDir reports whether path is a directory.
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
+}
+
+// triggerOfType turns /sys/kernel/irq/N/type ("edge", "level") into the
+// word /proc/interrupts prints.
+func triggerOfType(t string) string {
+	switch strings.ToLower(t) {
+	case "edge":
+		return "Edge"
+	case "level":
+		return "Level"
+	}
+	return ""
+}
+
+// irqDirLinks is the link count of /proc/irq.
+func (fs FS) irqDirLinks() (uint64, error) {
+	var st unix.Stat_t
+	dir := fs.ProcPath("irq")
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, fmt.Errorf("%w: stat %s: %w", ErrFileRead, dir, err)
+	}
+	return uint64(st.Nlink), nil
+}
+
+// irqDirs lists the IRQ numbers of /proc/irq, sorted, with getdents(2)
+// into one buffer: os.ReadDir's entry per IRQ cost more than the listing.
+func (fs FS) irqDirs() ([]int, error) {
+	dir := fs.ProcPath("irq")
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrFileRead, dir, err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 32<<10)
+	var irqs []int
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: getdents %s: %w", ErrFileRead, dir, err)
+		}
+		if n <= 0 {
+			break
+		}
+		irqs = appendDirentNumbers(irqs, buf[:n])
+	}
+	slices.Sort(irqs)
+	return irqs, nil
+}
+
+// appendDirentNumbers appends the names of the linux_dirent64 records in
+// b that are decimal numbers (no sign, no leading zero but "0").
+func appendDirentNumbers(irqs []int, b []byte) []int {
+	const nameOff = int(unsafe.Offsetof(unix.Dirent{}.Name))
+	const reclenOff = int(unsafe.Offsetof(unix.Dirent{}.Reclen))
+	for len(b) >= nameOff {
+		reclen := int(binary.NativeEndian.Uint16(b[reclenOff:]))
+		if reclen < nameOff || reclen > len(b) {
+			break
+		}
+		name := b[nameOff:reclen]
+		if i := slices.Index(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if n, ok := parseDecimalUint(name); ok && n <= maxIRQ && (len(name) == 1 || name[0] != '0') {
+			irqs = append(irqs, int(n))
+		}
+		b = b[reclen:]
+	}
+	return irqs
+}
