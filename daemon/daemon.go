@@ -384,7 +384,13 @@ func (d *Daemon) record(s Settle) {
 	if s.Reaction > 0 {
 		attrs = append(attrs, "reaction_ms", float64(s.Reaction.Microseconds())/1000)
 	}
-	d.log().Info("settled", attrs...)
+	level := slog.LevelInfo
+	if (s.Reason == "check" || s.Reason == "recheck") && moved+narrowed+failed == 0 {
+		// The safety nets that found nothing to do would fill the
+		// journal: one line every check interval and after every event.
+		level = slog.LevelDebug
+	}
+	d.log().Log(context.Background(), level, "settled", attrs...)
 	if d.Metrics != nil {
 		// Gauges show the state after the writes: re-read it cheaply from
 		// the results instead of a second snapshot.

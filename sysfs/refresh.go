@@ -117,8 +117,20 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		rows = append(rows, row)
 	}
 	var added []Interrupt
+	var listed map[int]bool // prev's rows, built when a directory is new
 	for _, irq := range dirs {
 		if _, known := slices.BinarySearch(prev.dirs, irq); known {
+			continue
+		}
+		if listed == nil {
+			// A row prev read although its directory was not listed (it
+			// was allocated between the two) is not new.
+			listed = make(map[int]bool, len(prev.Interrupts.IRQs))
+			for _, row := range prev.Interrupts.IRQs {
+				listed[row.IRQ] = true
+			}
+		}
+		if listed[irq] {
 			continue
 		}
 		row, ok, err := fs.newIRQ(snap, irq, &path, &buf)

@@ -86,7 +86,12 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 	// Listed before /proc/interrupts: an IRQ allocated in between is then
 	// missing from both, and Refresh finds it later as new.
 	links, _ := fs.irqDirLinks()
-	dirs, _ := fs.irqDirs()
+	var dirs []int
+	if prev := opts.Previous; prev != nil && prev.dirs != nil && links != 0 && links == prev.dirLinks {
+		dirs = prev.dirs // same count of IRQ directories: see Refresh
+	} else {
+		dirs, _ = fs.irqDirs()
+	}
 	interrupts, err := fs.Interrupts()
 	if err != nil {
 		return nil, err
