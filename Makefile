@@ -83,6 +83,8 @@ fuzz:
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzCPUMask -fuzztime $(FUZZTIME)
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzDirentNumbers -fuzztime $(FUZZTIME)
 	$(GO) test ./affinity -run '^$$' -fuzz FuzzGICChipMatchers -fuzztime $(FUZZTIME)
+	$(GO) test ./affinity -run '^$$' -fuzz FuzzParseBanFile -fuzztime $(FUZZTIME)
+	$(GO) test ./sysfs -run '^$$' -fuzz FuzzParseMountInfo -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN)

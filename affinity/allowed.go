@@ -1,6 +1,8 @@
 package affinity
 
 import (
+	"slices"
+
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -11,12 +13,50 @@ const (
 	EnvBannedCPUs    = "IRQBALANCE_BANNED_CPUS"    // hex mask, older
 )
 
-// BannedCPUs gathers the CPUs no IRQ may be moved to.
+// Where a banned CPU comes from, as `list` (JSON cpus.banned_by) and the
+// irqshift_banned_cpus{source} metric name it.
+const (
+	// BanConfig: --banned-cpus, IRQSHIFT_BANNED_CPUS and the irqbalance
+	// variables, from the flags, the environment or the config file.
+	BanConfig = "config"
+	// BanFile: an irqbalance-style file the daemon follows (--ban-file),
+	// as CRI-O and tuned rewrite it.
+	BanFile = "ban-file"
+	// BanPartition: an isolated cgroup v2 cpuset partition (the root's
+	// cpuset.cpus.isolated).
+	BanPartition = "isolated-partition"
+	// BanIsolcpus and BanNohzFull: isolated at boot (isolcpus=,
+	// nohz_full=).
+	BanIsolcpus = "isolcpus"
+	BanNohzFull = "nohz_full"
+	// BanDefaultAffinity: missing from /proc/irq/default_smp_affinity,
+	// which CRI-O also edits (--ban-default-affinity).
+	BanDefaultAffinity = "default_smp_affinity"
+	// BanDaemon: banned by the running daemon's configuration, which it
+	// records in the state file for the commands run beside it.
+	BanDaemon = "daemon"
+)
+
+// BanSources lists the sources in the order they are reported.
+var BanSources = []string{BanConfig, BanFile, BanPartition, BanIsolcpus, BanNohzFull, BanDefaultAffinity, BanDaemon}
+
+// BannedCPUs gathers the CPUs no IRQ may be moved to, by source.
 type BannedCPUs struct {
 	// User is from --banned-cpus and the irqbalance variables.
 	User sysfs.CPUSet
-	// IncludeIsolated allows isolated and nohz_full CPUs, which are banned
-	// by default: they are isolated precisely to be left undisturbed.
+	// Files are the CPUs each followed ban file bans, by path.
+	Files map[string]sysfs.CPUSet
+	// Partitions are the CPUs of isolated cpuset partitions.
+	Partitions sysfs.CPUSet
+	// NotDefault are the CPUs missing from default_smp_affinity, where
+	// that counts (--ban-default-affinity).
+	NotDefault sysfs.CPUSet
+	// Daemon are the CPUs the running daemon bans (for a command run
+	// beside it).
+	Daemon sysfs.CPUSet
+	// IncludeIsolated allows isolated and nohz_full CPUs and isolated
+	// partitions, which are banned by default: they are isolated
+	// precisely to be left undisturbed.
 	IncludeIsolated bool
 }
 
@@ -26,11 +66,69 @@ func (b BannedCPUs) Allowed(cpus sysfs.CPUInfo) sysfs.CPUSet {
 }
 
 // All returns every banned CPU, including isolated and nohz_full CPUs
-// unless IncludeIsolated.
+// and isolated partitions unless IncludeIsolated.
 func (b BannedCPUs) All(cpus sysfs.CPUInfo) sysfs.CPUSet {
-	all := b.User
-	if !b.IncludeIsolated {
-		all = all.Union(cpus.Isolated).Union(cpus.NohzFull)
+	var all sysfs.CPUSet
+	for _, set := range b.bySource(cpus) {
+		all = all.Union(set)
 	}
 	return all
+}
+
+// Configured are the banned CPUs that come from irqshift's configuration
+// and the files and partitions it follows, not from the boot command
+// line: what the daemon records for the commands run beside it.
+func (b BannedCPUs) Configured() sysfs.CPUSet {
+	all := b.User.Union(b.NotDefault).Union(b.Daemon)
+	for _, set := range b.Files {
+		all = all.Union(set)
+	}
+	if !b.IncludeIsolated {
+		all = all.Union(b.Partitions)
+	}
+	return all
+}
+
+// Sources returns the banned CPUs of each source that bans any.
+func (b BannedCPUs) Sources(cpus sysfs.CPUInfo) map[string]sysfs.CPUSet {
+	out := map[string]sysfs.CPUSet{}
+	for source, set := range b.bySource(cpus) {
+		if !set.IsEmpty() {
+			out[source] = set
+		}
+	}
+	return out
+}
+
+// By returns, for every banned CPU, its sources in BanSources order.
+func (b BannedCPUs) By(cpus sysfs.CPUInfo) map[int][]string {
+	out := map[int][]string{}
+	sources := b.bySource(cpus)
+	for _, source := range BanSources {
+		for _, cpu := range sources[source].CPUs() {
+			if !slices.Contains(out[cpu], source) {
+				out[cpu] = append(out[cpu], source)
+			}
+		}
+	}
+	return out
+}
+
+func (b BannedCPUs) bySource(cpus sysfs.CPUInfo) map[string]sysfs.CPUSet {
+	var files sysfs.CPUSet
+	for _, set := range b.Files {
+		files = files.Union(set)
+	}
+	out := map[string]sysfs.CPUSet{
+		BanConfig:          b.User,
+		BanFile:            files,
+		BanDefaultAffinity: b.NotDefault,
+		BanDaemon:          b.Daemon,
+	}
+	if !b.IncludeIsolated {
+		out[BanPartition] = b.Partitions
+		out[BanIsolcpus] = cpus.Isolated
+		out[BanNohzFull] = cpus.NohzFull
+	}
+	return out
 }

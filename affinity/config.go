@@ -2,6 +2,7 @@ package affinity
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -39,13 +40,19 @@ func ParseIRQList(text string) (map[int]bool, error) {
 // ReadEnvFile reads a systemd EnvironmentFile: KEY=VALUE lines, blank lines
 // and # comments, values optionally in single or double quotes.
 func ReadEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	return ParseEnvFile(path, data)
+}
+
+// ParseEnvFile parses the content of an EnvironmentFile named name (for
+// errors), as ReadEnvFile does.
+func ParseEnvFile(name string, data []byte) (map[string]string, error) {
 	out := map[string]string{}
-	scan := bufio.NewScanner(f)
+	scan := bufio.NewScanner(bytes.NewReader(data))
+	scan.Buffer(nil, 1<<20)
 	for n := 1; scan.Scan(); n++ {
 		line := strings.TrimSpace(scan.Text())
 		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
@@ -54,7 +61,7 @@ func ReadEnvFile(path string) (map[string]string, error) {
 		key, value, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(strings.TrimPrefix(key, "export "))
 		if !ok || key == "" {
-			return nil, fmt.Errorf("%s:%d: not KEY=VALUE: %s", path, n, sysfs.Quote(line))
+			return nil, fmt.Errorf("%s:%d: not KEY=VALUE: %s", name, n, sysfs.Quote(line))
 		}
 		value = strings.TrimSpace(value)
 		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
@@ -62,5 +69,38 @@ func ReadEnvFile(path string) (map[string]string, error) {
 		}
 		out[key] = value
 	}
-	return out, scan.Err()
+	if err := scan.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+// ParseBanFile reads the CPUs an irqbalance environment file bans, as
+// CRI-O (/etc/sysconfig/irqbalance) and tuned write it: the hex mask
+// IRQBALANCE_BANNED_CPUS (32-bit words separated by commas, most
+// significant first, "ffffffff,00000000"; an optional 0x) and the cpulist
+// IRQBALANCE_BANNED_CPULIST, both if both are set. An empty value, a mask
+// of 0 and the cpulist "-" (tuned's "none") ban nothing (irqbalance
+// #358: an empty value must not ban every CPU). Other keys are ignored.
+func ParseBanFile(name string, data []byte) (sysfs.CPUSet, error) {
+	env, err := ParseEnvFile(name, data)
+	if err != nil {
+		return sysfs.CPUSet{}, err
+	}
+	var banned sysfs.CPUSet
+	if text := strings.TrimSpace(env[EnvBannedCPUs]); text != "" {
+		mask, err := sysfs.ParseCPUMask(text)
+		if err != nil {
+			return sysfs.CPUSet{}, fmt.Errorf("%s: %s: %w", name, EnvBannedCPUs, err)
+		}
+		banned = banned.Union(mask)
+	}
+	if text := strings.TrimSpace(env[EnvBannedCPUList]); text != "" && text != "-" {
+		list, err := sysfs.ParseCPUList(text)
+		if err != nil {
+			return sysfs.CPUSet{}, fmt.Errorf("%s: %s: %w", name, EnvBannedCPUList, err)
+		}
+		banned = banned.Union(list)
+	}
+	return banned, nil
 }

@@ -338,7 +338,7 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	}
 	if d.Store != nil {
 		saved := d.Engine.Saved()
-		saved.DaemonBanned = d.Engine.Banned().User
+		saved.DaemonBanned = d.Engine.Banned().Configured()
 		saved.Prune(s.State.Keys())
 		if err := d.Store.Save(saved); err != nil {
 			d.log().Error("could not save state", "path", d.Store.Path(), "err", err)

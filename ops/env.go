@@ -104,7 +104,7 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 		}
 	}
 	banned := env.Settings.Banned
-	banned.User = banned.User.Union(daemonBanned)
+	banned.Daemon = banned.Daemon.Union(daemonBanned)
 	s.engine = affinity.NewEngine(affinity.EngineConfig{
 		FS:            env.FS,
 		Kernel:        env.Kernel,

@@ -1,0 +1,141 @@
+package sysfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ErrNoIsolatedFile means the kernel gives no root cpuset.cpus.isolated to
+// read: no cgroup v2 mount, the cpuset controller bound to a v1 hierarchy
+// (a hybrid layout), or a kernel older than 6.7, which lacks the file.
+// Isolated partitions are then not seen; it is not a failure.
+var ErrNoIsolatedFile = errors.New("no cgroup v2 cpuset.cpus.isolated")
+
+// Mount is one line of /proc/self/mountinfo (proc_pid_mountinfo(5)).
+type Mount struct {
+	// Root is the path within the file system mounted here ("/" unless
+	// a bind mount or a cgroup namespace shows a subtree).
+	Root string
+	// Point is where it is mounted, unescaped.
+	Point string
+	// Type is the file system type ("cgroup2").
+	Type string
+}
+
+// ParseMountInfo parses mountinfo: "ID PARENT MAJ:MIN ROOT POINT OPTIONS
+// [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS" per line, with space, tab,
+// newline and backslash in ROOT and POINT escaped as \040, \011, \012 and
+// \134. A line it cannot read gives an error wrapping ErrFileParse.
+func ParseMountInfo(data []byte) ([]Mount, error) {
+	var out []Mount
+	for n, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		fields := strings.Fields(string(line))
+		sep := -1
+		for i := 6; i < len(fields); i++ {
+			if fields[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if len(fields) < 7 || sep < 0 || sep+1 >= len(fields) {
+			return nil, fmt.Errorf("%w: mountinfo line %d: %s", ErrFileParse, n+1, Quote(string(line)))
+		}
+		root, err1 := unescapeMount(fields[3])
+		point, err2 := unescapeMount(fields[4])
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("%w: mountinfo line %d: %v", ErrFileParse, n+1, err)
+		}
+		out = append(out, Mount{Root: root, Point: point, Type: fields[sep+1]})
+	}
+	return out, nil
+}
+
+// unescapeMount undoes the kernel's octal escapes (seq_path's "\ooo").
+func unescapeMount(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+4 > len(s) {
+			return "", fmt.Errorf("bad escape in %s", Quote(s))
+		}
+		v, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
+		if err != nil {
+			return "", fmt.Errorf("bad escape in %s", Quote(s))
+		}
+		b.WriteByte(byte(v))
+		i += 3
+	}
+	return b.String(), nil
+}
+
+// CgroupRoot finds the root of the cgroup v2 hierarchy in
+// <proc>/self/mountinfo: the cgroup2 mount whose Root is "/" (a cgroup
+// namespace shows a subtree, whose files do not hold the machine's
+// partitions), /sys/fs/cgroup first where there are several. On a fixture
+// tree a mount point under /sys is taken inside its sys root. It returns
+// ErrNoIsolatedFile when there is none.
+func (fs FS) CgroupRoot() (string, error) {
+	data, err := readFile(fs.ProcPath("self", "mountinfo"))
+	if err != nil {
+		return "", err
+	}
+	mounts, err := ParseMountInfo(data)
+	if err != nil {
+		return "", err
+	}
+	best := ""
+	for _, m := range mounts {
+		if m.Type != "cgroup2" || m.Root != "/" {
+			continue
+		}
+		if best == "" || m.Point == "/sys/fs/cgroup" {
+			best = m.Point
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w: no cgroup2 mount in %s", ErrNoIsolatedFile, fs.ProcPath("self", "mountinfo"))
+	}
+	if !fs.IsLive() {
+		rel, under := strings.CutPrefix(best, "/sys/")
+		if !under {
+			return "", fmt.Errorf("%w: cgroup2 mount %s is outside this tree's /sys", ErrNoIsolatedFile, Quote(best))
+		}
+		best = fs.SysPath(filepath.FromSlash(rel))
+	}
+	return best, nil
+}
+
+// IsolatedPartitions reads the root's cpuset.cpus.isolated under the
+// cgroup v2 root: the CPUs of every isolated cpuset partition
+// (`cpuset.cpus.partition = isolated`), which the kernel takes out of the
+// scheduler's balancing but whose IRQs it leaves where they are. It
+// returns ErrNoIsolatedFile where the kernel has no such file.
+func (fs FS) IsolatedPartitions(cgroupRoot string) (CPUSet, error) {
+	path := filepath.Join(cgroupRoot, "cpuset.cpus.isolated")
+	data, err := os.ReadFile(path)
+	if isNotExist(err) {
+		return CPUSet{}, fmt.Errorf("%w: %s", ErrNoIsolatedFile, path)
+	}
+	if err != nil {
+		return CPUSet{}, fmt.Errorf("%w: %w", ErrFileRead, err)
+	}
+	set, err := ParseCPUList(string(data))
+	if err != nil {
+		return CPUSet{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return set, nil
+}
