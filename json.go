@@ -16,6 +16,10 @@ type cpusJSON struct {
 	Possible sysfs.CPUSet `json:"possible"`
 	Allowed  sysfs.CPUSet `json:"allowed"`
 	Banned   sysfs.CPUSet `json:"banned"`
+	// BannedBy names, per banned CPU, where its ban comes from: config,
+	// ban-file, isolated-partition, isolcpus, nohz_full,
+	// default_smp_affinity, daemon (the running daemon's configuration).
+	BannedBy map[string][]string `json:"banned_by"`
 	// Drained are the CPUs drained by `drain` or `offline`, and why.
 	Drained sysfs.CPUSet      `json:"drained"`
 	DrainBy map[string]string `json:"drained_by"`
@@ -117,6 +121,7 @@ func listJSON(report *ops.ListReport) listDoc {
 			Possible: st.Snapshot.CPUs.Possible,
 			Allowed:  st.Allowed,
 			Banned:   st.Banned,
+			BannedBy: map[string][]string{},
 			Drained:  report.Drained.CPUs(),
 			DrainBy:  map[string]string{},
 			Nodes:    map[string]sysfs.CPUSet{},
@@ -125,6 +130,9 @@ func listJSON(report *ops.ListReport) listDoc {
 	}
 	for node, cpus := range affinity.NodeCPUs(st.Snapshot.CPUs) {
 		doc.CPUs.Nodes[strconv.Itoa(node)] = cpus
+	}
+	for cpu, by := range st.BannedBy {
+		doc.CPUs.BannedBy[strconv.Itoa(cpu)] = by
 	}
 	for cpu, by := range report.Drained {
 		doc.CPUs.DrainBy[strconv.Itoa(cpu)] = string(by)

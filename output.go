@@ -39,7 +39,11 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 	cpus := st.Snapshot.CPUs
 	fmt.Fprintf(w, "CPUs online %s, allowed %s", cpuText(cpus.Online), cpuText(st.Allowed))
 	if !st.Banned.IsEmpty() {
-		fmt.Fprintf(w, ", banned %s", st.Banned)
+		var parts []string
+		for _, cpu := range st.Banned.CPUs() {
+			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, strings.Join(st.BannedBy[cpu], ", ")))
+		}
+		fmt.Fprintf(w, ", banned %s: %s", st.Banned, strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
 	if drained := report.Drained.CPUs(); !drained.IsEmpty() {

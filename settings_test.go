@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/irqshift/irqshift/sysfs"
 )
 
 // TestSettingsPrecedence: flag > environment > config file > default, for
@@ -80,6 +83,26 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// waitForNth polls the log until n lines hold want and returns the nth.
+func (b *syncBuffer) waitForNth(t *testing.T, n int, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var found []string
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.Contains(line, want) {
+				found = append(found, line)
+			}
+		}
+		if len(found) >= n {
+			return found[n-1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d log lines with %q:\n%s", n, want, b.String())
+	return ""
+}
+
 // waitFor polls the log for a line with every one of want; the timeout is
 // a hang guard, not a speed requirement.
 func (b *syncBuffer) waitFor(t *testing.T, want ...string) string {
@@ -103,7 +126,7 @@ func (b *syncBuffer) waitFor(t *testing.T, want ...string) string {
 
 // unitExecStart returns the unit's ExecStart line as systemd runs it:
 // $IRQSHIFT_ARGS split on white space, the state and config paths swapped
-// for the test's.
+// for the test's, and the ban file for banFile(config).
 func unitExecStart(t *testing.T, state, config, irqshiftArgs string) []string {
 	t.Helper()
 	unit, err := os.ReadFile("systemd/irqshift.service.in")
@@ -127,11 +150,18 @@ func unitExecStart(t *testing.T, state, config, irqshiftArgs string) []string {
 			args = append(args, state)
 		case f == "/etc/default/irqshift":
 			args = append(args, config)
+		case f == "/etc/sysconfig/irqbalance":
+			args = append(args, banFile(config))
 		default:
 			args = append(args, f)
 		}
 	}
 	return args
+}
+
+// banFile is where unitExecStart puts the unit's ban file.
+func banFile(config string) string {
+	return filepath.Join(filepath.Dir(config), "sysconfig-irqbalance")
 }
 
 // TestUnitBansSurviveReload runs the daemon exactly as the unit starts it,
@@ -174,6 +204,18 @@ func TestUnitBansSurviveReload(t *testing.T) {
 	logs.waitFor(t, "configuration reloaded", "banned_cpus=2 ")
 	logs.waitFor(t, "msg=settled", "reason=reload")
 	checkNoneOn(t, proc, sys, 2)
+
+	// CRI-O bans CPU1 in the file the unit follows: a temporary file
+	// renamed over it, the mask in hex. The daemon drains CPU1 at once.
+	writeRenamed(t, banFile(config), "IRQBALANCE_ONESHOT=\nIRQBALANCE_BANNED_CPUS=00000002\n")
+	logs.waitFor(t, "banned CPUs changed", "ban-file=1")
+	logs.waitFor(t, "msg=settled", "reason=bans")
+	checkNoneOn(t, proc, sys, 1, 2)
+	// And frees it with an empty value, which bans nothing.
+	writeRenamed(t, banFile(config), "IRQBALANCE_BANNED_CPUS=\n")
+	if last := logs.waitForNth(t, 2, "banned CPUs changed"); strings.Contains(last, "ban-file") || !strings.Contains(last, "config=2") {
+		t.Errorf("after the ban file was emptied: %s", last)
+	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +266,52 @@ func checkNoneOn(t *testing.T, proc, sys string, banned ...int) {
 	}
 	if movable == 0 {
 		t.Fatal("no movable IRQ in the tree: the check proves nothing")
+	}
+}
+
+// writeRenamed writes path as CRI-O does: a temporary file in the same
+// directory, renamed over it.
+func writeRenamed(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListBannedBy: list says where each banned CPU comes from, in JSON
+// (cpus.banned_by) and in the table's header, with an isolated cpuset
+// partition read from the cgroup v2 root that mountinfo names.
+func TestListBannedBy(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	writeFile(t, filepath.Join(proc, "self", "mountinfo"), "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n")
+	writeFile(t, filepath.Join(sys, "fs", "cgroup", "cpuset.cpus.isolated"), "1,3\n")
+	code, stdout, stderr := runCLI(t, nil, "--proc", proc, "--sys", sys, "--state", "none", "--banned-cpus", "1", "list", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		CPUs struct {
+			Allowed  sysfs.CPUSet        `json:"allowed"`
+			BannedBy map[string][]string `json:"banned_by"`
+		} `json:"cpus"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"1": {"config", "isolated-partition"}, "3": {"isolated-partition"}}
+	if !maps.EqualFunc(doc.CPUs.BannedBy, want, slices.Equal) || doc.CPUs.Allowed.String() != "0,2" {
+		t.Errorf("banned_by %v, allowed %s; want %v, 0,2", doc.CPUs.BannedBy, doc.CPUs.Allowed, want)
+	}
+	code, stdout, stderr = runCLI(t, nil, "--proc", proc, "--sys", sys, "--state", "none", "--banned-cpus", "1", "list")
+	if code != exitOK || !strings.Contains(stdout, "banned 1,3: 1 (config, isolated-partition), 3 (isolated-partition)") {
+		t.Errorf("exit %d, table header:\n%s\n%s", code, strings.SplitN(stdout, "\n", 2)[0], stderr)
+	}
+	// --include-isolated lets IRQs onto the partition's CPUs.
+	code, stdout, _ = runCLI(t, nil, "--proc", proc, "--sys", sys, "--state", "none", "--include-isolated", "list", "--json")
+	doc.CPUs.BannedBy = nil
+	if err := json.Unmarshal([]byte(stdout), &doc); code != exitOK || err != nil || len(doc.CPUs.BannedBy) != 0 || doc.CPUs.Allowed.String() != "0-3" {
+		t.Errorf("--include-isolated: exit %d, %v, banned_by %v, allowed %s", code, err, doc.CPUs.BannedBy, doc.CPUs.Allowed)
 	}
 }

@@ -36,6 +36,9 @@ func watchCommand(run cli.ActionFunc) *cli.Command {
 				Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default; IRQSHIFT_METRICS_ADDRESS)"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "do not confirm moves with eBPF after each settle (IRQSHIFT_NO_VERIFY)"},
 			&cli.DurationFlag{Name: "verify-window", Value: 2 * time.Second, Usage: "how long to watch moved IRQs fire after a settle"},
+			&cli.StringSliceFlag{Name: "ban-file", Usage: "follow an irqbalance-style file (IRQBALANCE_BANNED_CPUS hex mask, IRQBALANCE_BANNED_CPULIST), as CRI-O and tuned rewrite /etc/sysconfig/irqbalance: its CPUs are drained the moment it changes; it may not exist yet (repeatable)"},
+			&cli.BoolFlag{Name: "ban-default-affinity", Usage: "also ban the CPUs missing from /proc/irq/default_smp_affinity, which CRI-O edits too"},
+			&cli.BoolFlag{Name: "no-partitions", Usage: "do not follow isolated cgroup v2 cpuset partitions (followed by default: their CPUs are banned like isolcpus ones, unless --include-isolated)"},
 		},
 		Action: run,
 	}
@@ -138,8 +141,10 @@ func cmdWatch(c *cli.Context, o *options) error {
 		},
 		WatchdogInterval: watchdog,
 		CheckInterval:    checkInterval,
-		Reload:           reloads,
-		ReloadConfig:     reload,
+		Bans: &daemon.Bans{FS: o.fs, Files: c.StringSlice("ban-file"), Partitions: !c.Bool("no-partitions"),
+			DefaultAffinity: c.Bool("ban-default-affinity"), Logger: o.logger},
+		Reload:       reloads,
+		ReloadConfig: reload,
 	}
 	if !noVerify {
 		sampler := newSampler(o.fs, o.stderr)

@@ -52,8 +52,10 @@ type BannedCPUs struct {
 	// that counts (--ban-default-affinity).
 	NotDefault sysfs.CPUSet
 	// Daemon are the CPUs the running daemon bans (for a command run
-	// beside it).
-	Daemon sysfs.CPUSet
+	// beside it), and DaemonBy the same by the daemon's sources (its
+	// configuration is BanDaemon here).
+	Daemon   sysfs.CPUSet
+	DaemonBy map[string]sysfs.CPUSet
 	// IncludeIsolated allows isolated and nohz_full CPUs and isolated
 	// partitions, which are banned by default: they are isolated
 	// precisely to be left undisturbed.
@@ -80,6 +82,9 @@ func (b BannedCPUs) All(cpus sysfs.CPUInfo) sysfs.CPUSet {
 // line: what the daemon records for the commands run beside it.
 func (b BannedCPUs) Configured() sysfs.CPUSet {
 	all := b.User.Union(b.NotDefault).Union(b.Daemon)
+	for _, set := range b.DaemonBy {
+		all = all.Union(set)
+	}
 	for _, set := range b.Files {
 		all = all.Union(set)
 	}
@@ -123,7 +128,15 @@ func (b BannedCPUs) bySource(cpus sysfs.CPUInfo) map[string]sysfs.CPUSet {
 		BanConfig:          b.User,
 		BanFile:            files,
 		BanDefaultAffinity: b.NotDefault,
-		BanDaemon:          b.Daemon,
+	}
+	if len(b.DaemonBy) == 0 {
+		out[BanDaemon] = b.Daemon
+	}
+	for source, set := range b.DaemonBy {
+		if source == BanConfig {
+			source = BanDaemon
+		}
+		out[source] = out[source].Union(set)
 	}
 	if !b.IncludeIsolated {
 		out[BanPartition] = b.Partitions

@@ -110,6 +110,9 @@ func NodeCPUs(info sysfs.CPUInfo) map[int]sysfs.CPUSet {
 // Banned is the configured set of banned CPUs.
 func (e *Engine) Banned() BannedCPUs { return e.banned }
 
+// SetBanned replaces the banned CPUs (the daemon's followed ban sources).
+func (e *Engine) SetBanned(b BannedCPUs) { e.banned = b }
+
 // SetTrackPins turns learning pins from snapshots on or off.
 func (e *Engine) SetTrackPins(on bool) { e.trackPins = on }
 
@@ -181,6 +184,9 @@ type State struct {
 	Banned  sysfs.CPUSet
 	Drained sysfs.CPUSet
 	Allowed sysfs.CPUSet
+	// BannedBy names, for each banned CPU, where its ban comes from
+	// (BanSources).
+	BannedBy map[int][]string
 	// LearnedPins are the pins this snapshot taught (set by hand since the
 	// last one).
 	LearnedPins []Pin
@@ -333,6 +339,7 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 		Snapshot: snap,
 		IRQs:     irqs,
 		Banned:   e.banned.All(snap.CPUs),
+		BannedBy: e.banned.By(snap.CPUs),
 		Drained:  drained,
 		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
 	}

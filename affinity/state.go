@@ -59,6 +59,9 @@ type Saved struct {
 	// configuration, so that one-shot commands honour them while it runs.
 	// They mean nothing when no daemon holds the claim (Store.DaemonRunning).
 	DaemonBanned sysfs.CPUSet `json:"daemon_banned"`
+	// DaemonBannedBy are the same CPUs by source (BanSources), for
+	// `list` to say where each comes from.
+	DaemonBannedBy map[string]sysfs.CPUSet `json:"daemon_banned_by,omitempty"`
 }
 
 // DrainSource says which command drained a CPU.

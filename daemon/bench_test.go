@@ -24,7 +24,7 @@ func bigDaemon(b *testing.B, cpus, nodes, irqs int) (*Daemon, *sysfstest.Sim) {
 	d := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, Hotplug: sim, NUMA: true})}
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
-	if _, err := d.settle(context.Background(), "start", nil, true, false); err != nil {
+	if _, err := d.settle(context.Background(), "start", nil, true, false, time.Time{}); err != nil {
 		b.Fatal(err)
 	}
 	return d, sim
@@ -55,7 +55,7 @@ func BenchmarkOfflineEvent(b *testing.B) {
 				// Received after StartTimer, which stops the world to read
 				// the memory statistics.
 				batch := []hotplug.Event{{Action: hotplug.Offline, CPU: cpu, Received: time.Now()}}
-				s, err := d.settle(ctx, "offline", batch, true, true)
+				s, err := d.settle(ctx, "offline", batch, true, true, time.Time{})
 				b.StopTimer()
 				if err != nil {
 					b.Fatal(err)
@@ -65,17 +65,17 @@ func BenchmarkOfflineEvent(b *testing.B) {
 				}
 				reactions = append(reactions, s.Reaction)
 				moved += countWrites(s.Results)
-				if _, err := d.settle(ctx, "recheck", batch, true, false); err != nil {
+				if _, err := d.settle(ctx, "recheck", batch, true, false, time.Time{}); err != nil {
 					b.Fatal(err)
 				}
 				if err := sim.SetCPUOnline(cpu, true); err != nil {
 					b.Fatal(err)
 				}
 				back := []hotplug.Event{{Action: hotplug.Online, CPU: cpu, Received: time.Now()}}
-				if _, err := d.settle(ctx, "online", back, true, true); err != nil {
+				if _, err := d.settle(ctx, "online", back, true, true, time.Time{}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := d.settle(ctx, "recheck", back, true, false); err != nil {
+				if _, err := d.settle(ctx, "recheck", back, true, false, time.Time{}); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
@@ -98,7 +98,7 @@ func BenchmarkFullSettle(b *testing.B) {
 			d, _ := bigDaemon(b, size.cpus, size.nodes, size.irqs)
 			ctx := context.Background()
 			for b.Loop() {
-				if _, err := d.settle(ctx, "check", nil, true, false); err != nil {
+				if _, err := d.settle(ctx, "check", nil, true, false, time.Time{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -33,6 +33,9 @@ type Daemon struct {
 	NoInitialRebalance bool
 	Logger             *slog.Logger
 	Metrics            *Metrics
+	// Bans are the ban sources followed while the daemon runs (ban
+	// files, isolated partitions); nil follows none.
+	Bans *Bans
 	// Notify sends a state to the service manager ("READY=1", …); nil
 	// sends nothing.
 	Notify func(state string)
@@ -127,8 +130,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
+	// The ban files are watched before their first read, as the state.
+	bansChanged := d.Bans.watch(ctx)
+	d.refreshBans(true)
 	defer d.confirming.Wait()
-	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance, false); err != nil {
+	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance, false, time.Time{}); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
 	}
 
@@ -154,6 +160,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// recheck holds the CPU events settled quickly since the last full
 	// settle: once no event waits, a full one follows them.
 	var recheck []hotplug.Event
+	var banPoll <-chan time.Time
+	if d.Bans.polled() {
+		t := time.NewTicker(d.Bans.pollInterval())
+		defer t.Stop()
+		banPoll = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -174,6 +186,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.notify("WATCHDOG=1")
 		case <-check:
 			d.settleLogged(ctx, "check", nil)
+		case <-bansChanged:
+			d.settleBans(ctx, time.Now(), len(events) == 0)
+		case <-banPoll:
+			d.settleBans(ctx, time.Now(), len(events) == 0)
 		case <-stateChanged:
 			// Our own saves wake us too; only another writer's counts.
 			if d.Store.Changed() {
@@ -187,6 +203,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 					d.log().Error("reload: keeping the old configuration", "err", err)
 				}
 			}
+			// The configuration replaced the bans: put the followed ones back.
+			d.refreshBans(true)
 			d.settleLogged(ctx, "reload", nil)
 		case ev := <-events:
 			batch := []hotplug.Event{ev}
@@ -247,7 +265,7 @@ func batchReason(batch []hotplug.Event, m *Metrics) string {
 }
 
 func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplug.Event) {
-	if _, err := d.settle(ctx, reason, batch, true, false); err != nil {
+	if _, err := d.settle(ctx, reason, batch, true, false, time.Time{}); err != nil {
 		// A failed settle is not fatal: the next event or the periodic
 		// check tries again from a fresh snapshot.
 		d.log().Error("settle failed", "reason", reason, "err", err)
@@ -257,7 +275,7 @@ func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplu
 // settleQuick is the settle of a batch of CPU events: it reads only what
 // they can have changed.
 func (d *Daemon) settleQuick(ctx context.Context, reason string, batch []hotplug.Event) {
-	if _, err := d.settle(ctx, reason, batch, true, true); err != nil {
+	if _, err := d.settle(ctx, reason, batch, true, true, time.Time{}); err != nil {
 		d.log().Error("settle failed", "reason", reason, "err", err)
 	}
 }
@@ -266,8 +284,16 @@ func (d *Daemon) settleQuick(ctx context.Context, reason string, batch []hotplug
 // quick settles the CPU events of batch from a refreshed snapshot
 // (affinity.Engine.LoadChanged) and measures their reaction; otherwise
 // the snapshot is full, and a batch is only named in the log (a recheck).
-func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move, quick bool) (Settle, error) {
+//
+// since, when set, is what the reaction is measured from (a ban change);
+// otherwise it is the earliest CPU event of a quick settle's batch.
+func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move, quick bool, since time.Time) (Settle, error) {
 	s := Settle{Reason: reason, Events: batch, Full: !quick}
+	if reason != "bans" {
+		// Every wake-up re-reads the ban sources that give no
+		// notification (a file or two): a change is applied with it.
+		d.refreshBans(false)
+	}
 	// The online sets this batch went through: a mask equal to one of them
 	// was written by the kernel or a driver during the burst.
 	cur := d.lastOnline
@@ -329,8 +355,8 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		}
 	}
 	end := time.Now()
-	var received time.Time
-	if quick {
+	received := since
+	if received.IsZero() && quick {
 		received = earliestCPUEvent(batch)
 	}
 	if !received.IsZero() {
@@ -338,7 +364,10 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	}
 	if d.Store != nil {
 		saved := d.Engine.Saved()
-		saved.DaemonBanned = d.Engine.Banned().Configured()
+		banned := d.Engine.Banned()
+		saved.DaemonBanned = banned.Configured()
+		saved.DaemonBannedBy = banned.Sources(sysfs.CPUInfo{})
+		delete(saved.DaemonBannedBy, affinity.BanDaemon)
 		saved.Prune(s.State.Keys())
 		if err := d.Store.Save(saved); err != nil {
 			d.log().Error("could not save state", "path", d.Store.Path(), "err", err)
@@ -411,16 +440,17 @@ func (d *Daemon) record(s Settle) {
 			}
 		}
 		d.Metrics.observeState(&after)
+		d.Metrics.observeBans(d.Engine.Banned(), s.State.Snapshot.CPUs)
 	}
 }
 
-// stateWatchWait bounds the wait for the state file's inotify watch to be
-// in place at start (an inotify_add_watch on a local directory).
-const stateWatchWait = 5 * time.Second
+// watchWait bounds the wait for a file's inotify watch to be in place at
+// start (an inotify_add_watch on a local directory).
+const watchWait = 5 * time.Second
 
 // watchState returns a channel that has a value whenever the state file
 // may have changed (nil without a state file). It returns once the watch
-// is in place, or after stateWatchWait with a warning.
+// is in place, or after watchWait with a warning.
 func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 	if d.Store == nil {
 		return nil
@@ -428,27 +458,35 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 	if d.StateChanged != nil {
 		return d.StateChanged
 	}
+	return watchFiles(ctx, []string{d.Store.Path()}, "the state file", "changes by the CLI", d.log())
+}
+
+// watchFiles returns a channel that has a value whenever one of paths may
+// have changed (hotplug.FileWatcher). It returns once the first watch was
+// tried, or after watchWait with a warning, so that a read after it
+// cannot miss a change. what names the files and effect what a missed
+// change delays, for the logs.
+func watchFiles(ctx context.Context, paths []string, what, effect string, log *slog.Logger) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	paths := make(chan string, 1)
+	changed := make(chan string, 1)
 	ready := make(chan struct{})
 	var once sync.Once
-	w := &hotplug.FileWatcher{Paths: []string{d.Store.Path()}, Logger: d.Logger,
-		Watching: func(_ string, ok bool) {
-			if ok {
-				once.Do(func() { close(ready) })
-			}
-		}}
+	// Ready once the first directory was tried: one that does not exist
+	// yet (/etc/sysconfig on Debian) is polled, and its files are reported
+	// once it is watched, so nothing is missed either way.
+	w := &hotplug.FileWatcher{Paths: paths, Logger: log,
+		Watching: func(string, bool) { once.Do(func() { close(ready) }) }}
 	defer func() {
 		select {
 		case <-ready:
 		case <-ctx.Done():
-		case <-time.After(stateWatchWait):
-			d.log().Warn("the state file's watch is not in place yet; changes by the CLI may wait for the next event", "path", d.Store.Path())
+		case <-time.After(watchWait):
+			log.Warn("the watch of "+what+" is not in place yet; "+effect+" may wait for the next event", "paths", paths)
 		}
 	}()
 	go func() {
-		if err := w.Run(ctx, paths); err != nil {
-			d.log().Warn("not watching the state file; changes by the CLI apply at the next event", "err", err)
+		if err := w.Run(ctx, changed); err != nil {
+			log.Warn("not watching "+what+"; "+effect+" apply at the next event", "err", err)
 		}
 	}()
 	go func() {
@@ -456,7 +494,7 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 			select {
 			case <-ctx.Done():
 				return
-			case <-paths:
+			case <-changed:
 				select {
 				case out <- struct{}{}:
 				default:

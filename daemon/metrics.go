@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/sysfs"
 )
 
 // Metrics are the daemon's Prometheus metrics. A nil *Metrics records
@@ -19,6 +20,7 @@ type Metrics struct {
 	settles       prometheus.Counter
 	verifiedMoves prometheus.Counter
 	misroutedIRQs prometheus.Counter
+	bannedCPUs    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -38,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"class"}),
 		reaction: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "irqshift_reaction_seconds",
-			Help:    "Time from receiving a hotplug uevent to the last affinity write of the settle it caused.",
+			Help:    "Time from receiving a hotplug uevent (or seeing a ban source change) to the last affinity write of the settle it caused.",
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2},
 		}),
 		movablePerCPU: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -65,9 +67,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "irqshift_misrouted_irqs_total",
 			Help: "Moved IRQs that eBPF saw firing outside their new effective affinity.",
 		}),
+		bannedCPUs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irqshift_banned_cpus",
+			Help: "CPUs no IRQ may go to, by source (config, ban-file, isolated-partition, isolcpus, nohz_full, default_smp_affinity, daemon); a CPU banned by two sources counts in both.",
+		}, []string{"source"}),
 	}
 	reg.MustRegister(m.events, m.moves, m.writeErrors, m.reaction, m.movablePerCPU, m.unmovable,
-		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs)
+		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs, m.bannedCPUs)
 	return m
 }
 
@@ -133,4 +139,15 @@ func (m *Metrics) Verified(ok, misrouted int) {
 	}
 	m.verifiedMoves.Add(float64(ok))
 	m.misroutedIRQs.Add(float64(misrouted))
+}
+
+// observeBans sets the banned CPU gauges.
+func (m *Metrics) observeBans(banned affinity.BannedCPUs, cpus sysfs.CPUInfo) {
+	if m == nil {
+		return
+	}
+	sources := banned.Sources(cpus)
+	for _, source := range affinity.BanSources {
+		m.bannedCPUs.WithLabelValues(source).Set(float64(sources[source].Len()))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
@@ -59,8 +60,10 @@ type session struct {
 	unlock  func()
 	// last is the last snapshot loaded: its IRQs bound the saved state.
 	last *affinity.State
-	// daemonBanned is the running daemon's record, saved back unchanged.
-	daemonBanned sysfs.CPUSet
+	// daemonBanned and daemonBannedBy are the running daemon's record,
+	// saved back unchanged.
+	daemonBanned   sysfs.CPUSet
+	daemonBannedBy map[string]sysfs.CPUSet
 }
 
 // open starts an operation. A writing one checks the privilege first,
@@ -78,6 +81,7 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 	}
 	saved := affinity.NewSaved()
 	daemonBanned := sysfs.CPUSet{}
+	var daemonBannedBy map[string]sysfs.CPUSet
 	if env.Store != nil {
 		if writing {
 			unlock, err := env.lock(ctx)
@@ -95,16 +99,18 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 		case err != nil:
 			env.logger().Warn("state file unusable; starting from a fresh state", "path", env.Store.Path(), "err", err)
 		}
-		s.daemonBanned = saved.DaemonBanned
+		s.daemonBanned, s.daemonBannedBy = saved.DaemonBanned, saved.DaemonBannedBy
 		if _, running := env.Store.DaemonRunning(); running {
 			// The daemon's bans come from its own flags and file: a
 			// command run beside it honours them, or the two would undo
 			// each other.
-			daemonBanned = saved.DaemonBanned
+			daemonBanned, daemonBannedBy = saved.DaemonBanned, saved.DaemonBannedBy
 		}
 	}
 	banned := env.Settings.Banned
 	banned.Daemon = banned.Daemon.Union(daemonBanned)
+	banned.DaemonBy = daemonBannedBy
+	banned.Partitions = env.isolatedPartitions()
 	s.engine = affinity.NewEngine(affinity.EngineConfig{
 		FS:            env.FS,
 		Kernel:        env.Kernel,
@@ -189,7 +195,7 @@ func (s *session) close(err *error) {
 		return // bad input changes nothing, not even the state file
 	}
 	saved := s.engine.Saved()
-	saved.DaemonBanned = s.daemonBanned
+	saved.DaemonBanned, saved.DaemonBannedBy = s.daemonBanned, s.daemonBannedBy
 	if s.last != nil {
 		saved.Prune(s.last.Keys())
 	}
@@ -203,4 +209,21 @@ func (s *session) release() {
 		s.unlock()
 		s.unlock = nil
 	}
+}
+
+// isolatedPartitions reads the CPUs of the isolated cgroup v2 cpuset
+// partitions, banned like isolcpus ones: none where the kernel has no
+// such file (a warning when it cannot be read).
+func (env *Env) isolatedPartitions() sysfs.CPUSet {
+	root, err := env.FS.CgroupRoot()
+	if err == nil {
+		var set sysfs.CPUSet
+		if set, err = env.FS.IsolatedPartitions(root); err == nil {
+			return set
+		}
+	}
+	if !errors.Is(err, sysfs.ErrNoIsolatedFile) && !errors.Is(err, os.ErrNotExist) {
+		env.logger().Warn("cannot read the isolated cpuset partitions; not banning them", "err", err)
+	}
+	return sysfs.CPUSet{}
 }

@@ -83,3 +83,18 @@ func (fs FS) ReadEffective(irq int) (CPUSet, error) {
 	}
 	return set, err
 }
+
+// DefaultAffinity reads /proc/irq/default_smp_affinity, the mask the
+// kernel gives new IRQs (CRI-O takes its isolated CPUs out of it).
+func (fs FS) DefaultAffinity() (CPUSet, error) {
+	path := fs.ProcPath("irq", "default_smp_affinity")
+	data, err := readFile(path)
+	if err != nil {
+		return CPUSet{}, err
+	}
+	set, err := ParseCPUMask(string(data))
+	if err != nil {
+		return CPUSet{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return set, nil
+}

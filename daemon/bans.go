@@ -1,0 +1,205 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"os"
+	"time"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// DefaultBanPollInterval is how often Bans re-reads the sources that give
+// no notification, when nothing else woke the daemon: one small file
+// (cpuset.cpus.isolated, default_smp_affinity) four times a second: the
+// kernel notifies no change of cpuset.cpus.isolated (inotify, poll and
+// cgroup.events stay silent; measured on 6.12 and 6.1), and a read costs
+// what a read of cpu/online does.
+const DefaultBanPollInterval = 250 * time.Millisecond
+
+// Bans are the ban sources the daemon follows while it runs, beside its
+// configuration: irqbalance-style files that CRI-O and tuned rewrite, the
+// isolated cgroup v2 cpuset partitions, and optionally the CPUs missing
+// from /proc/irq/default_smp_affinity. A CPU any of them bans leaves the
+// allowed set at once, and its IRQs move as on an offline.
+type Bans struct {
+	FS sysfs.FS
+	// Files are the ban files (--ban-file); one that does not exist yet
+	// bans nothing until it is created.
+	Files []string
+	// Partitions follows the root's cpuset.cpus.isolated.
+	Partitions bool
+	// DefaultAffinity bans the CPUs missing from default_smp_affinity.
+	DefaultAffinity bool
+	// PollInterval bounds how long a change of a source that gives no
+	// notification goes unseen when nothing else wakes the daemon; 0 is
+	// DefaultBanPollInterval.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+
+	cgroupRoot string // "" until found
+	noCgroup   bool   // the kernel has no cpuset.cpus.isolated: stop looking
+	last       followed
+	read1      bool // the sources were read once
+}
+
+// followed is what the sources banned when last read.
+type followed struct {
+	files      map[string]sysfs.CPUSet
+	partitions sysfs.CPUSet
+	notDefault sysfs.CPUSet
+}
+
+func (f followed) equal(o followed) bool {
+	return maps.EqualFunc(f.files, o.files, sysfs.CPUSet.Equal) && f.partitions.Equal(o.partitions) && f.notDefault.Equal(o.notDefault)
+}
+
+func (b *Bans) log() *slog.Logger {
+	if b.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return b.Logger
+}
+
+func (b *Bans) pollInterval() time.Duration {
+	if b.PollInterval > 0 {
+		return b.PollInterval
+	}
+	return DefaultBanPollInterval
+}
+
+// polled reports whether some source needs polling (no notification).
+func (b *Bans) polled() bool { return b != nil && ((b.Partitions && !b.noCgroup) || b.DefaultAffinity) }
+
+// read reads every source. A ban file that cannot be read or parsed keeps
+// what it banned before, with a warning: a half-written or mistyped file
+// must not free the CPUs it banned.
+func (b *Bans) read() followed {
+	f := followed{files: map[string]sysfs.CPUSet{}}
+	for _, path := range b.Files {
+		data, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			f.files[path] = sysfs.CPUSet{}
+		case err != nil:
+			b.log().Warn("cannot read ban file; keeping what it banned", "path", path, "err", err)
+			f.files[path] = b.last.files[path]
+		default:
+			set, err := affinity.ParseBanFile(path, data)
+			if err != nil {
+				b.log().Warn("malformed ban file; keeping what it banned", "path", path, "err", err)
+				set = b.last.files[path]
+			}
+			f.files[path] = set
+		}
+	}
+	if b.Partitions && !b.noCgroup {
+		f.partitions = b.readPartitions()
+	}
+	if b.DefaultAffinity {
+		f.notDefault = b.last.notDefault
+		if def, err := b.FS.DefaultAffinity(); err != nil {
+			b.log().Warn("cannot read default_smp_affinity; keeping what it banned", "err", err)
+		} else if cpus, err := b.FS.CPUInfo(); err == nil {
+			f.notDefault = cpus.Possible.Difference(def)
+		}
+	}
+	return f
+}
+
+func (b *Bans) readPartitions() sysfs.CPUSet {
+	if b.cgroupRoot == "" {
+		root, err := b.FS.CgroupRoot()
+		if err != nil {
+			b.noCgroup = errors.Is(err, sysfs.ErrNoIsolatedFile)
+			b.log().Info("not following isolated cpuset partitions", "reason", err)
+			return sysfs.CPUSet{}
+		}
+		b.cgroupRoot = root
+	}
+	set, err := b.FS.IsolatedPartitions(b.cgroupRoot)
+	switch {
+	case errors.Is(err, sysfs.ErrNoIsolatedFile):
+		b.noCgroup = true
+		b.log().Info("not following isolated cpuset partitions", "reason", err)
+	case err != nil:
+		b.log().Warn("cannot read the isolated cpuset partitions; keeping the last", "err", err)
+		return b.last.partitions
+	}
+	return set
+}
+
+// apply reads the sources and, when what they ban changed, puts it in
+// banned and reports true.
+func (b *Bans) apply(banned *affinity.BannedCPUs, force bool) bool {
+	f := b.read()
+	changed := !f.equal(b.last)
+	b.last = f
+	if !changed && !force {
+		return false
+	}
+	banned.Files, banned.Partitions, banned.NotDefault = f.files, f.partitions, f.notDefault
+	return changed
+}
+
+// watch starts following the ban files with inotify and returns a channel
+// with a value whenever one may have changed (nil without files).
+func (b *Bans) watch(ctx context.Context) <-chan struct{} {
+	if b == nil || len(b.Files) == 0 {
+		return nil
+	}
+	return watchFiles(ctx, b.Files, "the ban files", "their changes", b.log())
+}
+
+// refreshBans re-reads the followed ban sources into the engine's bans,
+// and reports whether they changed (force puts them there anyway, after a
+// configuration replaced them).
+func (d *Daemon) refreshBans(force bool) bool {
+	if d.Bans == nil {
+		return false
+	}
+	banned := d.Engine.Banned()
+	first := !d.Bans.read1
+	d.Bans.read1 = true
+	changed := d.Bans.apply(&banned, force)
+	if changed || force {
+		d.Engine.SetBanned(banned)
+	}
+	if first {
+		d.log().Info("following ban sources", "files", d.Bans.Files, "partitions", d.Bans.Partitions && !d.Bans.noCgroup,
+			"default_smp_affinity", d.Bans.DefaultAffinity, "banned", banned.Configured().String())
+		return false
+	}
+	if changed {
+		attrs := []any{}
+		sources := banned.Sources(sysfs.CPUInfo{})
+		for _, source := range affinity.BanSources {
+			if set, ok := sources[source]; ok {
+				attrs = append(attrs, source, set.String())
+			}
+		}
+		d.log().Info("banned CPUs changed", attrs...)
+	}
+	return changed
+}
+
+// settleBans settles at once when a ban source changed: the CPUs that
+// left the allowed set are drained as on an offline, those that joined it
+// get IRQs again. The settle reads only what a ban can have changed
+// (nothing in the kernel: the last snapshot, refreshed), then, when
+// quiet, a full recheck follows.
+func (d *Daemon) settleBans(ctx context.Context, since time.Time, quiet bool) {
+	if !d.refreshBans(false) {
+		return
+	}
+	if _, err := d.settle(ctx, "bans", nil, true, true, since); err != nil {
+		d.log().Error("settle failed", "reason", "bans", "err", err)
+		return
+	}
+	if quiet {
+		d.settleLogged(ctx, "recheck", nil)
+	}
+}
