@@ -136,11 +136,12 @@ func decodeJSON(t *testing.T, r cliRun, v any) {
 
 type listDoc struct {
 	CPUs struct {
-		Online   []int `json:"online"`
-		Possible []int `json:"possible"`
-		Allowed  []int `json:"allowed"`
-		Banned   []int `json:"banned"`
-		Drained  []int `json:"drained"`
+		Online   []int               `json:"online"`
+		Possible []int               `json:"possible"`
+		Allowed  []int               `json:"allowed"`
+		Banned   []int               `json:"banned"`
+		BannedBy map[string][]string `json:"banned_by"`
+		Drained  []int               `json:"drained"`
 	} `json:"cpus"`
 	IRQs []listIRQ `json:"irqs"`
 }

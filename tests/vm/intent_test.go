@@ -91,8 +91,8 @@ func TestDaemonUnitBannedCPU(t *testing.T) {
 	if err := os.WriteFile(config, []byte("IRQSHIFT_ARGS=\"--banned-cpus 2\"\n#IRQSHIFT_BANNED_CPUS=\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// ExecStart=@BINDIR@/irqshift --state /run/irqshift/state.json watch --config /etc/default/irqshift $IRQSHIFT_ARGS
-	args := []string{"--state", statePath(t), "watch", "--config", config, "--banned-cpus", "2", "--log-level", "debug"}
+	// ExecStart=@BINDIR@/irqshift --state /run/irqshift/state.json watch --config /etc/default/irqshift --ban-file /etc/sysconfig/irqbalance $IRQSHIFT_ARGS
+	args := []string{"--state", statePath(t), "watch", "--config", config, "--ban-file", "/etc/sysconfig/irqbalance", "--banned-cpus", "2", "--log-level", "debug"}
 	d := startDaemon(t, args, []string{"IRQSHIFT_ARGS=--banned-cpus 2"})
 	d.waitReady(t, 0)
 	checkEmpty(t, "after start", 2)
