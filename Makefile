@@ -67,6 +67,7 @@ $(STATICCHECK):
 # Benchmarks behind docs/BENCHMARKS.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sysfs/ ./affinity/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 30x ./daemon/
 
 # The daemon's reaction time in the arm64 VM (6.12 GICv3, 6.12 GICv2, 6.1 GICv3): boots the VM,
 # runs TestDaemonHotplug with BENCH_VM_CHURN churn steps and prints n, median, p90, max per

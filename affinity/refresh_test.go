@@ -107,8 +107,19 @@ func TestLoadChangedMatchesLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 				if rng.IntN(3) == 0 {
-					if _, err := e.Load(); err != nil {
+					// The recheck: a full snapshot that reuses the last one
+					// (node files, the /proc/irq listing, reads overlapping
+					// the parse) must see what a fresh one sees.
+					full, err := e.Load()
+					if err != nil {
 						t.Fatal(err)
+					}
+					fresh, err := NewEngine(EngineConfig{FS: sim.FS()}).Load()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := stateDiff(full, fresh, nil); diff != "" {
+						t.Fatalf("step %d (%v): the engine's full snapshot differs from a fresh one: %s", step, did, diff)
 					}
 				}
 			}

@@ -92,7 +92,21 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 	} else {
 		dirs, _ = fs.irqDirs()
 	}
+	// With a previous snapshot, the /proc/irq/N files of its IRQs are
+	// read while /proc/interrupts is read and parsed: the one is system
+	// calls, the other CPU, and together they took the time of both.
+	var early *irqReads
+	if prev := opts.Previous; prev != nil && len(prev.Interrupts.IRQs) > 0 {
+		irqs := make([]int, len(prev.Interrupts.IRQs))
+		for i, row := range prev.Interrupts.IRQs {
+			irqs[i] = row.IRQ
+		}
+		early = fs.startIRQReads(irqs, nil)
+	}
 	interrupts, err := fs.Interrupts()
+	if early != nil {
+		early.wait()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -110,22 +124,31 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 	nodes := knownNodes(rows, opts.Previous)
 	affinity := make([]IRQAffinity, len(rows))
 	errs := make([]error, len(rows))
-	var wg sync.WaitGroup
-	workers := min(snapshotWorkers, len(rows))
-	for w := range workers {
-		wg.Go(func() {
-			buf := make([]byte, 0, 256)
-			var path irqPath
-			for i := w; i < len(rows); i += workers {
-				path.reset(fs.proc, rows[i].IRQ)
-				affinity[i], buf, errs[i] = irqAffinityAt(&path, rows[i].IRQ, buf)
-				if errs[i] == nil && nodes[i] == nodeUnread {
-					nodes[i], buf = readNode(path.file("node"), buf)
-				}
+	// What the early reads did not get (new IRQs, and any that failed,
+	// as one freed and allocated again meanwhile) is read now, with the
+	// node files still to read.
+	var late []int
+	var lateAt []int
+	for i, row := range rows {
+		if aff, ok := early.result(row.IRQ); ok {
+			affinity[i] = aff
+			if nodes[i] == nodeUnread {
+				late, lateAt = append(late, row.IRQ), append(lateAt, i)
 			}
-		})
+			continue
+		}
+		late, lateAt = append(late, row.IRQ), append(lateAt, i)
 	}
-	wg.Wait()
+	reads := fs.startIRQReads(late, func(i int) bool { return nodes[lateAt[i]] == nodeUnread })
+	reads.wait()
+	for j, i := range lateAt {
+		if _, ok := early.result(rows[i].IRQ); !ok {
+			affinity[i], errs[i] = reads.affinity[j], reads.errs[j]
+		}
+		if reads.errs[j] == nil && nodes[i] == nodeUnread {
+			nodes[i] = reads.nodes[j]
+		}
+	}
 	for i, row := range rows {
 		switch {
 		case errors.Is(errs[i], ErrGone):
@@ -217,4 +240,59 @@ func knownNodes(rows []Interrupt, prev *Snapshot) []int {
 		}
 	}
 	return nodes
+}
+
+// irqReads reads /proc/irq/N (affinity, and node where asked) of a list
+// of IRQs over snapshotWorkers goroutines.
+type irqReads struct {
+	irqs     []int
+	index    map[int]int
+	affinity []IRQAffinity
+	nodes    []int
+	errs     []error
+	wg       sync.WaitGroup
+}
+
+// startIRQReads starts reading irqs; wantNode(i), when set, says whether
+// to read the node file of irqs[i] too. Call wait before the results.
+func (fs FS) startIRQReads(irqs []int, wantNode func(i int) bool) *irqReads {
+	r := &irqReads{irqs: irqs, affinity: make([]IRQAffinity, len(irqs)), nodes: make([]int, len(irqs)), errs: make([]error, len(irqs))}
+	workers := min(snapshotWorkers, len(irqs))
+	for w := range workers {
+		r.wg.Go(func() {
+			buf := make([]byte, 0, 256)
+			var path irqPath
+			for i := w; i < len(irqs); i += workers {
+				path.reset(fs.proc, irqs[i])
+				r.affinity[i], buf, r.errs[i] = irqAffinityAt(&path, irqs[i], buf)
+				r.nodes[i] = nodeUnread
+				if r.errs[i] == nil && wantNode != nil && wantNode(i) {
+					r.nodes[i], buf = readNode(path.file("node"), buf)
+				}
+			}
+		})
+	}
+	return r
+}
+
+func (r *irqReads) wait() {
+	r.wg.Wait()
+	if r.index == nil {
+		r.index = make(map[int]int, len(r.irqs))
+		for i, irq := range r.irqs {
+			r.index[irq] = i
+		}
+	}
+}
+
+// result is the affinity read of irq, when it was read without error.
+func (r *irqReads) result(irq int) (IRQAffinity, bool) {
+	if r == nil {
+		return IRQAffinity{}, false
+	}
+	i, ok := r.index[irq]
+	if !ok || r.errs[i] != nil {
+		return IRQAffinity{}, false
+	}
+	return r.affinity[i], true
 }
