@@ -71,8 +71,9 @@ type Engine struct {
 	// them again rather than trust what a write should have done.
 	touched map[int]bool
 	// totals are the IRQs' Totals of the last full snapshot, which an
-	// incremental one shares.
-	totals map[int]uint64
+	// incremental one shares; lastIRQs the classification of last.
+	totals   map[int]uint64
+	lastIRQs []IRQ
 	// followers are the IRQs (by Key) whose masks a driver's own hotplug
 	// callback rewrote (virtio-net sets its queues to the online CPUs):
 	// LoadChanged reads them again on every event.
@@ -327,7 +328,7 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 	drained := e.drained.CPUs().Intersect(snap.CPUs.Possible)
 	var irqs []IRQ
 	if snap.Incremental {
-		irqs = classifyWith(snap, e.memory, e.policy, e.totals)
+		irqs = classifyRefreshed(e.lastIRQs, snap, e.memory, e.policy, e.totals)
 	} else {
 		irqs = Classify(snap, e.memory, e.policy)
 		e.totals = make(map[int]uint64, len(irqs))
@@ -335,6 +336,7 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 			e.totals[irq.IRQ] = irq.Total
 		}
 	}
+	e.lastIRQs = irqs
 	return &State{
 		Snapshot: snap,
 		IRQs:     irqs,
