@@ -54,6 +54,7 @@ type Engine struct {
 	drained         Drains
 	trackPins       bool
 	cacheStaticCPUs bool
+	noCounts        bool
 	numa            bool
 	staticCPUs      *sysfs.CPUInfo
 	// written is what irqshift wrote last to each IRQ, to tell its own
@@ -116,6 +117,10 @@ func (e *Engine) SetBanned(b BannedCPUs) { e.banned = b }
 
 // SetTrackPins turns learning pins from snapshots on or off.
 func (e *Engine) SetTrackPins(on bool) { e.trackPins = on }
+
+// SetNoCounts makes snapshots leave the interrupt counts out (the daemon,
+// which plans from the rows and never shows counts; Total is then 0).
+func (e *Engine) SetNoCounts(on bool) { e.noCounts = on }
 
 // SetCacheStaticCPUs turns the cache of the static CPU files on or off.
 func (e *Engine) SetCacheStaticCPUs(on bool) { e.cacheStaticCPUs = on }
@@ -231,7 +236,7 @@ func (e *Engine) Load() (*State, error) {
 	var snap *sysfs.Snapshot
 	consistent := false
 	for try := 0; try < 5 && !consistent; try++ {
-		s, err := e.fs.Snapshot(sysfs.SnapshotOptions{Static: static, Previous: e.last})
+		s, err := e.fs.Snapshot(sysfs.SnapshotOptions{Static: static, Previous: e.last, NoCounts: e.noCounts})
 		if err != nil {
 			return nil, err
 		}

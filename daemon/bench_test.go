@@ -24,6 +24,7 @@ func bigDaemon(b *testing.B, cpus, nodes, irqs int) (*Daemon, *sysfstest.Sim) {
 	d := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, Hotplug: sim, NUMA: true})}
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
+	d.Engine.SetNoCounts(true)
 	if _, err := d.settle(context.Background(), "start", nil, true, false, time.Time{}); err != nil {
 		b.Fatal(err)
 	}

@@ -130,6 +130,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
+	d.Engine.SetNoCounts(true)
 	// The ban files are watched before their first read, as the state.
 	bansChanged := d.Bans.watch(ctx)
 	d.refreshBans(true)

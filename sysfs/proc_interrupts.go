@@ -113,13 +113,21 @@ func (in Interrupts) column(cpu int) (int, bool) {
 // and a pool emptied by the GC regrew the 12 MB buffer from 64 KB on
 // every read (a third of the read's time).
 func (fs FS) Interrupts() (Interrupts, error) {
+	return fs.interrupts(true)
+}
+
+// interrupts is Interrupts; without counts, every row is checked as
+// always but its Counts are nil: the daemon plans from the rows, and on a
+// 256-CPU machine the counts are 8 MB to convert, allocate and collect.
+func (fs FS) interrupts(counts bool) (Interrupts, error) {
 	buf := takeInterruptsBuf()
 	data, err := readFileInto(fs.ProcPath("interrupts"), buf)
 	defer putInterruptsBuf(data[:0])
 	if err != nil {
 		return Interrupts{}, err
 	}
-	return parseInterrupts(data, false)
+	p := interruptsParser{skipCounts: !counts}
+	return p.parse(data)
 }
 
 // interruptsBuf is the read buffer of FS.Interrupts; a call that finds it
@@ -205,8 +213,9 @@ const (
 // interruptsParser holds the state of one parse: the slabs every row's
 // slices are cut from and the interned strings.
 type interruptsParser struct {
-	ncpu      int
-	keepNamed bool
+	ncpu       int
+	keepNamed  bool
+	skipCounts bool
 
 	// counts is the slab all Counts are cut from. Every row takes ncpu
 	// slots and commits as many as it filled.
@@ -280,7 +289,9 @@ func (p *interruptsParser) init(data []byte, ncpu int) int {
 	if lines <= slots/ncpu {
 		slots = lines * ncpu
 	}
-	p.counts = make([]uint64, 0, slots)
+	if !p.skipCounts {
+		p.counts = make([]uint64, 0, slots)
+	}
 	// Every action is the first of its line or follows a ", ".
 	p.actions = make([]string, 0, lines+bytes.Count(data, []byte{','}))
 	// The kept text is a small part of each line; most of a line is counts.
@@ -341,8 +352,11 @@ func (p *interruptsParser) parseRow(in *Interrupts, line []byte, start int) stri
 		return why
 	}
 
-	dst := p.takeCounts()
-	n, next, bad, why := parseCounts(line, j+1, dst)
+	var dst []uint64
+	if !p.skipCounts {
+		dst = p.takeCounts()
+	}
+	n, next, bad, why := parseCounts(line, j+1, dst, p.ncpu)
 	switch {
 	case why != "":
 		return why
@@ -351,8 +365,13 @@ func (p *interruptsParser) parseRow(in *Interrupts, line []byte, start int) stri
 	case n < p.ncpu:
 		return fmt.Sprintf("has %d counts, want %d (one per header CPU)", n, p.ncpu)
 	}
-	p.counts = p.counts[:len(p.counts)+n]
-	irqRow := Interrupt{IRQ: irq, Counts: dst[:n:n]}
+	var irqRow Interrupt
+	if dst != nil {
+		p.counts = p.counts[:len(p.counts)+n]
+		irqRow = Interrupt{IRQ: irq, Counts: dst[:n:n]}
+	} else {
+		irqRow = Interrupt{IRQ: irq}
+	}
 	if why := p.parseTail(&irqRow, line, next); why != "" {
 		return why
 	}
@@ -384,9 +403,13 @@ func (p *interruptsParser) checkDuplicate(in *Interrupts, irq int) string {
 // "Err:          0" or "Err:": up to one count per header CPU, then the
 // description. line[pos:] follows the colon.
 func (p *interruptsParser) parseNamed(in *Interrupts, label, line []byte, pos int) string {
+	if !p.keepNamed {
+		_, _, _, why := parseCounts(line, pos, nil, p.ncpu)
+		return why
+	}
 	dst := p.takeCounts()
-	n, next, _, why := parseCounts(line, pos, dst)
-	if why != "" || !p.keepNamed {
+	n, next, _, why := parseCounts(line, pos, dst, p.ncpu)
+	if why != "" {
 		return why
 	}
 	p.counts = p.counts[:len(p.counts)+n]
@@ -413,9 +436,9 @@ func (p *interruptsParser) takeCounts() []uint64 {
 // stops early at the end of the line or at a token that is not a number
 // (then bad is true). next is where the first unread token starts, or
 // where reading stopped. why is set when a number overflows uint64.
-func parseCounts(line []byte, pos int, dst []uint64) (n, next int, bad bool, why string) {
+func parseCounts(line []byte, pos int, dst []uint64, want int) (n, next int, bad bool, why string) {
 	i := pos
-	for n < len(dst) {
+	for n < want {
 		i = skipSpace(line, i)
 		if i == len(line) {
 			return n, i, false, ""
@@ -439,7 +462,9 @@ func parseCounts(line []byte, pos int, dst []uint64) (n, next int, bad bool, why
 				return n, start, false, fmt.Sprintf("count %s overflows uint64", quoteToken(line[start:i]))
 			}
 		}
-		dst[n] = v
+		if dst != nil {
+			dst[n] = v
+		}
 		n++
 	}
 	return n, i, false, ""
