@@ -711,6 +711,26 @@ func FuzzParseInterrupts(f *testing.F) {
 		if (err == nil) != (leanErr == nil) {
 			t.Fatalf("keeping named rows: %v; not keeping them: %v", err, leanErr)
 		}
+		// The daemon's parse, without counts, too, with the same rows
+		// but for their Counts.
+		noCounts := interruptsParser{skipCounts: true}
+		bare, bareErr := noCounts.parse(data)
+		if (err == nil) != (bareErr == nil) {
+			t.Fatalf("with counts: %v; without: %v", err, bareErr)
+		}
+		if err == nil {
+			withCounts := lean
+			withCounts.IRQs = slices.Clone(lean.IRQs)
+			for i := range withCounts.IRQs {
+				if bare.IRQs[i].Counts != nil {
+					t.Fatalf("row %d kept counts", i)
+				}
+				withCounts.IRQs[i].Counts = nil
+			}
+			if d := diffInterrupts(bare, withCounts); d != "" {
+				t.Fatalf("leaving counts out changed the rows: %s", d)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrFileParse) {
 				t.Fatalf("error %v does not wrap ErrFileParse", err)
