@@ -120,3 +120,32 @@ func TestBansKeepOnBadFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonBansDefaultAffinity: with --ban-default-affinity the CPUs that
+// CRI-O took out of /proc/irq/default_smp_affinity are banned, and
+// given back when they return to it.
+func TestDaemonBansDefaultAffinity(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	path := filepath.Join(sim.ProcDir(), "irq", "default_smp_affinity")
+	if err := os.WriteFile(path, []byte("f\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startOn(t, sim, "", func(d *Daemon) {
+		d.Bans = &Bans{FS: sim.FS(), DefaultAffinity: true, PollInterval: 5 * time.Millisecond}
+	})
+	if err := os.WriteFile(path, []byte("3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := h.nextReason("bans")
+	if !s.State.Banned.Equal(sysfs.NewCPUSet(2, 3)) || s.State.BannedBy[2][0] != affinity.BanDefaultAffinity {
+		t.Errorf("banned %s by %v, want 2-3 by default_smp_affinity", s.State.Banned, s.State.BannedBy)
+	}
+	h.checkExcept(nil, sysfs.NewCPUSet(2, 3))
+	if err := os.WriteFile(path, []byte("f\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.nextReason("bans")
+	if load := h.check(nil); load[2] == 0 || load[3] == 0 {
+		t.Errorf("CPUs 2-3 got no IRQ back: %v", load)
+	}
+}
