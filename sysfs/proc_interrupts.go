@@ -3,6 +3,7 @@ package sysfs
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -121,14 +122,36 @@ func (fs FS) Interrupts() (Interrupts, error) {
 // 256-CPU machine the counts are 8 MB to convert, allocate and collect.
 func (fs FS) interrupts(counts bool) (Interrupts, error) {
 	buf := takeInterruptsBuf()
-	data, err := readFileInto(fs.ProcPath("interrupts"), buf)
-	defer putInterruptsBuf(data[:0])
-	if err != nil {
-		return Interrupts{}, err
+	defer func() { putInterruptsBuf(buf[:0]) }()
+	var err error
+	for try := 0; ; try++ {
+		var data []byte
+		data, err = readInterruptsFile(fs.ProcPath("interrupts"), buf)
+		buf = data
+		if err != nil {
+			return Interrupts{}, err
+		}
+		p := interruptsParser{skipCounts: !counts}
+		in, perr := p.parse(data)
+		// The kernel prints the header once but each row with the CPUs
+		// online when it prints that row: a CPU that goes offline or
+		// online while a file of many pages is read leaves the later rows
+		// a count short or long (seen at 64 vCPUs, 4–9 times in a run
+		// of hotplug bursts). Such a file is read again; a file that
+		// stays malformed is an error.
+		if perr == nil || !errors.Is(perr, ErrFileParse) || try == interruptsRereads {
+			return in, perr
+		}
 	}
-	p := interruptsParser{skipCounts: !counts}
-	return p.parse(data)
 }
+
+// readInterruptsFile reads /proc/interrupts (a test gives each read its
+// own content).
+var readInterruptsFile = readFileInto
+
+// interruptsRereads bounds the reads again of a /proc/interrupts that did
+// not parse; a hotplug burst is over long before.
+const interruptsRereads = 4
 
 // interruptsBuf is the read buffer of FS.Interrupts; a call that finds it
 // taken by another one in flight uses a new buffer.

@@ -906,3 +906,43 @@ func diffNamed(got, want namedRow) string {
 	}
 	return ""
 }
+
+// TestInterruptsReadAgainAfterHotplug: a /proc/interrupts read while a CPU
+// went offline has later rows a count short; the file is read again, and
+// only one that stays malformed is an error.
+func TestInterruptsReadAgainAfterHotplug(t *testing.T) {
+	const header = "           CPU0       CPU1\n"
+	torn := header + " 11:          1          2     GICv3  27 Level     arch_timer\n 13:          3     GICv3  33 Level     uart-pl011\n"
+	whole := header + " 11:          1          2     GICv3  27 Level     arch_timer\n 13:          3          0     GICv3  33 Level     uart-pl011\n"
+	for _, tc := range []struct {
+		name    string
+		reads   []string
+		wantErr bool
+	}{
+		{"torn once", []string{torn, whole}, false},
+		{"always torn", slices.Repeat([]string{torn}, interruptsRereads+1), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := writeTree(t, nil)
+			reads := 0
+			saved := readInterruptsFile
+			t.Cleanup(func() { readInterruptsFile = saved })
+			readInterruptsFile = func(string, []byte) ([]byte, error) {
+				if reads >= len(tc.reads) {
+					t.Fatalf("read %d times, want %d", reads+1, len(tc.reads))
+				}
+				reads++
+				return []byte(tc.reads[reads-1]), nil
+			}
+			in, err := fs.Interrupts()
+			switch {
+			case reads != len(tc.reads):
+				t.Errorf("read %d times, want %d", reads, len(tc.reads))
+			case tc.wantErr && !errors.Is(err, ErrFileParse):
+				t.Errorf("err %v, want ErrFileParse", err)
+			case !tc.wantErr && (err != nil || len(in.IRQs) != 2 || in.IRQs[1].Counts[0] != 3):
+				t.Errorf("got %+v, %v", in.IRQs, err)
+			}
+		})
+	}
+}

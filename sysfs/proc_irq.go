@@ -35,14 +35,15 @@ func (fs FS) IRQDir(irq int) string {
 func (fs FS) irqAffinity(irq int, buf []byte) (IRQAffinity, []byte, error) {
 	var path irqPath
 	path.reset(fs.proc, irq)
-	return irqAffinityAt(&path, irq, buf)
+	return irqAffinityAt(&path, irq, buf, true)
 }
 
 // irqAffinityAt is irqAffinity with path set to the IRQ's directory,
-// where the snapshot then reads node.
-func irqAffinityAt(path *irqPath, irq int, buf []byte) (IRQAffinity, []byte, error) {
+// where the snapshot then reads node. Without wantMode the file's mode is
+// not asked for and ReadOnly is false: the caller knows it.
+func irqAffinityAt(path *irqPath, irq int, buf []byte, wantMode bool) (IRQAffinity, []byte, error) {
 	out := IRQAffinity{IRQ: irq}
-	data, mode, err := readSmallZ(path.file("smp_affinity_list"), buf, true)
+	data, mode, err := readSmallZ(path.file("smp_affinity_list"), buf, wantMode)
 	if isNotExist(err) {
 		return out, buf, fmt.Errorf("%w: %w: IRQ %d: %w", ErrFileRead, ErrGone, irq, err)
 	}
@@ -50,7 +51,7 @@ func irqAffinityAt(path *irqPath, irq int, buf []byte) (IRQAffinity, []byte, err
 		return out, buf, fmt.Errorf("%w: %w", ErrFileRead, err)
 	}
 	buf = data
-	out.ReadOnly = mode&0o222 == 0
+	out.ReadOnly = wantMode && mode&0o222 == 0
 	if out.Affinity, err = ParseCPUList(string(data)); err != nil {
 		return out, buf, fmt.Errorf("IRQ %d smp_affinity_list: %w", irq, err)
 	}

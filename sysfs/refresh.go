@@ -103,7 +103,7 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		if stale {
 			path.reset(fs.proc, row.IRQ)
 			var fresh IRQAffinity
-			fresh, buf, err = irqAffinityAt(&path, row.IRQ, buf)
+			fresh, buf, err = irqAffinityAt(&path, row.IRQ, buf, true)
 			switch {
 			case errors.Is(err, ErrGone):
 				snap.drop(row.IRQ)
@@ -178,7 +178,7 @@ func (fs FS) newIRQ(snap *Snapshot, irq int, path *irqPath, buf *[]byte) (Interr
 	row := Interrupt{IRQ: irq, Chip: k.ChipName, HWIRQ: k.HWIRQ, HasHWIRQ: k.HasHWIRQ,
 		Trigger: triggerOfType(k.Type), Handler: k.Name, Actions: k.Actions}
 	path.reset(fs.proc, irq)
-	aff, grown, err := irqAffinityAt(path, irq, *buf)
+	aff, grown, err := irqAffinityAt(path, irq, *buf, true)
 	*buf = grown
 	switch {
 	case errors.Is(err, ErrGone):

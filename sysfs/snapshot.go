@@ -105,7 +105,10 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 		for i, row := range prev.Interrupts.IRQs {
 			irqs[i] = row.IRQ
 		}
-		early = fs.startIRQReads(irqs, nil)
+		// The mode of smp_affinity_list is fixed when the descriptor is
+		// set up: it is prev's for the same descriptor, so not asked
+		// (an fstat per IRQ); rows that are not the same are read again.
+		early = fs.startIRQReads(irqs, nil, func(i int) (bool, bool) { return prev.Affinity[irqs[i]].ReadOnly, true })
 	}
 	interrupts, err := fs.interrupts(!opts.NoCounts)
 	if early != nil {
@@ -125,7 +128,8 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 		rawNodes:   make(map[int]int, len(interrupts.IRQs)),
 	}
 	rows := interrupts.IRQs
-	nodes := knownNodes(rows, opts.Previous)
+	same := sameAsPrevious(rows, opts.Previous)
+	nodes := knownNodes(rows, opts.Previous, same)
 	affinity := make([]IRQAffinity, len(rows))
 	errs := make([]error, len(rows))
 	// What the early reads did not get (new IRQs, and any that failed,
@@ -134,7 +138,7 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 	var late []int
 	var lateAt []int
 	for i, row := range rows {
-		if aff, ok := early.result(row.IRQ); ok {
+		if aff, ok := early.result(row.IRQ); ok && same[i] {
 			affinity[i] = aff
 			if nodes[i] == nodeUnread {
 				late, lateAt = append(late, row.IRQ), append(lateAt, i)
@@ -143,10 +147,10 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 		}
 		late, lateAt = append(late, row.IRQ), append(lateAt, i)
 	}
-	reads := fs.startIRQReads(late, func(i int) bool { return nodes[lateAt[i]] == nodeUnread })
+	reads := fs.startIRQReads(late, func(i int) bool { return nodes[lateAt[i]] == nodeUnread }, nil)
 	reads.wait()
 	for j, i := range lateAt {
-		if _, ok := early.result(rows[i].IRQ); !ok {
+		if _, ok := early.result(rows[i].IRQ); !ok || !same[i] {
 			affinity[i], errs[i] = reads.affinity[j], reads.errs[j]
 		}
 		if reads.errs[j] == nil && nodes[i] == nodeUnread {
@@ -203,16 +207,14 @@ func (fs FS) addKernelIRQ(snap *Snapshot, irq int) error {
 // nodeUnread marks a row whose node file is still to be read.
 const nodeUnread = -3
 
-// knownNodes returns, for each row, the node file's reading that prev
-// holds for the same IRQ with the same chip and actions, or nodeUnread.
-// A reading that failed (nodeBad) is read again.
-func knownNodes(rows []Interrupt, prev *Snapshot) []int {
-	nodes := make([]int, len(rows))
-	for i := range nodes {
-		nodes[i] = nodeUnread
-	}
-	if prev == nil || prev.rawNodes == nil {
-		return nodes
+// sameAsPrevious reports, for each row, whether prev listed the same
+// descriptor: the same IRQ number with the same chip and actions. What
+// the kernel fixes when a descriptor is set up (its node, the mode of its
+// smp_affinity_list) is then prev's.
+func sameAsPrevious(rows []Interrupt, prev *Snapshot) []bool {
+	same := make([]bool, len(rows))
+	if prev == nil {
+		return same
 	}
 	// Both lists are in the kernel's order, ascending IRQ numbers; the
 	// parser accepts others, and then an index finds the rows.
@@ -236,7 +238,19 @@ func knownNodes(rows []Interrupt, prev *Snapshot) []int {
 				continue
 			}
 		}
-		if old[k].Chip != row.Chip || !slices.Equal(old[k].Actions, row.Actions) {
+		same[i] = old[k].Chip == row.Chip && slices.Equal(old[k].Actions, row.Actions)
+	}
+	return same
+}
+
+// knownNodes returns, for each row, the node file's reading that prev
+// holds for the same descriptor (same), or nodeUnread. A reading that
+// failed (nodeBad) is read again.
+func knownNodes(rows []Interrupt, prev *Snapshot, same []bool) []int {
+	nodes := make([]int, len(rows))
+	for i, row := range rows {
+		nodes[i] = nodeUnread
+		if !same[i] || prev.rawNodes == nil {
 			continue
 		}
 		if n, ok := prev.rawNodes[row.IRQ]; ok && n != nodeBad {
@@ -258,8 +272,10 @@ type irqReads struct {
 }
 
 // startIRQReads starts reading irqs; wantNode(i), when set, says whether
-// to read the node file of irqs[i] too. Call wait before the results.
-func (fs FS) startIRQReads(irqs []int, wantNode func(i int) bool) *irqReads {
+// to read the node file of irqs[i] too, and knownMode(i), when set and
+// sure, gives the ReadOnly of irqs[i] without asking the file's mode.
+// Call wait before the results.
+func (fs FS) startIRQReads(irqs []int, wantNode func(i int) bool, knownMode func(i int) (readOnly, sure bool)) *irqReads {
 	r := &irqReads{irqs: irqs, affinity: make([]IRQAffinity, len(irqs)), nodes: make([]int, len(irqs)), errs: make([]error, len(irqs))}
 	workers := min(snapshotWorkers, len(irqs))
 	for w := range workers {
@@ -268,7 +284,14 @@ func (fs FS) startIRQReads(irqs []int, wantNode func(i int) bool) *irqReads {
 			var path irqPath
 			for i := w; i < len(irqs); i += workers {
 				path.reset(fs.proc, irqs[i])
-				r.affinity[i], buf, r.errs[i] = irqAffinityAt(&path, irqs[i], buf)
+				readOnly, sure := false, false
+				if knownMode != nil {
+					readOnly, sure = knownMode(i)
+				}
+				r.affinity[i], buf, r.errs[i] = irqAffinityAt(&path, irqs[i], buf, !sure)
+				if sure {
+					r.affinity[i].ReadOnly = readOnly
+				}
 				r.nodes[i] = nodeUnread
 				if r.errs[i] == nil && wantNode != nil && wantNode(i) {
 					r.nodes[i], buf = readNode(path.file("node"), buf)

@@ -5,20 +5,25 @@
 #
 # For each configuration in $BENCH_VM_CONFIGS it fetches the kernel (fetch.sh), builds its
 # initramfs (mkinitramfs.sh, as suite.sh does), boots it with run.sh running only $BENCH_VM_RUN
-# with IRQSHIFT_VM_CHURN=$BENCH_VM_CHURN random hotplug steps, then parses the marker lines of
-# TestDaemonHotplug (REACTION-MS, REACTION-MS-SINGLE, REACTION-MS-BURST, HOTPLUG-WRITE-MS) from
-# the console log and prints, per kernel and GIC, n, median, p90 and max in ms.
+# (on a big VM $BENCH_VM_BIG_RUN) with IRQSHIFT_VM_CHURN=$BENCH_VM_CHURN random hotplug steps,
+# then parses the marker lines of TestDaemonHotplug or TestBigDaemonHotplug (REACTION-MS,
+# REACTION-MS-SINGLE, REACTION-MS-BURST, HOTPLUG-WRITE-MS) from the console log and prints, per
+# kernel, GIC and CPU count, n, median, p90 and max in ms.
 #
 # Nothing here is a pass/fail judgement of speed: the figures are printed for docs/BENCHMARKS.md.
 # The exit status is 1 when a boot failed (the test failed or hung) or printed no figures.
 #
 # Environment:
-#   BENCH_VM_CONFIGS  space-separated KERNEL:GIC pairs; KERNEL as in VM_KERNELS (`newest` = the
-#                     newest arm64 kernel apt knows, or KERNEL_PKG; else a series such as 6.1),
-#                     GIC 3 or 2. Default "newest:3 newest:2 6.1:3" (6.12 GICv3, 6.12 GICv2,
-#                     6.1 GICv3 on bookworm).
+#   BENCH_VM_CONFIGS  space-separated KERNEL:GIC or KERNEL:GIC:CPUS; KERNEL as in VM_KERNELS
+#                     (`newest` = the newest arm64 kernel apt knows, or KERNEL_PKG; else a series
+#                     such as 6.1), GIC 3 or 2, CPUS the vCPUs (default VM_SMP). 32 or more CPUS
+#                     is the big VM of suite.sh (4 nodes, PCI on node 1, 8 extra virtio-rng-pci,
+#                     single-threaded TCG, GICv3 only): `newest:3:64`. Default
+#                     "newest:3 newest:2 6.1:3" (6.12 GICv3, 6.12 GICv2, 6.1 GICv3 on bookworm,
+#                     4 vCPUs).
 #   BENCH_VM_CHURN    random hotplug steps of TestDaemonHotplug/churn (IRQSHIFT_VM_CHURN), default 200
 #   BENCH_VM_RUN      -test.run regex, default ^TestDaemonHotplug$
+#   BENCH_VM_BIG_RUN  -test.run regex on a big VM, default ^TestBigDaemonHotplug$
 #   BENCH_VM_APPEND   more kernel command line (e.g. IRQSHIFT_VM_SEED=1 IRQSHIFT_VM_WATCH_ARGS=...)
 #   VM_SMP            CPUs (default 4; GICv2 capped at 8), VM_TIMEOUT (s per boot, default 1200)
 set -uo pipefail
@@ -30,6 +35,9 @@ CACHE=${VM_CACHE:-$here/.cache}
 configs=${BENCH_VM_CONFIGS:-newest:3 newest:2 6.1:3}
 churn=${BENCH_VM_CHURN:-200}
 testrun=${BENCH_VM_RUN:-^TestDaemonHotplug\$}
+bigrun=${BENCH_VM_BIG_RUN:-^TestBigDaemonHotplug\$}
+# bigCPUs is big_test.go's bigMinCPUs: from there on the VM gets the big test's NUMA layout.
+bigCPUs=32
 smp=${VM_SMP:-4}
 tmo=${VM_TIMEOUT:-1200}
 failed=0
@@ -72,21 +80,37 @@ figures() {
 }
 
 for cfg in $configs; do
-	series=${cfg%%:*}
-	gic=${cfg##*:}
-	case $gic in 2 | 3) ;; *) echo "bench: bad configuration $cfg (want KERNEL:3 or KERNEL:2)" >&2; exit 2 ;; esac
-	c=$smp
-	if [ "$gic" = 2 ] && [ "$c" -gt 8 ]; then c=8; fi
+	IFS=: read -r series gic c extra <<<"$cfg"
+	case $gic in 2 | 3) ;; *) echo "bench: bad configuration $cfg (want KERNEL:GIC or KERNEL:GIC:CPUS, GIC 3 or 2)" >&2; exit 2 ;; esac
+	if [ -n "$extra" ] || ! [[ ${c:-$smp} =~ ^[0-9]+$ ]]; then
+		echo "bench: bad configuration $cfg (want KERNEL:GIC or KERNEL:GIC:CPUS)" >&2
+		exit 2
+	fi
+	if [ -z "$c" ]; then
+		c=$smp
+		if [ "$gic" = 2 ] && [ "$c" -gt 8 ]; then c=8; fi
+	fi
+	run=$testrun
+	layout=()
+	cpus=$c      # the table's cpus column
+	vm=${c}cpu   # the log's and the notes' name
+	if [ "$c" -ge $bigCPUs ]; then
+		[ "$gic" = 3 ] || { echo "bench: $cfg: a big VM ($c CPUs) needs GICv3 (GICv2 allows 8)" >&2; exit 2; }
+		run=$bigrun
+		layout=(--numa 4 --pci-node 1 --extra-rng 8)
+		cpus=$c-numa4
+		vm=${c}cpu-numa4-pci1
+	fi
 	if ! prepare "$series" "$@"; then
 		notes+=("kernel $series: FAIL (fetch or initramfs)")
 		failed=1
 		continue
 	fi
-	log=$CACHE/logs/bench-$kver-gicv$gic-${c}cpu.log
+	log=$CACHE/logs/bench-$kver-gicv$gic-$vm.log
 	t=$(date +%s)
 	load0=$(cut -d' ' -f1 /proc/loadavg)
 	status=PASS
-	if ! bash "$here/run.sh" -q -k "$kdir" -i "$initrd" -g "$gic" -c "$c" -t "$tmo" -l "$log" -r "$testrun" \
+	if ! bash "$here/run.sh" -q -k "$kdir" -i "$initrd" -g "$gic" -c "$c" "${layout[@]}" -t "$tmo" -l "$log" -r "$run" \
 		-a "IRQSHIFT_VM_CHURN=$churn" ${BENCH_VM_APPEND:+-a "$BENCH_VM_APPEND"}; then
 		status=FAIL
 		failed=1
@@ -94,26 +118,27 @@ for cfg in $configs; do
 	secs=$(($(date +%s) - t))
 	load1=$(cut -d' ' -f1 /proc/loadavg)
 	seed=$(tr -d '\r' <"$log" | sed -n 's/.*CHURN seed=\([0-9]*\) steps=\([0-9]*\).*/seed=\1 steps=\2/p' | tail -n1)
-	notes+=("$kver gicv$gic ${c}cpu: $status in ${secs}s, host load average $load0 before, $load1 after, churn ${seed:-?}, log $log")
+	notes+=("$kver gicv$gic $vm: $status in ${secs}s, host load average $load0 before, $load1 after, churn ${seed:-?}, log $log")
 	got=0
 	for what in REACTION-MS:all REACTION-MS-SINGLE:single REACTION-MS-BURST:burst HOTPLUG-WRITE-MS:write; do
 		f=$(figures "$log" "${what%%:*}")
 		[ -n "$f" ] || continue
 		got=1
 		read -r n med p90 mx <<<"$f"
-		rows+=("$(printf '%-24s %-4s %-7s %5s %8s %8s %8s' "$kver" "v$gic" "${what##*:}" "$n" "$med" "$p90" "$mx")")
+		rows+=("$(printf '%-24s %-4s %-9s %-7s %5s %8s %8s %8s' "$kver" "v$gic" "$cpus" "${what##*:}" "$n" "$med" "$p90" "$mx")")
 	done
 	if [ $got = 0 ]; then
-		notes+=("$kver gicv$gic: no REACTION-MS lines in $log")
+		notes+=("$kver gicv$gic $vm: no REACTION-MS lines in $log")
 		failed=1
 	fi
 done
 
-echo "== irqshift VM bench: daemon reaction (reaction_ms of msg=settled), $testrun, IRQSHIFT_VM_CHURN=$churn, ${smp} vCPUs =="
-printf '%-24s %-4s %-7s %5s %8s %8s %8s\n' kernel gic settles n median p90 max
+echo "== irqshift VM bench: daemon reaction (reaction_ms of msg=settled), $testrun (big VMs $bigrun), IRQSHIFT_VM_CHURN=$churn =="
+printf '%-24s %-4s %-9s %-7s %5s %8s %8s %8s\n' kernel gic cpus settles n median p90 max
 printf '%s\n' "${rows[@]}"
-echo "(ms; all = every settle caused by a CPU event, single = one write, burst = two back-to-back writes;"
+echo "(ms; all = every settle caused by a CPU event, single = one write, burst = back-to-back writes (2; up to half the CPUs on a big VM);"
 echo " write = how long one echo 0|1 > cpuN/online took in the guest: the emulator's speed during the run;"
+echo " cpus N-numa4 = the big VM, single-threaded TCG, so several times slower per event than the small ones;"
 echo " other work on the host ($(nproc) cores; qemu itself adds 1-2 to the load average) slows the guest and every figure)"
 printf '  %s\n' "${notes[@]}"
 exit $failed

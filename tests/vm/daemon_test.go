@@ -439,12 +439,11 @@ func (h *hotplugRun) scanLog(t *testing.T, label string) {
 	}
 }
 
-// step makes the CPU changes of ops ("-2" offlines CPU2, "+2" onlines it), one write right after
-// the other, waits for the settles of all of their uevents, and checks the kernel's files.
-func (h *hotplugRun) step(t *testing.T, label string, ops ...string) []settleLog {
+// writeOps makes the CPU changes of ops ("-2" offlines CPU2, "+2" onlines it), one write right
+// after the other, and returns the events they cause and how long the writes took (kept, for one
+// write, as a yardstick of the emulator's speed).
+func (h *hotplugRun) writeOps(t *testing.T, label string, ops []string) (want []string, wrote time.Duration) {
 	t.Helper()
-	from := h.d.settleCount()
-	var want []string
 	start := time.Now()
 	for _, op := range ops {
 		cpu, err := strconv.Atoi(op[1:])
@@ -463,10 +462,19 @@ func (h *hotplugRun) step(t *testing.T, label string, ops ...string) []settleLog
 			h.offlines++
 		}
 	}
-	wrote := time.Since(start)
+	wrote = time.Since(start)
 	if len(ops) == 1 {
 		h.writes = append(h.writes, float64(wrote.Microseconds())/1000)
 	}
+	return want, wrote
+}
+
+// step makes the CPU changes of ops ("-2" offlines CPU2, "+2" onlines it), one write right after
+// the other, waits for the settles of all of their uevents, and checks the kernel's files.
+func (h *hotplugRun) step(t *testing.T, label string, ops ...string) []settleLog {
+	t.Helper()
+	from := h.d.settleCount()
+	want, wrote := h.writeOps(t, label, ops)
 	settles := h.d.waitSettles(t, from, want)
 	var parts []string
 	for _, s := range settles {

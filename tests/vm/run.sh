@@ -23,6 +23,11 @@
 #                         added to pcie@10000000 with dtc, and the guest boots with -dtb. The DTB
 #                         is cached in $VM_CACHE/dtb/, keyed by those arguments and QEMU's version.
 #   -x, --extra-rng N     N more virtio-rng-pci devices, more PCI MSIs to place (env VM_EXTRA_RNG)
+#   -s, --single-thread   run every vCPU on one host thread (-accel tcg,thread=single; env
+#                         VM_TCG_SINGLE=1). On by default above 16 CPUs (VM_TCG_SINGLE=0 or
+#                         --multi-thread turns it off): multi-threaded TCG with more vCPUs than
+#                         host cores stalls (64 vCPUs: 765 s to boot, RCU stalls; one thread: ~10 s).
+#       --multi-thread    multi-threaded TCG (QEMU's default) whatever the CPU count
 # With --numa or --pci-node the kernel command line also gets IRQSHIFT_VM_NUMA=N and
 # IRQSHIFT_VM_PCI_NODE=K (for the tests, in /init's environment), and the log's default name the
 # suffix -numaN[-pciK][-rngN].
@@ -47,6 +52,7 @@ append=${VM_APPEND:-}
 numa=${VM_NUMA:-0}
 pcinode=${VM_PCI_NODE:-}
 extrarng=${VM_EXTRA_RNG:-0}
+tcgsingle=${VM_TCG_SINGLE:-auto}
 mem=1024
 testdata=${VM_TESTDATA:-$root/tests/testdata}
 
@@ -68,6 +74,8 @@ while [ $# -gt 0 ]; do
 	-n | --numa) numa=$2; shift ;;
 	-p | --pci-node) pcinode=$2; shift ;;
 	-x | --extra-rng) extrarng=$2; shift ;;
+	-s | --single-thread) tcgsingle=1 ;;
+	--multi-thread) tcgsingle=0 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (try --help)" ;;
 	esac
@@ -87,6 +95,11 @@ if [ -n "$pcinode" ]; then
 	[ "$pcinode" -lt "$numa" ] || die "--pci-node $pcinode: there are only nodes 0-$((numa - 1))"
 fi
 if ! [[ $extrarng =~ ^[0-9]+$ ]]; then die "--extra-rng must be a number"; fi
+case $tcgsingle in
+auto) if [ "$smp" -gt 16 ]; then tcgsingle=1; else tcgsingle=0; fi ;;
+0 | 1) ;;
+*) die "VM_TCG_SINGLE must be 0, 1 or unset (auto: 1 above 16 CPUs)" ;;
+esac
 
 if [ -z "$kdir" ]; then
 	[ -f "$CACHE/kernel.current" ] || die "no kernel: run tests/vm/fetch.sh first"
@@ -164,10 +177,13 @@ if [ -n "$pcinode" ]; then
 fi
 rngs=()
 for ((k = 0; k < extrarng; k++)); do rngs+=(-device virtio-rng-pci); done
+# Only the big VMs run single-threaded: the small ones keep the MTTCG they were measured with.
+accel=()
+[ "$tcgsingle" = 1 ] && accel=(-accel tcg,thread=single)
 
 # shellcheck disable=SC2054 # commas are qemu option syntax
 qemu=(qemu-system-aarch64
-	-M "virt,gic-version=$gic" "${machine[@]}"
+	-M "virt,gic-version=$gic" "${accel[@]}" "${machine[@]}"
 	-nographic -no-reboot
 	-kernel "$vmlinuz" -initrd "$initrd" -append "$cmdline" "${dtbargs[@]}"
 	-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile=
@@ -176,7 +192,9 @@ qemu=(qemu-system-aarch64
 	-device virtio-rng-device
 	"${rngs[@]}")
 
-echo "run: $name: kernel $(basename "$vmlinuz"), initrd $(basename "$initrd"), timeout ${tmo}s, log $log" >&2
+tcgmode=multi-threaded
+[ "$tcgsingle" = 1 ] && tcgmode=single-threaded
+echo "run: $name: kernel $(basename "$vmlinuz"), initrd $(basename "$initrd"), $tcgmode TCG, timeout ${tmo}s, log $log" >&2
 start=$(date +%s.%N)
 
 if [ "$mode" = shell ]; then
