@@ -24,6 +24,10 @@
 #   BENCH_VM_CHURN    random hotplug steps of TestDaemonHotplug/churn (IRQSHIFT_VM_CHURN), default 200
 #   BENCH_VM_RUN      -test.run regex, default ^TestDaemonHotplug$
 #   BENCH_VM_BIG_RUN  -test.run regex on a big VM, default ^TestBigDaemonHotplug$
+#   BENCH_VM_BANS     0 leaves out the second boot of each small configuration, which runs the ban
+#                     tests (TestBanFileLikeCRIO, TestIsolatedPartition) for BENCH_VM_BAN_ROUNDS
+#                     (default 20) rounds of ban and free each and prints their BAN-REACTION-MS
+#                     figures (the daemon's reaction_ms of reason=bans settles)
 #   BENCH_VM_APPEND   more kernel command line (e.g. IRQSHIFT_VM_SEED=1 IRQSHIFT_VM_WATCH_ARGS=...)
 #   VM_SMP            CPUs (default 4; GICv2 capped at 8), VM_TIMEOUT (s per boot, default 1200)
 set -uo pipefail
@@ -67,10 +71,11 @@ prepare() {
 	prepared[$series]="$kdir $kver $initrd"
 }
 
-# figures LOG MARKER: "n median p90 max" of the last MARKER line in LOG, or nothing.
+# figures LOG MARKER [KIND]: "n median p90 max" of the last MARKER line in LOG (with kind=KIND when
+# given), or nothing.
 figures() {
-	tr -d '\r' <"$1" | awk -v m="$2" '
-		{ for (i = 1; i <= NF; i++) if ($i == m) { line = $0; break } }
+	tr -d '\r' <"$1" | awk -v m="$2" -v k="${3:-}" '
+		{ for (i = 1; i <= NF; i++) if ($i == m && (k == "" || index($0, " kind=" k " ") > 0)) { line = $0; break } }
 		END {
 			if (line == "") exit
 			split(line, f, " ")
@@ -131,6 +136,23 @@ for cfg in $configs; do
 		notes+=("$kver gicv$gic $vm: no REACTION-MS lines in $log")
 		failed=1
 	fi
+	if [ "${BENCH_VM_BANS:-1}" != 0 ] && [ "$c" -lt $bigCPUs ]; then
+		blog=$CACHE/logs/bench-bans-$kver-gicv$gic-$vm.log
+		if ! bash "$here/run.sh" -q -k "$kdir" -i "$initrd" -g "$gic" -c "$c" -t "$tmo" -l "$blog" \
+			-r '^(TestBanFileLikeCRIO|TestIsolatedPartition)$' -a "IRQSHIFT_VM_BAN_ROUNDS=${BENCH_VM_BAN_ROUNDS:-20}"; then
+			notes+=("$kver gicv$gic $vm: the ban boot FAILED, log $blog")
+			failed=1
+		fi
+		for kind in file partition; do
+			f=$(figures "$blog" BAN-REACTION-MS "$kind")
+			if [ -z "$f" ]; then
+				notes+=("$kver gicv$gic $vm: no BAN-REACTION-MS kind=$kind (the partition test skips on kernels without cpuset.cpus.isolated)")
+				continue
+			fi
+			read -r n med p90 mx <<<"$f"
+			rows+=("$(printf '%-24s %-4s %-9s %-7s %5s %8s %8s %8s' "$kver" "v$gic" "$cpus" "ban-$kind" "$n" "$med" "$p90" "$mx")")
+		done
+	fi
 done
 
 echo "== irqshift VM bench: daemon reaction (reaction_ms of msg=settled), $testrun (big VMs $bigrun), IRQSHIFT_VM_CHURN=$churn =="
@@ -138,6 +160,7 @@ printf '%-24s %-4s %-9s %-7s %5s %8s %8s %8s\n' kernel gic cpus settles n median
 printf '%s\n' "${rows[@]}"
 echo "(ms; all = every settle caused by a CPU event, single = one write, burst = back-to-back writes (2; up to half the CPUs on a big VM);"
 echo " write = how long one echo 0|1 > cpuN/online took in the guest: the emulator's speed during the run;"
+echo " ban-file, ban-partition = a ban file rewritten as CRI-O does / an isolated cpuset partition made or dissolved: from the daemon seeing it to its last write;"
 echo " cpus N-numa4 = the big VM, single-threaded TCG, so several times slower per event than the small ones;"
 echo " other work on the host ($(nproc) cores; qemu itself adds 1-2 to the load average) slows the guest and every figure)"
 printf '  %s\n' "${notes[@]}"
