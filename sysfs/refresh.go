@@ -58,7 +58,8 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		return nil, fmt.Errorf("%w: %w", ErrNoRefresh, err)
 	}
 	dirs := prev.dirs
-	if links != prev.dirLinks {
+	sameDirs := links == prev.dirLinks
+	if !sameDirs {
 		if dirs, err = fs.irqDirs(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNoRefresh, err)
 		}
@@ -72,11 +73,12 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		Interrupts:  Interrupts{CPUs: prev.Interrupts.CPUs},
 		Affinity:    maps.Clone(prev.Affinity),
 		Kernel:      prev.Kernel,
-		IRQNodes:    maps.Clone(prev.IRQNodes),
+		IRQNodes:    prev.IRQNodes, // copied by own() before a change
 		Incremental: true,
 		dirs:        dirs,
 		dirLinks:    links,
-		rawNodes:    maps.Clone(prev.rawNodes),
+		rawNodes:    prev.rawNodes,
+		shared:      true,
 	}
 	extra := make(map[int]bool, len(also))
 	for _, irq := range also {
@@ -90,16 +92,18 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		if !ok {
 			continue // gone already when prev was read
 		}
-		if _, exists := slices.BinarySearch(dirs, row.IRQ); !exists {
-			snap.drop(row.IRQ)
-			continue
+		if !sameDirs {
+			if _, exists := slices.BinarySearch(dirs, row.IRQ); !exists {
+				snap.drop(row.IRQ)
+				continue
+			}
 		}
 		perCPU := aff.HasEffective && aff.Effective.IsEmpty()
 		where := aff.Affinity
 		if aff.HasEffective {
 			where = aff.Effective
 		}
-		stale := !perCPU && (where.Intersects(moved) || !aff.Affinity.Intersects(stayed) || extra[row.IRQ])
+		stale := !perCPU && (where.Intersects(moved) || !aff.Affinity.Intersects(stayed) || (len(extra) > 0 && extra[row.IRQ]))
 		if stale {
 			path.reset(fs.proc, row.IRQ)
 			var fresh IRQAffinity
@@ -119,6 +123,9 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 	var added []Interrupt
 	var listed map[int]bool // prev's rows, built when a directory is new
 	for _, irq := range dirs {
+		if sameDirs {
+			break // no directory came (or, as many as went)
+		}
 		if _, known := slices.BinarySearch(prev.dirs, irq); known {
 			continue
 		}
@@ -150,8 +157,17 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 	return snap, nil
 }
 
+// own gives s its own node maps, which Refresh shares with the snapshot it
+// started from until it changes them.
+func (s *Snapshot) own() {
+	if s.shared {
+		s.IRQNodes, s.rawNodes, s.shared = maps.Clone(s.IRQNodes), maps.Clone(s.rawNodes), false
+	}
+}
+
 // drop forgets an IRQ that vanished since the snapshot was copied.
 func (s *Snapshot) drop(irq int) {
+	s.own()
 	delete(s.Affinity, irq)
 	delete(s.IRQNodes, irq)
 	delete(s.rawNodes, irq)
@@ -188,6 +204,7 @@ func (fs FS) newIRQ(snap *Snapshot, irq int, path *irqPath, buf *[]byte) (Interr
 	}
 	node, grown := readNode(path.file("node"), *buf)
 	*buf = grown
+	snap.own()
 	snap.Affinity[irq] = aff
 	snap.rawNodes[irq] = node
 	if !k.HasHWIRQ {

@@ -54,6 +54,9 @@ type Snapshot struct {
 	// rawNodes is what each IRQ's /proc/irq/N/node said (nodeNone and
 	// nodeBad included), so that a later snapshot need not read it again.
 	rawNodes map[int]int
+	// shared: IRQNodes and rawNodes are those of the snapshot this one
+	// was refreshed from (see own).
+	shared bool
 }
 
 // snapshotWorkers bounds the goroutines reading /proc/irq/N: the reads are
