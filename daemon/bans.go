@@ -40,10 +40,10 @@ type Bans struct {
 	PollInterval time.Duration
 	Logger       *slog.Logger
 
-	cgroupRoot string // "" until found
-	noCgroup   bool   // the kernel has no cpuset.cpus.isolated: stop looking
-	last       followed
-	read1      bool // the sources were read once
+	isolated *sysfs.IsolatedReader // nil until opened
+	noCgroup bool                  // the kernel has no cpuset.cpus.isolated: stop looking
+	last     followed
+	read1    bool // the sources were read once
 }
 
 // followed is what the sources banned when last read.
@@ -111,22 +111,22 @@ func (b *Bans) read() followed {
 }
 
 func (b *Bans) readPartitions() sysfs.CPUSet {
-	if b.cgroupRoot == "" {
+	if b.isolated == nil {
 		root, err := b.FS.CgroupRoot()
+		if err == nil {
+			b.isolated, err = b.FS.OpenIsolatedPartitions(root)
+		}
 		if err != nil {
 			b.noCgroup = errors.Is(err, sysfs.ErrNoIsolatedFile)
 			b.log().Info("not following isolated cpuset partitions", "reason", err)
 			return sysfs.CPUSet{}
 		}
-		b.cgroupRoot = root
 	}
-	set, err := b.FS.IsolatedPartitions(b.cgroupRoot)
-	switch {
-	case errors.Is(err, sysfs.ErrNoIsolatedFile):
-		b.noCgroup = true
-		b.log().Info("not following isolated cpuset partitions", "reason", err)
-	case err != nil:
+	set, err := b.isolated.Read()
+	if err != nil {
 		b.log().Warn("cannot read the isolated cpuset partitions; keeping the last", "err", err)
+		b.isolated.Close()
+		b.isolated = nil // opened again at the next read
 		return b.last.partitions
 	}
 	return set

@@ -93,3 +93,32 @@ func FuzzParseMountInfo(f *testing.F) {
 		}
 	})
 }
+
+func TestIsolatedReader(t *testing.T) {
+	fs := writeTree(t, map[string]string{"sys/fs/cgroup/cpuset.cpus.isolated": "\n"})
+	root := fs.SysPath("fs", "cgroup")
+	r, err := fs.OpenIsolatedPartitions(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	path := filepath.Join(root, "cpuset.cpus.isolated")
+	for _, step := range []struct{ content, want string }{{"\n", ""}, {"2-3\n", "2-3"}, {"2-3\n", "2-3"}, {"\n", ""}} {
+		// Rewritten in place, as the kernel's file changes under an open descriptor.
+		if err := os.WriteFile(path, []byte(step.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if set, err := r.Read(); err != nil || set.String() != step.want {
+			t.Errorf("after %q: %s, %v; want %s", step.content, set, err, step.want)
+		}
+	}
+	if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(); err == nil {
+		t.Error("malformed content: no error")
+	}
+	if _, err := writeTree(t, nil).OpenIsolatedPartitions(root + "-none"); !errors.Is(err, ErrNoIsolatedFile) {
+		t.Errorf("missing file: %v, want ErrNoIsolatedFile", err)
+	}
+}
