@@ -176,16 +176,9 @@ func perCPUHWIRQ(hwirq uint64) bool {
 // Classify joins a snapshot's files into IRQs, sorted by number, and
 // classifies each.
 func Classify(snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
-	return classifyWith(snap, memory, policy, nil)
-}
-
-// classifyWith is Classify taking each IRQ's Total from totals where it
-// has one: an incremental snapshot keeps the counts of the full one, and
-// summing 256 counts of 4096 IRQs again was a tenth of a quick settle.
-func classifyWith(snap *sysfs.Snapshot, memory Memory, policy Policy, totals map[int]uint64) []IRQ {
 	out := make([]IRQ, 0, len(snap.Interrupts.IRQs))
 	for _, row := range snap.Interrupts.IRQs {
-		irq, ok := joinIRQ(row, snap, totals)
+		irq, ok := joinIRQ(row, snap)
 		if !ok {
 			continue // vanished
 		}
@@ -201,7 +194,7 @@ func classifyWith(snap *sysfs.Snapshot, memory Memory, policy Policy, totals map
 // classified again (what the kernel refused may have grown); the others
 // are joined anew. On a 4096-IRQ machine this was a third of a quick
 // settle.
-func classifyRefreshed(prev []IRQ, snap *sysfs.Snapshot, memory Memory, policy Policy, totals map[int]uint64) []IRQ {
+func classifyRefreshed(prev []IRQ, snap *sysfs.Snapshot, memory Memory, policy Policy) []IRQ {
 	fresh := make(map[int]bool, len(snap.Reread)+len(snap.Appeared))
 	for _, irq := range snap.Reread {
 		fresh[irq] = true
@@ -220,7 +213,7 @@ func classifyRefreshed(prev []IRQ, snap *sysfs.Snapshot, memory Memory, policy P
 			irq = prev[j]
 		} else {
 			var ok bool
-			if irq, ok = joinIRQ(row, snap, totals); !ok {
+			if irq, ok = joinIRQ(row, snap); !ok {
 				continue
 			}
 		}
@@ -232,7 +225,7 @@ func classifyRefreshed(prev []IRQ, snap *sysfs.Snapshot, memory Memory, policy P
 
 // joinIRQ joins a row of /proc/interrupts with its /proc/irq files and
 // node; false when its files are gone.
-func joinIRQ(row sysfs.Interrupt, snap *sysfs.Snapshot, totals map[int]uint64) (IRQ, bool) {
+func joinIRQ(row sysfs.Interrupt, snap *sysfs.Snapshot) (IRQ, bool) {
 	aff, ok := snap.Affinity[row.IRQ]
 	if !ok {
 		return IRQ{}, false
@@ -247,7 +240,7 @@ func joinIRQ(row sysfs.Interrupt, snap *sysfs.Snapshot, totals map[int]uint64) (
 		Actions:      row.Actions,
 		Counts:       row.Counts,
 		CPUs:         snap.Interrupts.CPUs,
-		Total:        total(row, totals),
+		Total:        row.Total(),
 		Affinity:     aff.Affinity,
 		Effective:    aff.Effective,
 		HasEffective: aff.HasEffective,
@@ -272,13 +265,6 @@ func sortedByNumber(irqs []IRQ) []IRQ {
 		slices.SortFunc(irqs, byNumber)
 	}
 	return irqs
-}
-
-func total(row sysfs.Interrupt, totals map[int]uint64) uint64 {
-	if t, ok := totals[row.IRQ]; ok {
-		return t
-	}
-	return row.Total()
 }
 
 func classify(irq IRQ, memory Memory, policy Policy) (Class, string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -71,14 +72,12 @@ type Engine struct {
 	// touched are the IRQs written since last was read: LoadChanged reads
 	// them again rather than trust what a write should have done.
 	touched map[int]bool
-	// totals are the IRQs' Totals of the last full snapshot, which an
-	// incremental one shares; lastIRQs the classification of last.
-	totals   map[int]uint64
+	// lastIRQs is the classification of last.
 	lastIRQs []IRQ
-	// followers are the IRQs (by Key) whose masks a driver's own hotplug
-	// callback rewrote (virtio-net sets its queues to the online CPUs):
-	// LoadChanged reads them again on every event.
-	followers map[string]bool
+	// followers are the IRQs whose masks a driver's own hotplug callback
+	// rewrote (virtio-net sets its queues to the online CPUs), number →
+	// Key: LoadChanged reads them again on every event.
+	followers map[int]string
 }
 
 // NewEngine builds an Engine with an empty state.
@@ -283,16 +282,14 @@ func (e *Engine) LoadChanged(changed sysfs.CPUSet) (*State, error) {
 	if e.last == nil {
 		return e.Load()
 	}
+	// A number now used by another device is read again for nothing,
+	// which is harmless.
 	also := make([]int, 0, len(e.touched)+len(e.followers))
 	for irq := range e.touched {
 		also = append(also, irq)
 	}
-	if len(e.followers) > 0 {
-		for _, row := range e.last.Interrupts.IRQs {
-			if e.followers[rowKey(row)] {
-				also = append(also, row.IRQ)
-			}
-		}
+	for irq := range e.followers {
+		also = append(also, irq)
 	}
 	for try := 0; try < 5; try++ {
 		snap, err := e.fs.Refresh(e.last, changed, also)
@@ -303,10 +300,7 @@ func (e *Engine) LoadChanged(changed sysfs.CPUSet) (*State, error) {
 			return nil, err
 		}
 		if e.onlineStill(snap.CPUs.Online) {
-			transient := e.transient
-			st := e.state(snap)
-			e.transient = transient
-			return st, nil
+			return e.state(snap), nil
 		}
 		// The machine changed again while it was read: read the IRQs of
 		// the CPUs of that change too.
@@ -333,13 +327,9 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 	drained := e.drained.CPUs().Intersect(snap.CPUs.Possible)
 	var irqs []IRQ
 	if snap.Incremental {
-		irqs = classifyRefreshed(e.lastIRQs, snap, e.memory, e.policy, e.totals)
+		irqs = classifyRefreshed(e.lastIRQs, snap, e.memory, e.policy)
 	} else {
 		irqs = Classify(snap, e.memory, e.policy)
-		e.totals = make(map[int]uint64, len(irqs))
-		for _, irq := range irqs {
-			e.totals[irq.IRQ] = irq.Total
-		}
 	}
 	e.lastIRQs = irqs
 	return &State{
@@ -362,8 +352,12 @@ func (e *Engine) learnFollowers(st *State) {
 		return
 	}
 	for _, irq := range st.IRQs {
-		wrote, ok := e.written[Key(irq)]
-		if !irq.Movable() || !ok || irq.Affinity.Equal(wrote) {
+		if !irq.Movable() {
+			continue
+		}
+		key := Key(irq)
+		wrote, ok := e.written[key]
+		if !ok || irq.Affinity.Equal(wrote) {
 			continue
 		}
 		equal, kept := false, true
@@ -371,13 +365,13 @@ func (e *Engine) learnFollowers(st *State) {
 			equal = equal || irq.Affinity.Equal(set)
 			kept = kept && wrote.Intersects(set)
 		}
-		if !equal || !kept || e.followers[Key(irq)] {
+		if !equal || !kept || e.followers[irq.IRQ] == key {
 			continue
 		}
 		if e.followers == nil {
-			e.followers = map[string]bool{}
+			e.followers = map[int]string{}
 		}
-		e.followers[Key(irq)] = true
+		e.followers[irq.IRQ] = key
 		if e.logger != nil {
 			e.logger.Info("IRQ follows CPU hotplug by itself (a driver rewrites its mask); reading it on every event", "irq", irq.IRQ, "mask", irq.Affinity.String())
 		}
@@ -387,17 +381,9 @@ func (e *Engine) learnFollowers(st *State) {
 // Followers are the IRQs (by Key) learned to follow CPU hotplug by
 // themselves.
 func (e *Engine) Followers() []string {
-	keys := make([]string, 0, len(e.followers))
-	for k := range e.followers {
-		keys = append(keys, k)
-	}
+	keys := slices.Collect(maps.Values(e.followers))
 	slices.Sort(keys)
 	return keys
-}
-
-// rowKey is Key of a /proc/interrupts row.
-func rowKey(row sysfs.Interrupt) string {
-	return Key(IRQ{IRQ: row.IRQ, Chip: row.Chip, Actions: row.Actions})
 }
 
 // ForgetCPUs drops the cached static CPU files, so the next Load reads

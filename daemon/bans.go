@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
@@ -42,9 +43,20 @@ type Bans struct {
 
 	isolated *sysfs.IsolatedReader // nil until opened
 	noCgroup bool                  // the kernel has no cpuset.cpus.isolated: stop looking
+	possible sysfs.CPUSet          // read once, for DefaultAffinity
 	last     followed
 	read1    bool // the sources were read once
+	// readFiles asks the next read to read the ban files: inotify said
+	// one changed, or nothing watches them. The polls in between read
+	// only the sources that give no notification.
+	readFiles bool
+	// unwatched: inotify could not watch the ban files, so every poll
+	// reads them.
+	unwatched atomic.Bool
 }
+
+// filesChanged asks the next read to read the ban files again.
+func (b *Bans) filesChanged() { b.readFiles = true }
 
 // followed is what the sources banned when last read.
 type followed struct {
@@ -72,42 +84,59 @@ func (b *Bans) pollInterval() time.Duration {
 }
 
 // polled reports whether some source needs polling (no notification).
-func (b *Bans) polled() bool { return b != nil && ((b.Partitions && !b.noCgroup) || b.DefaultAffinity) }
+func (b *Bans) polled() bool {
+	return b != nil && ((b.Partitions && !b.noCgroup) || b.DefaultAffinity || (len(b.Files) > 0 && b.unwatched.Load()))
+}
 
-// read reads every source. A ban file that cannot be read or parsed keeps
-// what it banned before, with a warning: a half-written or mistyped file
-// must not free the CPUs it banned.
+// read reads the sources: the ban files only when they may have changed
+// (readFiles), and the polled ones. A ban file that cannot be read or
+// parsed keeps what it banned before, with a warning: a half-written or
+// mistyped file must not free the CPUs it banned.
 func (b *Bans) read() followed {
-	f := followed{files: map[string]sysfs.CPUSet{}}
-	for _, path := range b.Files {
-		data, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			f.files[path] = sysfs.CPUSet{}
-		case err != nil:
-			b.log().Warn("cannot read ban file; keeping what it banned", "path", path, "err", err)
-			f.files[path] = b.last.files[path]
-		default:
-			set, err := affinity.ParseBanFile(path, data)
-			if err != nil {
-				b.log().Warn("malformed ban file; keeping what it banned", "path", path, "err", err)
-				set = b.last.files[path]
-			}
-			f.files[path] = set
-		}
+	f := followed{files: b.last.files}
+	if b.readFiles || b.last.files == nil || b.unwatched.Load() {
+		f.files = b.readBanFiles()
+		b.readFiles = false
 	}
 	if b.Partitions && !b.noCgroup {
 		f.partitions = b.readPartitions()
 	}
 	if b.DefaultAffinity {
 		f.notDefault = b.last.notDefault
+		if b.possible.IsEmpty() {
+			if cpus, err := b.FS.CPUInfo(); err == nil {
+				b.possible = cpus.Possible
+			}
+		}
 		if def, err := b.FS.DefaultAffinity(); err != nil {
 			b.log().Warn("cannot read default_smp_affinity; keeping what it banned", "err", err)
-		} else if cpus, err := b.FS.CPUInfo(); err == nil {
-			f.notDefault = cpus.Possible.Difference(def)
+		} else if !b.possible.IsEmpty() {
+			f.notDefault = b.possible.Difference(def)
 		}
 	}
 	return f
+}
+
+func (b *Bans) readBanFiles() map[string]sysfs.CPUSet {
+	files := make(map[string]sysfs.CPUSet, len(b.Files))
+	for _, path := range b.Files {
+		data, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			files[path] = sysfs.CPUSet{}
+		case err != nil:
+			b.log().Warn("cannot read ban file; keeping what it banned", "path", path, "err", err)
+			files[path] = b.last.files[path]
+		default:
+			set, err := affinity.ParseBanFile(path, data)
+			if err != nil {
+				b.log().Warn("malformed ban file; keeping what it banned", "path", path, "err", err)
+				set = b.last.files[path]
+			}
+			files[path] = set
+		}
+	}
+	return files
 }
 
 func (b *Bans) readPartitions() sysfs.CPUSet {
@@ -151,7 +180,7 @@ func (b *Bans) watch(ctx context.Context) <-chan struct{} {
 	if b == nil || len(b.Files) == 0 {
 		return nil
 	}
-	return watchFiles(ctx, b.Files, "the ban files", "their changes", b.log())
+	return watchFiles(ctx, b.Files, "the ban files", "their changes", b.log(), func() { b.unwatched.Store(true) })
 }
 
 // refreshBans re-reads the followed ban sources into the engine's bans,
@@ -162,6 +191,9 @@ func (d *Daemon) refreshBans(force bool) bool {
 		return false
 	}
 	banned := d.Engine.Banned()
+	if force {
+		d.Bans.filesChanged()
+	}
 	first := !d.Bans.read1
 	d.Bans.read1 = true
 	changed := d.Bans.apply(&banned, force)

@@ -114,6 +114,7 @@ func TestBansKeepOnBadFile(t *testing.T) {
 		} else if err := os.WriteFile(path, []byte(step.content), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		b.filesChanged() // what inotify tells the daemon
 		b.apply(&banned, false)
 		if got := banned.Files[path].String(); got != step.want {
 			t.Errorf("after %q: bans %q, want %q", step.content, got, step.want)
@@ -147,5 +148,27 @@ func TestDaemonBansDefaultAffinity(t *testing.T) {
 	h.nextReason("bans")
 	if load := h.check(nil); load[2] == 0 || load[3] == 0 {
 		t.Errorf("CPUs 2-3 got no IRQ back: %v", load)
+	}
+}
+
+// TestBansPollSkipsFiles: the polls between notifications do not read the
+// ban files (inotify follows them); a notification does.
+func TestBansPollSkipsFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "irqbalance")
+	if err := os.WriteFile(path, []byte("IRQBALANCE_BANNED_CPULIST=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &Bans{Files: []string{path}}
+	var banned affinity.BannedCPUs
+	b.apply(&banned, true)
+	if err := os.WriteFile(path, []byte("IRQBALANCE_BANNED_CPULIST=2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b.apply(&banned, false); banned.Files[path].String() != "1" {
+		t.Errorf("a poll read the ban file: bans %s", banned.Files[path])
+	}
+	b.filesChanged()
+	if b.apply(&banned, false); banned.Files[path].String() != "2" {
+		t.Errorf("after a notification: bans %s, want 2", banned.Files[path])
 	}
 }

@@ -188,6 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-check:
 			d.settleLogged(ctx, "check", nil)
 		case <-bansChanged:
+			d.Bans.filesChanged()
 			d.settleBans(ctx, time.Now(), len(events) == 0)
 		case <-banPoll:
 			d.settleBans(ctx, time.Now(), len(events) == 0)
@@ -290,11 +291,9 @@ func (d *Daemon) settleQuick(ctx context.Context, reason string, batch []hotplug
 // otherwise it is the earliest CPU event of a quick settle's batch.
 func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move, quick bool, since time.Time) (Settle, error) {
 	s := Settle{Reason: reason, Events: batch, Full: !quick}
-	if reason != "bans" {
-		// Every wake-up re-reads the ban sources that give no
-		// notification (a file or two): a change is applied with it.
-		d.refreshBans(false)
-	}
+	// Every wake-up re-reads the ban sources that give no notification
+	// (a file or two): a change is applied with it.
+	d.refreshBans(false)
 	// The online sets this batch went through: a mask equal to one of them
 	// was written by the kernel or a driver during the burst.
 	cur := d.lastOnline
@@ -459,15 +458,16 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 	if d.StateChanged != nil {
 		return d.StateChanged
 	}
-	return watchFiles(ctx, []string{d.Store.Path()}, "the state file", "changes by the CLI", d.log())
+	return watchFiles(ctx, []string{d.Store.Path()}, "the state file", "changes by the CLI", d.log(), nil)
 }
 
 // watchFiles returns a channel that has a value whenever one of paths may
 // have changed (hotplug.FileWatcher). It returns once the first watch was
 // tried, or after watchWait with a warning, so that a read after it
 // cannot miss a change. what names the files and effect what a missed
-// change delays, for the logs.
-func watchFiles(ctx context.Context, paths []string, what, effect string, log *slog.Logger) <-chan struct{} {
+// change delays, for the logs; failed, when set, is called if the files
+// cannot be watched at all.
+func watchFiles(ctx context.Context, paths []string, what, effect string, log *slog.Logger, failed func()) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	changed := make(chan string, 1)
 	ready := make(chan struct{})
@@ -487,8 +487,13 @@ func watchFiles(ctx context.Context, paths []string, what, effect string, log *s
 	}()
 	go func() {
 		if err := w.Run(ctx, changed); err != nil {
+			if failed != nil {
+				failed()
+			}
 			log.Warn("not watching "+what+"; "+effect+" apply at the next event", "err", err)
 		}
+		// Unblock the wait below: there will be no watch.
+		once.Do(func() { close(ready) })
 	}()
 	go func() {
 		for {

@@ -126,19 +126,12 @@ func (fs FS) CgroupRoot() (string, error) {
 // scheduler's balancing but whose IRQs it leaves where they are. It
 // returns ErrNoIsolatedFile where the kernel has no such file.
 func (fs FS) IsolatedPartitions(cgroupRoot string) (CPUSet, error) {
-	path := filepath.Join(cgroupRoot, "cpuset.cpus.isolated")
-	data, err := os.ReadFile(path)
-	if isNotExist(err) {
-		return CPUSet{}, fmt.Errorf("%w: %s", ErrNoIsolatedFile, path)
-	}
+	r, err := fs.OpenIsolatedPartitions(cgroupRoot)
 	if err != nil {
-		return CPUSet{}, fmt.Errorf("%w: %w", ErrFileRead, err)
+		return CPUSet{}, err
 	}
-	set, err := ParseCPUList(string(data))
-	if err != nil {
-		return CPUSet{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return set, nil
+	defer r.Close()
+	return r.Read()
 }
 
 // IsolatedReader reads the root's cpuset.cpus.isolated again and again

@@ -72,7 +72,7 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		CPUs:        cpus,
 		Interrupts:  Interrupts{CPUs: prev.Interrupts.CPUs},
 		Affinity:    maps.Clone(prev.Affinity),
-		Kernel:      prev.Kernel,
+		Kernel:      prev.Kernel,   // copied by own() before a change
 		IRQNodes:    prev.IRQNodes, // copied by own() before a change
 		Incremental: true,
 		dirs:        dirs,
@@ -157,11 +157,11 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 	return snap, nil
 }
 
-// own gives s its own node maps, which Refresh shares with the snapshot it
-// started from until it changes them.
+// own gives s its own node and Kernel maps, which Refresh shares with the
+// snapshot it started from until it changes them.
 func (s *Snapshot) own() {
 	if s.shared {
-		s.IRQNodes, s.rawNodes, s.shared = maps.Clone(s.IRQNodes), maps.Clone(s.rawNodes), false
+		s.IRQNodes, s.rawNodes, s.Kernel, s.shared = maps.Clone(s.IRQNodes), maps.Clone(s.rawNodes), maps.Clone(s.Kernel), false
 	}
 }
 
@@ -208,7 +208,6 @@ func (fs FS) newIRQ(snap *Snapshot, irq int, path *irqPath, buf *[]byte) (Interr
 	snap.Affinity[irq] = aff
 	snap.rawNodes[irq] = node
 	if !k.HasHWIRQ {
-		snap.Kernel = maps.Clone(snap.Kernel)
 		snap.Kernel[irq] = k
 	}
 	fs.setNode(snap, row, node, nil)

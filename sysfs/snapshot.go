@@ -54,8 +54,8 @@ type Snapshot struct {
 	// rawNodes is what each IRQ's /proc/irq/N/node said (nodeNone and
 	// nodeBad included), so that a later snapshot need not read it again.
 	rawNodes map[int]int
-	// shared: IRQNodes and rawNodes are those of the snapshot this one
-	// was refreshed from (see own).
+	// shared: IRQNodes, rawNodes and Kernel are those of the snapshot
+	// this one was refreshed from (see own).
 	shared bool
 }
 
@@ -135,17 +135,14 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 	nodes := knownNodes(rows, opts.Previous, same)
 	affinity := make([]IRQAffinity, len(rows))
 	errs := make([]error, len(rows))
-	// What the early reads did not get (new IRQs, and any that failed,
-	// as one freed and allocated again meanwhile) is read now, with the
-	// node files still to read.
+	// What the early reads did not get is read now: new IRQs, any that
+	// failed (one freed and allocated again meanwhile), and those whose
+	// node file is still to read.
 	var late []int
 	var lateAt []int
 	for i, row := range rows {
-		if aff, ok := early.result(row.IRQ); ok && same[i] {
+		if aff, ok := early.result(row.IRQ); ok && same[i] && nodes[i] != nodeUnread {
 			affinity[i] = aff
-			if nodes[i] == nodeUnread {
-				late, lateAt = append(late, row.IRQ), append(lateAt, i)
-			}
 			continue
 		}
 		late, lateAt = append(late, row.IRQ), append(lateAt, i)
@@ -153,10 +150,8 @@ func (fs FS) Snapshot(opts SnapshotOptions) (*Snapshot, error) {
 	reads := fs.startIRQReads(late, func(i int) bool { return nodes[lateAt[i]] == nodeUnread }, nil)
 	reads.wait()
 	for j, i := range lateAt {
-		if _, ok := early.result(rows[i].IRQ); !ok || !same[i] {
-			affinity[i], errs[i] = reads.affinity[j], reads.errs[j]
-		}
-		if reads.errs[j] == nil && nodes[i] == nodeUnread {
+		affinity[i], errs[i] = reads.affinity[j], reads.errs[j]
+		if errs[i] == nil && nodes[i] == nodeUnread {
 			nodes[i] = reads.nodes[j]
 		}
 	}
@@ -305,20 +300,19 @@ func (fs FS) startIRQReads(irqs []int, wantNode func(i int) bool, knownMode func
 	return r
 }
 
-func (r *irqReads) wait() {
-	r.wg.Wait()
+func (r *irqReads) wait() { r.wg.Wait() }
+
+// result is the affinity read of irq, when it was read without error.
+// Call it after wait.
+func (r *irqReads) result(irq int) (IRQAffinity, bool) {
+	if r == nil {
+		return IRQAffinity{}, false
+	}
 	if r.index == nil {
 		r.index = make(map[int]int, len(r.irqs))
 		for i, irq := range r.irqs {
 			r.index[irq] = i
 		}
-	}
-}
-
-// result is the affinity read of irq, when it was read without error.
-func (r *irqReads) result(irq int) (IRQAffinity, bool) {
-	if r == nil {
-		return IRQAffinity{}, false
 	}
 	i, ok := r.index[irq]
 	if !ok || r.errs[i] != nil {
