@@ -87,47 +87,17 @@ func needBig(t *testing.T) *numaVM {
 	}
 
 	v := &numaVM{nodes: nodes, pciNode: pciNode, home: nodes[pciNode], node: map[int]int{}, byNode: map[int][]int{}, actions: map[int]string{}}
-	r := irqshift(t, "list", "--json")
-	mustExit(t, r, 0)
-	var doc listDoc
-	decodeJSON(t, r, &doc)
-	var ndoc numaListDoc
-	decodeJSON(t, r, &ndoc)
-	for _, q := range ndoc.IRQs {
-		if q.Node == nil {
-			t.Fatalf("irqshift list --json gives IRQ %d (%s) no \"node\": this irqshift does not know NUMA", q.IRQ, strings.Join(q.Actions, ","))
-		}
-		v.node[q.IRQ] = *q.Node
-		v.actions[q.IRQ] = strings.Join(q.Actions, ",")
-	}
-	for n, c := range nodes {
-		if got := ndoc.CPUs.Nodes[strconv.Itoa(n)]; !sameCPUs(got, c) {
-			t.Errorf("list --json cpus.nodes[%d] = %v, /sys/devices/system/node/node%d/cpulist is %v", n, got, n, c)
-		}
-	}
-	managed := kernelManaged(t)
+	v.readIrqshift(t)
 	msi := msiDevices()
-	for _, q := range doc.IRQs {
-		if !q.Movable || managed[q.IRQ] {
-			continue
-		}
-		v.movable = append(v.movable, q.IRQ)
+	for _, irq := range v.movable {
 		// irqshift's rule: /proc/irq/N/node, else (-1) the PCI device's numa_node.
-		want := irqNode(t, q.IRQ)
-		if dev := msi[q.IRQ]; want < 0 && dev != "" {
+		want := irqNode(t, irq)
+		if dev := msi[irq]; want < 0 && dev != "" {
 			want = devs[dev]
 		}
-		if v.node[q.IRQ] != want {
-			t.Errorf("IRQ %d (%s): irqshift gives node %d, the kernel's files say %d", q.IRQ, v.actions[q.IRQ], v.node[q.IRQ], want)
+		if v.node[irq] != want {
+			t.Errorf("IRQ %d (%s): irqshift gives node %d, the kernel's files say %d", irq, v.actions[irq], v.node[irq], want)
 		}
-		n := v.node[q.IRQ]
-		if _, ok := nodes[n]; !ok {
-			n = -1 // no node, or a node without CPUs: anywhere allowed
-		}
-		v.byNode[n] = append(v.byNode[n], q.IRQ)
-	}
-	if len(v.byNode[pciNode]) == 0 {
-		t.Fatalf("irqshift lists no movable IRQ on node %d although every PCI device is there; its nodes: %v", pciNode, v.node)
 	}
 	var parts []string
 	for _, n := range sortedKeys(v.nodes) {

@@ -154,44 +154,7 @@ func needNUMA(t *testing.T) *numaVM {
 		t.Fatalf("the PCI devices are on node %d, which has no CPUs (nodes %v)", v.pciNode, v.nodes)
 	}
 
-	r := irqshift(t, "list", "--json")
-	mustExit(t, r, 0)
-	var doc listDoc
-	decodeJSON(t, r, &doc)
-	var ndoc numaListDoc
-	decodeJSON(t, r, &ndoc)
-	for _, q := range ndoc.IRQs {
-		if q.Node == nil {
-			t.Fatalf("irqshift list --json gives IRQ %d (%s) no \"node\": this irqshift does not know NUMA (--numa local)", q.IRQ, strings.Join(q.Actions, ","))
-		}
-		v.node[q.IRQ] = *q.Node
-		v.actions[q.IRQ] = strings.Join(q.Actions, ",")
-	}
-	if ndoc.CPUs.Nodes == nil {
-		t.Fatal("irqshift list --json has no cpus.nodes: this irqshift does not know NUMA")
-	}
-	for n, cpus := range v.nodes {
-		if got := ndoc.CPUs.Nodes[strconv.Itoa(n)]; !sameCPUs(got, cpus) {
-			t.Errorf("list --json cpus.nodes[%d] = %v, /sys/devices/system/node/node%d/cpulist is %v", n, got, n, cpus)
-		}
-	}
-	if len(ndoc.CPUs.Nodes) != len(v.nodes) {
-		t.Errorf("list --json cpus.nodes %v, the kernel's nodes with CPUs %v", ndoc.CPUs.Nodes, v.nodes)
-	}
-	managed := kernelManaged(t)
-	for _, q := range doc.IRQs {
-		if q.Movable && !managed[q.IRQ] {
-			v.movable = append(v.movable, q.IRQ)
-			n := v.node[q.IRQ]
-			if _, ok := v.nodes[n]; !ok {
-				n = -1 // no node, or a node without CPUs: anywhere allowed
-			}
-			v.byNode[n] = append(v.byNode[n], q.IRQ)
-		}
-	}
-	if len(v.byNode[v.pciNode]) == 0 {
-		t.Fatalf("irqshift lists no movable IRQ on node %d although every PCI device is there; its nodes: %v", v.pciNode, v.node)
-	}
+	v.readIrqshift(t)
 	t.Logf("NUMA VM: nodes %v, PCI devices on node %d; movable IRQs by irqshift's node: %v", v.nodes, v.pciNode, v.byNode)
 	return v
 }
@@ -414,5 +377,50 @@ func TestNUMADaemonHotplug(t *testing.T) {
 	}
 	if len(pins) > 0 {
 		t.Logf("the daemon learned pins nobody set: %s", strings.Join(pins, "; "))
+	}
+}
+
+// readIrqshift reads irqshift's view of v (list --json): every IRQ's node, the nodes' CPUs, which
+// must be the kernel's, and the movable IRQs (not managed) grouped by node, -1 for those with no
+// node or a node without CPUs. It fails when no movable IRQ is on the PCI devices' node.
+func (v *numaVM) readIrqshift(t *testing.T) {
+	t.Helper()
+	r := irqshift(t, "list", "--json")
+	mustExit(t, r, 0)
+	var doc listDoc
+	decodeJSON(t, r, &doc)
+	var ndoc numaListDoc
+	decodeJSON(t, r, &ndoc)
+	for _, q := range ndoc.IRQs {
+		if q.Node == nil {
+			t.Fatalf("irqshift list --json gives IRQ %d (%s) no \"node\": this irqshift does not know NUMA (--numa local)", q.IRQ, strings.Join(q.Actions, ","))
+		}
+		v.node[q.IRQ] = *q.Node
+		v.actions[q.IRQ] = strings.Join(q.Actions, ",")
+	}
+	if ndoc.CPUs.Nodes == nil {
+		t.Fatal("irqshift list --json has no cpus.nodes: this irqshift does not know NUMA")
+	}
+	for n, cpus := range v.nodes {
+		if got := ndoc.CPUs.Nodes[strconv.Itoa(n)]; !sameCPUs(got, cpus) {
+			t.Errorf("list --json cpus.nodes[%d] = %v, /sys/devices/system/node/node%d/cpulist is %v", n, got, n, cpus)
+		}
+	}
+	if len(ndoc.CPUs.Nodes) != len(v.nodes) {
+		t.Errorf("list --json cpus.nodes %v, the kernel's nodes with CPUs %v", ndoc.CPUs.Nodes, v.nodes)
+	}
+	managed := kernelManaged(t)
+	for _, q := range doc.IRQs {
+		if q.Movable && !managed[q.IRQ] {
+			v.movable = append(v.movable, q.IRQ)
+			n := v.node[q.IRQ]
+			if _, ok := v.nodes[n]; !ok {
+				n = -1 // no node, or a node without CPUs: anywhere allowed
+			}
+			v.byNode[n] = append(v.byNode[n], q.IRQ)
+		}
+	}
+	if len(v.byNode[v.pciNode]) == 0 {
+		t.Fatalf("irqshift lists no movable IRQ on node %d although every PCI device is there; its nodes: %v", v.pciNode, v.node)
 	}
 }
