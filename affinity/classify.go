@@ -15,7 +15,7 @@ type Class string
 // The classes, in the order Classify tests them.
 const (
 	// ClassPerCPU: an IRQ that exists once per CPU (GIC SGI/PPI/EPPI,
-	// partitioned PPIs); it cannot move.
+	// partitioned PPIs, GICv5 PPIs and IPIs); it cannot move.
 	ClassPerCPU Class = "per-cpu"
 	// ClassNoAction: no driver handles it; the kernel refuses writes.
 	ClassNoAction Class = "no-action"
@@ -120,6 +120,12 @@ type Policy struct {
 // domains such as GICv3-23. Hand-written, not a regexp: Classify runs it
 // for every IRQ of every snapshot, and the regexp was a tenth of a quick
 // settle on a 4096-IRQ machine.
+//
+// The GICv5's chips ("GICv5-PPI", "GICv5-SPI", ...) must not match: this
+// name is what makes perCPUHWIRQ's GICv2/v3 INTID ranges apply, and a
+// GICv5 domain numbers its hwirqs from 0 within each interrupt type, so
+// a GICv5 SPI or LPI with hwirq 5 is an ordinary movable interrupt, not
+// an SGI.
 func gicChip(chip string) bool {
 	_, _, ok := splitGICChip(chip)
 	return ok
@@ -165,6 +171,28 @@ func leadingDigits(s string) int {
 		n++
 	}
 	return n
+}
+
+// gicv5PerCPUChip reports whether chip is one of the GICv5 irqchips all
+// of whose interrupts are per CPU, whatever their hwirq (kernel 6.17 and
+// later, drivers/irqchip/irq-gic-v5.c):
+//
+//   - "GICv5-PPI", the PPI domain: PPIs 0–127 (the type bits are not in
+//     the hwirq), set up with irq_set_percpu_devid and a chip without
+//     irq_set_affinity. No GICv5 PPI can move.
+//   - "GICv5-IPI", the IPI domain stacked on the LPI domain: the GICv5
+//     has no SGIs, so each CPU gets its own LPI per IPI (hwirq = the
+//     index in that domain, CPU × IPIs per CPU + IPI). See classify for
+//     why the chip name is what marks them.
+//
+// The other GICv5 interrupts follow the usual rules: "GICv5-SPI" (wired,
+// hwirq = SPI ID), "GICv5-LPI", the ITS's per-device MSI domains
+// ("ITS-v5-PCI-MSIX-0000:00:02.0", hwirq = MSI index) and the IWB's
+// wired-to-MSI domains (template chip "GICv5-IWB", printed as
+// "ITS-v5-GICv5-IWB-<device>", hwirq = wire) all reach
+// gicv5_lpi_irq_set_affinity or gicv5_spi_irq_set_affinity and move.
+func gicv5PerCPUChip(chip string) bool {
+	return chip == "GICv5-PPI" || chip == "GICv5-IPI"
 }
 
 // perCPUHWIRQ reports whether a GIC interrupt ID is banked per CPU: SGIs
@@ -269,6 +297,19 @@ func sortedByNumber(irqs []IRQ) []IRQ {
 
 func classify(irq IRQ, memory Memory, policy Policy) (Class, string) {
 	switch {
+	case gicv5PerCPUChip(irq.Chip):
+		// First, before the rules that read the files: a GICv5 IPI has
+		// an effective CPU (irq_force_affinity binds it to its CPU) and
+		// a read-only mask, so the effective-affinity rule below misses
+		// it and the read-only rule would call it managed. The kernel
+		// gives no other mark: IRQ_PER_CPU | IRQ_NO_BALANCING are not
+		// exported outside debugfs, and IRQ_HIDDEN only keeps it out of
+		// /proc/interrupts. /proc/irq/N and /sys/kernel/irq/N
+		// (chip_name "GICv5-IPI", actions "IPI") still describe it,
+		// and a row built from those (Refresh's IRQs that appeared)
+		// must not make it movable. A GICv5 PPI's empty effective
+		// mask would catch it below; the chip says so with the reason.
+		return ClassPerCPU, gicv5Reason(irq)
 	case partitionedPPIChip(irq.Chip):
 		return ClassPerCPU, fmt.Sprintf("per-CPU: partitioned PPI domain %s", irq.Chip)
 	case gicChip(irq.Chip) && irq.HasHWIRQ && perCPUHWIRQ(irq.HWIRQ):
@@ -289,6 +330,17 @@ func classify(irq IRQ, memory Memory, policy Policy) (Class, string) {
 		return ClassBanned, "banned by the user"
 	}
 	return ClassMovable, ""
+}
+
+// gicv5Reason says why a GICv5 PPI or IPI is per-CPU.
+func gicv5Reason(irq IRQ) string {
+	if irq.Chip == "GICv5-IPI" {
+		return "per-CPU: GICv5 IPI, an LPI the kernel binds to one CPU"
+	}
+	if irq.HasHWIRQ {
+		return fmt.Sprintf("per-CPU: GICv5 PPI %d", irq.HWIRQ)
+	}
+	return "per-CPU: GICv5 PPI"
 }
 
 func gicKind(hwirq uint64) string {

@@ -48,6 +48,30 @@ func TestClassify(t *testing.T) {
 			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, banned: map[int]bool{13: true}, want: ClassBanned, inReason: "user"},
 		{name: "x86 IO-APIC line is movable", row: sysfs.Interrupt{IRQ: 8, Chip: "IR-IO-APIC", HWIRQ: 8, HasHWIRQ: true, Handler: "edge", Actions: []string{"rtc0"}},
 			aff: sysfs.IRQAffinity{Affinity: cpus("0-19"), Effective: cpus("4"), HasEffective: true}, want: ClassMovable},
+		// GICv5 (kernel 6.17+, drivers/irqchip/irq-gic-v5*.c): the chip,
+		// not the hwirq, says what is per-CPU.
+		{name: "GICv5 PPI arch_timer", row: sysfs.Interrupt{IRQ: 35, Chip: "GICv5-PPI", HWIRQ: 27, HasHWIRQ: true, Actions: []string{"arch_timer"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), HasEffective: true, ReadOnly: true}, want: ClassPerCPU, inReason: "GICv5 PPI 27"},
+		{name: "GICv5 PPI above 31 without effective file", row: sysfs.Interrupt{IRQ: 60, Chip: "GICv5-PPI", HWIRQ: 100, HasHWIRQ: true, Actions: []string{"imp-def"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3")}, want: ClassPerCPU, inReason: "GICv5 PPI 100"},
+		{name: "GICv5 IPI bound to its CPU is per-CPU, not managed", row: sysfs.Interrupt{IRQ: 10, Chip: "GICv5-IPI", HWIRQ: 9, HasHWIRQ: true, Trigger: "Edge", Actions: []string{"IPI"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("1"), Effective: cpus("1"), HasEffective: true, ReadOnly: true}, want: ClassPerCPU, inReason: "GICv5 IPI"},
+		{name: "GICv5 SPI 5 is not an SGI", row: sysfs.Interrupt{IRQ: 38, Chip: "GICv5-SPI", HWIRQ: 5, HasHWIRQ: true, Trigger: "Level", Actions: []string{"uart-pl011"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, want: ClassMovable},
+		{name: "GICv5 SPI 27 is not a PPI", row: sysfs.Interrupt{IRQ: 39, Chip: "GICv5-SPI", HWIRQ: 27, HasHWIRQ: true, Trigger: "Level", Actions: []string{"rtc-pl031"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, want: ClassMovable},
+		{name: "GICv5 SPI 0 without a driver", row: sysfs.Interrupt{IRQ: 41, Chip: "GICv5-SPI", HWIRQ: 0, HasHWIRQ: true, Trigger: "Level"},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, want: ClassNoAction},
+		{name: "GICv5 LPI 3 is movable", row: sysfs.Interrupt{IRQ: 42, Chip: "GICv5-LPI", HWIRQ: 3, HasHWIRQ: true, Trigger: "Edge", Actions: []string{"lpi-user"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("2"), HasEffective: true}, want: ClassMovable},
+		{name: "GICv5 IWB wire 3 is movable", row: sysfs.Interrupt{IRQ: 40, Chip: "ITS-v5-GICv5-IWB-2f000000.interrupt-controller", HWIRQ: 3, HasHWIRQ: true, Trigger: "Level", Actions: []string{"virtio3"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, want: ClassMovable},
+		{name: "GICv5 IWB template name is movable", row: sysfs.Interrupt{IRQ: 40, Chip: "GICv5-IWB", HWIRQ: 3, HasHWIRQ: true, Trigger: "Level", Actions: []string{"virtio3"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, want: ClassMovable},
+		{name: "ITS-v5 MSI-X vector 1 is movable", row: sysfs.Interrupt{IRQ: 42, Chip: "ITS-v5-PCI-MSIX-0000:00:01.0", HWIRQ: 1, HasHWIRQ: true, Trigger: "Edge", Actions: []string{"virtio1-input"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0-3"), Effective: cpus("0"), HasEffective: true}, want: ClassMovable},
+		{name: "ITS-v5 managed queue", row: sysfs.Interrupt{IRQ: 44, Chip: "ITS-v5-PCI-MSIX-0000:00:02.0", HWIRQ: 1, HasHWIRQ: true, Trigger: "Edge", Actions: []string{"virtio2-req.0"}},
+			aff: sysfs.IRQAffinity{Affinity: cpus("0"), Effective: cpus("0"), HasEffective: true, ReadOnly: true}, want: ClassManaged, inReason: "read-only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,31 +133,49 @@ func TestAllowedCPUs(t *testing.T) {
 	}
 }
 
+// The regular expressions the hand-written chip matchers replace.
+var (
+	gicChipRE         = regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
+	partitionedChipRE = regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
+	gicv5PerCPUChipRE = regexp.MustCompile(`^GICv5-(PPI|IPI)$`)
+	chipMatcherCases  = []string{"GIC", "GICv2", "GICv3", "GIC-0", "GICv3-23", "GICv5-PPI", "GICv", "GIC-", "GICv3-", "GICv-1",
+		"GICv33-1234", "xGICv3", "GICv3 ", "ITS-MSI", "GICv3-23-1", "GIC-0-1", "GICvv3", "", "G", "GICv3x", "GIC-9v3",
+		"GICv5-IPI", "GICv5-SPI", "GICv5-LPI", "GICv5-IWB", "GICv5-ITS-MSI", "ITS-v5-PCI-MSIX-0000:00:02.0",
+		"ITS-v5-GICv5-IWB-2f000000.interrupt-controller", "GICv5", "GICv5-", "GICv5-5", "GICv5-PPIx", "GICv5-ppi",
+		" GICv5-PPI", "GICv5-PPI ", "GICv4-PPI", "GICv5-IPI-0"}
+)
+
 // TestGICChipMatchers checks the hand-written chip matchers against the
 // regular expressions they replace.
 func TestGICChipMatchers(t *testing.T) {
-	gic := regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
-	partitioned := regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
-	for _, chip := range []string{"GIC", "GICv2", "GICv3", "GIC-0", "GICv3-23", "GICv5-PPI", "GICv", "GIC-", "GICv3-", "GICv-1",
-		"GICv33-1234", "xGICv3", "GICv3 ", "ITS-MSI", "GICv3-23-1", "GIC-0-1", "GICvv3", "", "G", "GICv3x", "GIC-9v3"} {
-		if got, want := gicChip(chip), gic.MatchString(chip); got != want {
-			t.Errorf("gicChip(%q) = %v, want %v", chip, got, want)
-		}
-		if got, want := partitionedPPIChip(chip), partitioned.MatchString(chip); got != want {
-			t.Errorf("partitionedPPIChip(%q) = %v, want %v", chip, got, want)
+	for _, chip := range chipMatcherCases {
+		checkChipMatchers(t, chip)
+	}
+	// The GICv5's chips are not GICv2/v3 names: their hwirqs must never
+	// meet perCPUHWIRQ's INTID ranges.
+	for _, chip := range []string{"GICv5-PPI", "GICv5-IPI", "GICv5-SPI", "GICv5-LPI", "GICv5-IWB"} {
+		if gicChip(chip) || partitionedPPIChip(chip) {
+			t.Errorf("%q is taken for a GICv2/v3 chip", chip)
 		}
 	}
 }
 
 func FuzzGICChipMatchers(f *testing.F) {
-	gic := regexp.MustCompile(`^GIC(v[0-9]+)?(-[0-9]+)?$`)
-	partitioned := regexp.MustCompile(`^GICv[0-9]+-[0-9]+$`)
-	for _, s := range []string{"GICv3-23", "GIC-0", "GICv5-PPI"} {
+	for _, s := range chipMatcherCases {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, chip string) {
-		if gicChip(chip) != gic.MatchString(chip) || partitionedPPIChip(chip) != partitioned.MatchString(chip) {
-			t.Errorf("%q: gicChip %v partitioned %v", chip, gicChip(chip), partitionedPPIChip(chip))
-		}
-	})
+	f.Fuzz(checkChipMatchers)
+}
+
+func checkChipMatchers(t *testing.T, chip string) {
+	t.Helper()
+	if got, want := gicChip(chip), gicChipRE.MatchString(chip); got != want {
+		t.Errorf("gicChip(%q) = %v, want %v", chip, got, want)
+	}
+	if got, want := partitionedPPIChip(chip), partitionedChipRE.MatchString(chip); got != want {
+		t.Errorf("partitionedPPIChip(%q) = %v, want %v", chip, got, want)
+	}
+	if got, want := gicv5PerCPUChip(chip), gicv5PerCPUChipRE.MatchString(chip); got != want {
+		t.Errorf("gicv5PerCPUChip(%q) = %v, want %v", chip, got, want)
+	}
 }

@@ -58,12 +58,23 @@ func TestParseNode(t *testing.T) {
 
 func TestChipPCIAddress(t *testing.T) {
 	for chip, want := range map[string]string{
-		"ITS-PCI-MSIX-0000:00:02.0":       "0000:00:02.0",
-		"ITS-PCI-MSI-0000:00:03.0":        "0000:00:03.0",
-		"GICv2m-PCI-MSIX-0001:80:00.1":    "0001:80:00.1",
-		"IR-PCI-MSIX-0000:00:14.3":        "0000:00:14.3",
-		"PCI-MSI-0000:00:1f.7":            "0000:00:1f.7",
-		"ITS-PCI-MSIX-10000:e1:00.0":      "10000:e1:00.0", // VMD domains have five digits
+		"ITS-PCI-MSIX-0000:00:02.0":    "0000:00:02.0",
+		"ITS-PCI-MSI-0000:00:03.0":     "0000:00:03.0",
+		"GICv2m-PCI-MSIX-0001:80:00.1": "0001:80:00.1",
+		"IR-PCI-MSIX-0000:00:14.3":     "0000:00:14.3",
+		"PCI-MSI-0000:00:1f.7":         "0000:00:1f.7",
+		"ITS-PCI-MSIX-10000:e1:00.0":   "10000:e1:00.0", // VMD domains have five digits
+		// GICv5 (6.17+): the ITS's msi_parent_ops prefix is "ITS-v5-"
+		// (irq-gic-its-msi-parent.c), so the same name follows it. The
+		// IWB's wired-to-MSI domain is named after its platform device.
+		"ITS-v5-PCI-MSIX-0000:00:02.0":                   "0000:00:02.0",
+		"ITS-v5-PCI-MSI-0000:01:00.0":                    "0000:01:00.0",
+		"ITS-v5-PCI-MSIX-0002:c0:1f.7":                   "0002:c0:1f.7",
+		"ITS-v5-GICv5-IWB-2f000000.interrupt-controller": "",
+		"GICv5-SPI":                       "",
+		"GICv5-ITS-MSI":                   "",
+		"ITS-v5-PCI-MSIX-":                "",
+		"ITS-v5PCI-MSIX-0000:00:02.0":     "", // no dash before the chip's own name
 		"ITS-PCI-MSIX-0000:00:02.0-x":     "",
 		"ITS-MSI":                         "",
 		"GICv3":                           "",
@@ -99,6 +110,7 @@ func FuzzIRQNode(f *testing.F) {
 		"0\n", "1\n", "-1\n", "1023\n", "", "\n", "-2\n", "01\n", "+1\n", " 1\n", "65536\n",
 		"99999999999999999999\n", "1\n\n", "x", "ITS-PCI-MSIX-0000:00:02.0", "ITS-PCI-MSI-0000:00:03.0",
 		"GICv2m-PCI-MSIX-0001:80:00.1", "ITS-MSI", "ITS-PCI-MSIX-0000:00:02.0/../..", "PCI-MSIX-",
+		"ITS-v5-PCI-MSIX-0000:00:02.0", "ITS-v5-GICv5-IWB-2f000000.interrupt-controller",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -234,6 +234,24 @@ func TestParseInterruptsFixtures(t *testing.T) {
 				gic(49, zeros(4), "GIC-0", 96, "Level", vfio...),
 			},
 		},
+		{
+			file: "39-synthetic-arm64-6.17-gicv5-4cpu.txt", cpus: cpuRange(4), nIRQs: 15, nNamed: 9,
+			irqs: []Interrupt{
+				gic(35, u(1203, 977, 1011, 1160), "GICv5-PPI", 27, "Level", "arch_timer"),
+				gic(37, zeros(4), "GICv5-PPI", 23, "Level", "arm-pmu"),
+				gic(38, zeros(4, 0, 42), "GICv5-SPI", 5, "Level", "uart-pl011"),
+				gic(40, zeros(4, 0, 7), "ITS-v5-GICv5-IWB-2f000000.interrupt-controller", 3, "Level", "virtio3"),
+				gic(41, zeros(4), "ITS-v5-PCI-MSIX-0000:00:01.0", 0, "Edge", "virtio1-config"),
+				gic(45, zeros(4, 1, 9), "ITS-v5-PCI-MSIX-0000:00:02.0", 2, "Edge", "virtio2-req.1"),
+				gic(50, zeros(4, 0, 6), "ITS-v5-PCI-MSIX-0000:00:03.0", 2, "Edge", "virtio0-output.0"),
+			},
+			named: []namedRow{
+				{"IPI0", u(36, 46, 17, 41), "Rescheduling interrupts"},
+				{"IPI3", zeros(4), "CPU stop NMIs"},
+				{"IPI7", zeros(4), "KGDB roundup interrupts"},
+				{"Err", u(0), ""},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -604,7 +622,7 @@ func TestParseInterruptsGenerated(t *testing.T) {
 func TestParseInterruptsMatchesProcfs(t *testing.T) {
 	files := []string{"01-rockpi4-rk3399-6cpu.txt", "07-raspberrypi4-bcm2711-gicv2-4cpu.txt",
 		"12-x86-intel-desktop-20cpu.txt", "20-qemu-arm64-6.1-4cpu.txt", "31-synthetic-offline-cpus.txt",
-		"generated-64x1024"}
+		"39-synthetic-arm64-6.17-gicv5-4cpu.txt", "generated-64x1024"}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
 			var data []byte
@@ -683,6 +701,10 @@ func FuzzParseInterrupts(f *testing.F) {
 		"CPU0 CPU1\nIPI0:2768808080 1 Rescheduling interrupts\n",
 		hdr + " 13:          0          0   xen-dyn     Edge    -event     xenbus\n",
 		hdr + " 20:          0          0  ITS-PCI-MSIX-0000:00:02.0   0 Edge      virtio2-config\n",
+		// GICv5, 6.17: one space before the chip (6.13's show_interrupts).
+		hdr + " 35:       1203        977 GICv5-PPI  27 Level     arch_timer\n",
+		hdr + " 40:          7          0 ITS-v5-GICv5-IWB-2f000000.interrupt-controller   3 Level     virtio3\n",
+		hdr + " 42:          5          0 ITS-v5-PCI-MSIX-0000:00:01.0   1 Edge      virtio1-input\n",
 		hdr + "127:          0          0  IR-PCI-MSI 327680-edge      xhci_hcd\n",
 		hdr + " 48:          0          0  xen-percpu    -virq      timer0\n",
 		hdr + " 17:          0          0     GICv3  35 Level   \n",

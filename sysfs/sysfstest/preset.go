@@ -189,3 +189,81 @@ func Big(cpus, nodes, irqs int) Config {
 	cfg.IRQs = out
 	return cfg
 }
+
+// GICv5VM4 is VM4's machine on a GICv5 (kernel 6.17 or later), as the
+// kernel sources build it (drivers/irqchip/irq-gic-v5*.c,
+// arch/arm64/kernel/smp.c); its /proc/interrupts is the fixture
+// sysfs/testdata/proc-interrupts/39-synthetic-arm64-6.17-gicv5-4cpu.txt.
+// Kernel612 stands for 6.17: the same EPERM for refused writes, 0444
+// masks of per-CPU and managed IRQs, and the eight IPI rows.
+//
+//   - IRQs 1-32: the IPIs, per-CPU LPIs of chip "GICv5-IPI" (the GICv5
+//     has no SGIs): eight per possible CPU, IRQ 1+8*cpu+ipi with hwirq
+//     8*cpu+ipi, action "IPI", mask that CPU, hidden (IRQ_HIDDEN). The
+//     kernel shows that CPU as effective; the simulator's per-CPU IRQs
+//     have none, which nothing reads here, as they are never listed.
+//   - per-CPU PPIs of chip "GICv5-PPI" (hwirq = PPI number, 0-127):
+//     arch_timer (PPI 27, IRQ 35) and arm-pmu (PPI 23, IRQ 37) listed;
+//     the other timer PPIs (29, 30, 26 as IRQs 33, 34, 36) without an
+//     action;
+//   - wired SPIs of chip "GICv5-SPI", hwirq = the SPI ID from 0:
+//     uart-pl011 (5, IRQ 38), rtc-pl031 (6, IRQ 39);
+//   - an IWB wire: virtio3 (virtio-mmio) on wire 3, IRQ 40, chip
+//     "ITS-v5-GICv5-IWB-2f000000.interrupt-controller" (the IWB's
+//     per-device MSI domain: the ITS's prefix, the template's name, the
+//     platform device);
+//   - ITS MSIs of chips "ITS-v5-PCI-MSIX-<BDF>", hwirq = the MSI-X index:
+//     virtio-rng 0000:00:01.0 (IRQs 41-42), virtio-blk 0000:00:02.0
+//     (config 43, four managed queues 44-47 on CPUs 0-3), virtio-net
+//     0000:00:03.0 (config 48, queues 49-50 following hotplug).
+//
+// Every GICv5 SPI and LPI goes to the first online CPU of its mask
+// (gicv5_iri_irq_set_affinity: cpumask_any_and), not to the least
+// loaded as a GICv3 ITS does, so the IWB and ITS interrupts are built as
+// KindSPI with their own chips and triggers: just after boot all nine
+// movable IRQs are on CPU0.
+func GICv5VM4() Config {
+	const ipisPerCPU = 8 // MAX_IPI, GICV5_IPIS_PER_CPU
+	cfg := Config{Kernel: Kernel612, Possible: 4}
+	var irqs []IRQ
+	for cpu := range cfg.Possible {
+		for ipi := range ipisPerCPU {
+			n := cpu*ipisPerCPU + ipi
+			irqs = append(irqs, PerCPU(1+n, "GICv5-IPI", uint64(n), "Edge", "IPI").WithAffinity(cpu).Hide())
+		}
+	}
+	// lpi describes an LPI-backed interrupt (IWB wire or ITS MSI): movable,
+	// delivered as a GICv5 SPI is.
+	lpi := func(irq int, chip string, hwirq uint64, trigger string, actions ...string) IRQ {
+		q := SPI(irq, hwirq, trigger, actions...)
+		q.Chip = chip
+		return q
+	}
+	spi := func(irq int, hwirq uint64, actions ...string) IRQ {
+		return lpi(irq, "GICv5-SPI", hwirq, "Level", actions...)
+	}
+	const iwb = "ITS-v5-GICv5-IWB-2f000000.interrupt-controller"
+	const rng, blk, net = "ITS-v5-PCI-MSIX-0000:00:01.0", "ITS-v5-PCI-MSIX-0000:00:02.0", "ITS-v5-PCI-MSIX-0000:00:03.0"
+	irqs = append(irqs,
+		PerCPU(33, "GICv5-PPI", 29, "Level"),
+		PerCPU(34, "GICv5-PPI", 30, "Level"),
+		PerCPU(35, "GICv5-PPI", 27, "Level", "arch_timer").WithCounts(1203, 977, 1011, 1160),
+		PerCPU(36, "GICv5-PPI", 26, "Level"),
+		PerCPU(37, "GICv5-PPI", 23, "Level", "arm-pmu"),
+		spi(38, 5, "uart-pl011").WithCounts(42, 0, 0, 0),
+		spi(39, 6, "rtc-pl031"),
+		lpi(40, iwb, 3, "Level", "virtio3").WithCounts(7, 0, 0, 0),
+		lpi(41, rng, 0, "Edge", "virtio1-config"),
+		lpi(42, rng, 1, "Edge", "virtio1-input").WithCounts(5, 0, 0, 0),
+		lpi(43, blk, 0, "Edge", "virtio2-config").WithNode(0),
+		Managed(44, blk, 1, 0, "virtio2-req.0").WithCounts(11, 0, 0, 0),
+		Managed(45, blk, 2, 1, "virtio2-req.1").WithCounts(0, 9, 0, 0),
+		Managed(46, blk, 3, 2, "virtio2-req.2").WithCounts(0, 0, 4, 0),
+		Managed(47, blk, 4, 3, "virtio2-req.3").WithCounts(0, 0, 0, 6),
+		lpi(48, net, 0, "Edge", "virtio0-config"),
+		lpi(49, net, 1, "Edge", "virtio0-input.0").WithCounts(3, 0, 0, 0).WithHint(0, 1, 2, 3).FollowingHotplug(),
+		lpi(50, net, 2, "Edge", "virtio0-output.0").WithCounts(6, 0, 0, 0).WithHint(0, 1, 2, 3).FollowingHotplug(),
+	)
+	cfg.IRQs = irqs
+	return cfg
+}
