@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoIsolatedFile means the kernel gives no root cpuset.cpus.isolated to
@@ -83,13 +85,25 @@ func unescapeMount(s string) (string, error) {
 	return b.String(), nil
 }
 
-// CgroupRoot finds the root of the cgroup v2 hierarchy in
+// CgroupRoot finds the root of the cgroup v2 hierarchy: on a live system
+// <sys>/fs/cgroup when it is such a root (also through a pod's /host/sys),
+// else in
 // <proc>/self/mountinfo: the cgroup2 mount whose Root is "/" (a cgroup
 // namespace shows a subtree, whose files do not hold the machine's
 // partitions), /sys/fs/cgroup first where there are several. On a fixture
 // tree a mount point under /sys is taken inside its sys root. It returns
 // ErrNoIsolatedFile when there is none.
 func (fs FS) CgroupRoot() (string, error) {
+	// A live sys root mounted elsewhere with its submounts (a pod's hostPath
+	// /sys at /host/sys) holds the host's cgroup2 hierarchy, whose root has
+	// cpuset.cpus.isolated, while this process's own mounts may show only
+	// its cgroup namespace: a subtree without that root-only file. The root
+	// of a cgroup2 hierarchy is its inode 1 (kernfs), a namespace's is not.
+	if fs.IsLive() {
+		if p := fs.SysPath("fs", "cgroup"); isRootOf(p, unix.CGROUP2_SUPER_MAGIC) {
+			return p, nil
+		}
+	}
 	data, err := readFile(fs.ProcPath("self", "mountinfo"))
 	if err != nil {
 		return "", err

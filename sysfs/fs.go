@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sentinel errors. Callers test them with errors.Is; the wrapped message says
@@ -53,13 +55,35 @@ func (fs FS) SysPath(elem ...string) string {
 	return filepath.Join(append([]string{fs.sys}, elem...)...)
 }
 
-// IsLive reports whether fs is the running kernel's /proc and /sys rather
-// than a fixture tree: whether its proc root is the same directory as
-// /proc and its sys root the same as /sys, as the file system says
-// (os.SameFile), so that a symlink or a bind mount of /proc counts as live.
-// Writing commands use it to refuse non-root users early.
+// IsLive reports whether fs is the running kernel's proc and sys file
+// systems, as this process sees them, rather than a fixture tree. The
+// live-only paths (eBPF confirmation, the default state file and config,
+// the cgroup v2 root as mounted) depend on it, and writing commands refuse
+// non-root users early on it.
+//
+// A root is live when it is the same directory as /proc (or /sys), as the
+// file system says (os.SameFile: a symlink or a bind mount of the same
+// mount counts), or when it is another mount of the same kernel's file
+// system, as in a container that mounts the host's /proc at /host/proc:
+// since Linux 5.8 every procfs mount is its own superblock, so os.SameFile
+// says no there. Such a proc root counts when (liveProcRoot):
+//   - statfs(2) says procfs (PROC_SUPER_MAGIC): the kernel sets f_type from
+//     the superblock, so no fixture tree, FUSE or overlay can claim it, and
+//     every procfs on the machine is the running kernel's;
+//   - it is that procfs's root directory (inode 1), not a subdirectory such
+//     as /proc/self;
+//   - its self/status says, in NSpid, that this process has one PID there
+//     and that it is os.Getpid(): the procfs belongs to this process's PID
+//     namespace, so its PIDs are the ones this process sees. A procfs of an
+//     ancestor namespace (the host's /proc in a container without hostPID)
+//     lists several PIDs and is not live.
+//
+// A sys root counts when statfs(2) says sysfs (SYSFS_MAGIC) and it is a
+// sysfs root directory (inode 1, the kernfs root): every sysfs is the
+// running kernel's, whichever network namespace it was mounted in.
 func (fs FS) IsLive() bool {
-	return sameDir(fs.proc, "/proc") && sameDir(fs.sys, "/sys")
+	return (sameDir(fs.proc, "/proc") || liveProcRoot(fs.proc)) &&
+		(sameDir(fs.sys, "/sys") || liveSysRoot(fs.sys))
 }
 
 // sameDir reports whether the paths a and b name the same existing file.
@@ -73,6 +97,47 @@ func sameDir(a, b string) bool {
 		return false
 	}
 	return os.SameFile(ai, bi)
+}
+
+// rootIno is the inode number of the root directory of procfs
+// (PROC_ROOT_INO) and of every kernfs file system, sysfs included (the
+// first ID of the root's IDR).
+const rootIno = 1
+
+// isRootOf reports whether dir is the root directory of a file system of
+// type magic, per statfs(2) and stat(2).
+func isRootOf(dir string, magic int64) bool {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil || int64(sfs.Type) != magic {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Stat(dir, &st) == nil && st.Ino == rootIno && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
+// liveProcRoot reports whether dir is the root of a procfs of this
+// process's PID namespace (see IsLive).
+func liveProcRoot(dir string) bool {
+	if dir == "" || !isRootOf(dir, unix.PROC_SUPER_MAGIC) {
+		return false
+	}
+	status, err := os.ReadFile(filepath.Join(dir, "self", "status"))
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			pids := strings.Fields(rest)
+			return len(pids) == 1 && pids[0] == strconv.Itoa(os.Getpid())
+		}
+	}
+	// No NSpid: a kernel before 4.1, which irqshift does not run on.
+	return false
+}
+
+// liveSysRoot reports whether dir is the root of a sysfs (see IsLive).
+func liveSysRoot(dir string) bool {
+	return dir != "" && isRootOf(dir, unix.SYSFS_MAGIC)
 }
 
 // CheckWriteAccess asks the kernel whether this process may write the IRQ

@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// MetricFamily describes one metric the daemon exports with
+// --metrics-address, as a scrape shows it.
+type MetricFamily struct {
+	// Name is the family's name: irqshift_reaction_seconds.
+	Name string
+	// Type is "counter", "gauge" or "histogram".
+	Type string
+	// Help is its help text.
+	Help string
+	// Labels are its variable labels, sorted.
+	Labels []string
+}
+
+// Series returns the names of the series the family exposes: its name, or
+// for a histogram name_bucket, name_sum and name_count.
+func (f MetricFamily) Series() []string {
+	if f.Type == "histogram" {
+		return []string{f.Name + "_bucket", f.Name + "_sum", f.Name + "_count"}
+	}
+	return []string{f.Name}
+}
+
+// MetricFamilies returns the metrics NewMetrics registers, sorted by name,
+// for tools that check what refers to them (the Prometheus alert rules in
+// deploy/). It gathers them from a registry of their own, after giving every
+// vector one sample through the methods the daemon records with: a vector
+// with no child shows no family. It fails if a registered collector shows
+// none, so a metric added to NewMetrics must get a sample here.
+func MetricFamilies() ([]MetricFamily, error) {
+	reg := prometheus.NewPedanticRegistry()
+	counted := &countingRegisterer{Registerer: reg}
+	m := NewMetrics(counted)
+
+	m.event("online")
+	m.resync("start")
+	cpu0, err := sysfs.ParseCPUList("0")
+	if err != nil {
+		return nil, err
+	}
+	m.settled("start", []affinity.Result{{IRQ: 1, Status: affinity.StatusMoved, ErrorClass: "other"}}, 0.001, true)
+	m.observeState(&affinity.State{Snapshot: &sysfs.Snapshot{CPUs: sysfs.CPUInfo{Online: cpu0}}})
+	m.Verified(1, 1)
+	m.observeBans(affinity.BannedCPUs{}, sysfs.CPUInfo{Online: cpu0})
+
+	gathered, err := reg.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if len(gathered) != counted.n {
+		return nil, fmt.Errorf("metrics: NewMetrics registers %d collectors but %d show a family: give the new one a sample in MetricFamilies", counted.n, len(gathered))
+	}
+	out := make([]MetricFamily, 0, len(gathered))
+	for _, mf := range gathered {
+		f := MetricFamily{Name: mf.GetName(), Type: strings.ToLower(mf.GetType().String()), Help: mf.GetHelp()}
+		for _, metric := range mf.GetMetric() {
+			for _, pair := range metric.GetLabel() {
+				if !slices.Contains(f.Labels, pair.GetName()) {
+					f.Labels = append(f.Labels, pair.GetName())
+				}
+			}
+		}
+		slices.Sort(f.Labels)
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b MetricFamily) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// countingRegisterer counts the collectors registered through it.
+type countingRegisterer struct {
+	prometheus.Registerer
+	n int
+}
+
+func (r *countingRegisterer) Register(c prometheus.Collector) error {
+	if err := r.Registerer.Register(c); err != nil {
+		return err
+	}
+	r.n++
+	return nil
+}
+
+func (r *countingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
