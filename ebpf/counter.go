@@ -76,17 +76,33 @@ func open(watch []int, capacity uint32) (*Counter, error) {
 		e, _ := classify("load", err)
 		return nil, e
 	}
-	l, err := link.Tracepoint("irq", "irq_handler_entry", objs.IrqHandlerEntry, nil)
+	l, err := attach(&objs)
 	if err != nil {
 		objs.Close()
-		e, ok := classify("attach tracepoint irq/irq_handler_entry", err)
-		if !ok && !tracepointVisible() {
-			// cilium/ebpf says only "neither debugfs nor tracefs are mounted", with no errno.
-			e = fmt.Errorf("%w: attach: %w", ErrNoTracefs, err)
-		}
-		return nil, e
+		return nil, err
 	}
 	return &Counter{objs: &objs, link: l}, nil
+}
+
+// attach attaches the counting program to irq_handler_entry: as a raw tracepoint first, a bpf(2)
+// call that CAP_BPF and CAP_PERFMON allow and that needs no tracefs; else through a perf event of
+// the tracefs tracepoint, whose perf_event_open(2) Debian's kernels (perf_event_paranoid = 3)
+// refuse with EACCES to a process without CAP_SYS_ADMIN, such as irqshift.service.
+func attach(objs *irqcountObjects) (link.Link, error) {
+	raw, rawErr := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "irq_handler_entry", Program: objs.IrqHandlerEntryRaw})
+	if rawErr == nil {
+		return raw, nil
+	}
+	l, err := link.Tracepoint("irq", "irq_handler_entry", objs.IrqHandlerEntry, nil)
+	if err == nil {
+		return l, nil
+	}
+	e, ok := classify("attach tracepoint irq/irq_handler_entry", err)
+	if !ok && !tracepointVisible() {
+		// cilium/ebpf says only "neither debugfs nor tracefs are mounted", with no errno.
+		e = fmt.Errorf("%w: attach: %w", ErrNoTracefs, err)
+	}
+	return nil, fmt.Errorf("%w (as a raw tracepoint: %v)", e, rawErr)
 }
 
 // tracepointVisible reports whether the tracepoint's id file is where cilium/ebpf looks first.

@@ -3,6 +3,14 @@
 // irqcount.c: counts hardware interrupts per IRQ and per CPU, from the tracepoint
 // irq/irq_handler_entry, and keeps the time each IRQ last fired on each CPU.
 //
+// Two programs share the counting: irq_handler_entry_raw, attached as a raw tracepoint
+// (BPF_RAW_TRACEPOINT_OPEN, a bpf(2) call: CAP_BPF and CAP_PERFMON suffice and no tracefs is
+// needed), which Open tries first, and irq_handler_entry, attached through a perf event of the
+// tracefs tracepoint. The second needs perf_event_open(2), which Debian's kernels
+// (perf_event_paranoid = 3 by default, a Debian patch that checks CAP_SYS_ADMIN) refuse with
+// EACCES to a process that has CAP_PERFMON but not CAP_SYS_ADMIN: irqshift.service under
+// systemd. It stays for kernels whose raw tracepoints are refused.
+//
 // Rebuilt by `make generate` (bpf2go, see gen.go) into irqcount_bpfel.o, which is committed.
 //
 // What is counted: irq_handler_entry fires once per *action* (handler) the kernel runs for an
@@ -81,11 +89,9 @@ struct {
 // nothing.
 volatile const bool watch_all = true;
 
-SEC("tracepoint/irq/irq_handler_entry")
-int irq_handler_entry(struct irq_handler_entry_ctx *ctx)
+// count_irq counts one handler entry of irq on this CPU.
+static __always_inline int count_irq(__u32 irq)
 {
-	__u32 irq = (__u32)ctx->irq;
-
 	if (!watch_all && !bpf_map_lookup_elem(&watch, &irq))
 		return 0;
 
@@ -110,4 +116,18 @@ int irq_handler_entry(struct irq_handler_entry_ctx *ctx)
 	st->count += 1;
 	st->last_ns = now;
 	return 0;
+}
+
+SEC("tracepoint/irq/irq_handler_entry")
+int irq_handler_entry(struct irq_handler_entry_ctx *ctx)
+{
+	return count_irq((__u32)ctx->irq);
+}
+
+// The raw tracepoint's arguments are the tracepoint's own (include/trace/events/irq.h,
+// TP_PROTO(int irq, struct irqaction *action)): args[0] is the IRQ number.
+SEC("raw_tracepoint/irq_handler_entry")
+int irq_handler_entry_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	return count_irq((__u32)ctx->args[0]);
 }

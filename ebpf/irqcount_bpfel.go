@@ -23,11 +23,12 @@ type irqcountIrqStat struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	irqcountMapCounts           = "counts"
-	irqcountMapDrops            = "drops"
-	irqcountMapWatch            = "watch"
-	irqcountProgIrqHandlerEntry = "irq_handler_entry"
-	irqcountVarWatchAll         = "watch_all"
+	irqcountMapCounts              = "counts"
+	irqcountMapDrops               = "drops"
+	irqcountMapWatch               = "watch"
+	irqcountProgIrqHandlerEntry    = "irq_handler_entry"
+	irqcountProgIrqHandlerEntryRaw = "irq_handler_entry_raw"
+	irqcountVarWatchAll            = "watch_all"
 )
 
 // loadIrqcount returns the embedded CollectionSpec for irqcount.
@@ -72,7 +73,8 @@ type irqcountSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type irqcountProgramSpecs struct {
-	IrqHandlerEntry *ebpf.ProgramSpec `ebpf:"irq_handler_entry"`
+	IrqHandlerEntry    *ebpf.ProgramSpec `ebpf:"irq_handler_entry"`
+	IrqHandlerEntryRaw *ebpf.ProgramSpec `ebpf:"irq_handler_entry_raw"`
 }
 
 // irqcountMapSpecs contains maps before they are loaded into the kernel.
@@ -135,12 +137,14 @@ type irqcountVariables struct {
 //
 // It can be passed to loadIrqcountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type irqcountPrograms struct {
-	IrqHandlerEntry *ebpf.Program `ebpf:"irq_handler_entry"`
+	IrqHandlerEntry    *ebpf.Program `ebpf:"irq_handler_entry"`
+	IrqHandlerEntryRaw *ebpf.Program `ebpf:"irq_handler_entry_raw"`
 }
 
 func (p *irqcountPrograms) Close() error {
 	return _IrqcountClose(
 		p.IrqHandlerEntry,
+		p.IrqHandlerEntryRaw,
 	)
 }
 
