@@ -1,6 +1,8 @@
 # irqshift: build, test, lint, benchmark and demo.
-#   make test   every test: host tests (unit, fuzz seeds, end-to-end) and the arm64 VM tests
-#   make demo   boots an arm64 VM and shows the main job end to end
+#   make test          every test: host tests (unit, fuzz seeds, end-to-end), the unit, the Debian
+#                      packages (lintian) and the arm64 VM tests (kernels 7.x, 6.12, 6.1)
+#   make test-systemd  the package and its unit under a real systemd in the arm64 VM (.ci/run)
+#   make demo          boots an arm64 VM and shows the main job end to end
 GO ?= go
 BIN := bin
 ARM64_BIN := $(BIN)/irqshift-linux-arm64
@@ -26,7 +28,13 @@ build:
 build-arm64:
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(ARM64_BIN) .
 
-test: test-host test-unit vm-test
+test: test-host test-unit test-deb vm-test
+
+# The packaged unit under a real systemd in the arm64 VM (tests/vm/vm.mk, vm-test-systemd). Not in
+# `make test`: a fresh machine first builds the VM's Debian root file system (~13 min under TCG);
+# .ci/run runs it after `make test`.
+.PHONY: test-systemd
+test-systemd: vm-test-systemd
 
 # Host tests; fuzz targets run their seed corpora here.
 test-host:
@@ -91,4 +99,5 @@ clean:
 	rm -rf $(BIN)
 
 -include tests/vm/vm.mk
+include packaging/deb.mk
 -include ebpf/ebpf.mk

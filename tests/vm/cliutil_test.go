@@ -86,9 +86,12 @@ var (
 	states   = map[string]bool{}
 )
 
+// args that start with --state (the systemd test: the unit's state file) keep it.
 func irqshiftEnv(t *testing.T, env []string, args ...string) cliRun {
 	t.Helper()
-	args = append([]string{"--state", statePath(t)}, args...)
+	if len(args) == 0 || args[0] != "--state" {
+		args = append([]string{"--state", statePath(t)}, args...)
+	}
 	cmd := exec.Command(irqshiftBin, args...)
 	cmd.Env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root"}, env...)
 	var stdout, stderr bytes.Buffer

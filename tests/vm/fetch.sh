@@ -4,19 +4,29 @@
 #  1. host tools: qemu-system-aarch64 (package qemu-system-arm), cpio, xz, gzip, kmod, dtc
 #     (device-tree-compiler: run.sh --pci-node patches the machine's DTB), ...
 #  2. dpkg --add-architecture arm64 (+ apt-get update)
-#  3. apt-get download of the arm64 kernel image and busybox-static:arm64 into
-#     tests/vm/.cache/debs/, unpacked with dpkg-deb -x into tests/vm/.cache/kernel/<pkg>/
-#     and tests/vm/.cache/busybox/.
+#  3. apt-get download of the arm64 kernel and busybox-static:arm64 into tests/vm/.cache/debs/,
+#     unpacked with dpkg-deb -x into tests/vm/.cache/kernel/<pkg>/ and tests/vm/.cache/busybox/.
+#
+# Kernels come from two places:
+#   - the host's own apt lists (bookworm: 6.1 and 6.12, `linux-image-VER-arm64-unsigned`, one
+#     package with boot/vmlinuz-VER and lib/modules/VER);
+#   - a private apt configuration in $VM_CACHE/apt (suites trixie-backports and sid of the
+#     Debian archive the host already uses, signed by debian-archive-keyring): the 7.x kernels,
+#     packaged as `linux-binary-VER-arm64` (usr/lib/modules/VER/vmlinuz) and
+#     `linux-modules-VER-arm64` (usr/lib/modules/VER/kernel). fetch.sh unpacks both into one
+#     directory and links boot/vmlinuz-VER and lib/modules to them, so run.sh and
+#     mkinitramfs.sh see the layout of the older packages. The host's apt sources are never
+#     changed: every private call passes -o Dir::Etc::sourcelist=… -o Dir::Etc::sourceparts=-
+#     -o Dir::State::Lists=…; its lists are refreshed when older than a day.
 #
 # Environment:
-#   KERNEL_PKG     arm64 kernel image package to use. Default: the newest
-#                  linux-image-<version>-arm64-unsigned that apt knows about. On bookworm that is
-#                  a 6.12 kernel (6.12.x+deb12), which is what our default runs; it answers EPERM
-#                  to refused affinity writes and makes those files 0444. Debian 12's stock 6.1
-#                  (EIO instead) is tested with e.g.
-#                  KERNEL_PKG=linux-image-6.1.0-56-arm64-unsigned (see `make vm-test-6.1`).
-#   KERNEL_SERIES  instead of a full name, restrict the default to a series, e.g. 6.1 or 6.12.
+#   KERNEL_PKG     kernel package to use: linux-image-VER-arm64-unsigned (host lists) or
+#                  linux-binary-VER-arm64 (private lists). Default: the newest kernel either
+#                  offers (7.x from trixie-backports or sid).
+#   KERNEL_SERIES  restrict the default to a series, e.g. 6.1, 6.12 or 7 (a prefix of VER
+#                  followed by a dot).
 #   VM_CACHE       cache directory (default tests/vm/.cache).
+#   VM_DEBIAN_MIRROR  the archive for the private lists (default: the host's Debian source).
 #   FETCH_SET_CURRENT=0  do not make this kernel the default for run.sh / mkinitramfs.sh.
 #
 # Prints, as its last line, `KERNEL_DIR=<dir>` for the chosen kernel; the same path is written
@@ -24,6 +34,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 CACHE=${VM_CACHE:-$here/.cache}
 mkdir -p "$CACHE/debs"
 
@@ -91,17 +103,56 @@ if ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
 	apt-cache show busybox-static:arm64 >/dev/null 2>&1 || die "busybox-static:arm64 unknown to apt even after apt-get update"
 fi
 
-# --- 3. choose the kernel package -------------------------------------------------------------
-candidates() {
-	apt-cache search --names-only '^linux-image-[0-9].*-arm64-unsigned$' |
-		awk '{print $1}' | grep -v -e '-cloud-' -e '-rt-' |
-		{ if [ -n "${KERNEL_SERIES:-}" ]; then grep -F "linux-image-${KERNEL_SERIES}." || true; else cat; fi; } |
-		sort -V -r
+# --- 3. the private apt configuration (7.x kernels) -------------------------------------------
+APT_DIR=$CACHE/apt
+private=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=-
+	-o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::State::status=$APT_DIR/status"
+	-o "Dir::Cache=$APT_DIR/cache" -o APT::Sandbox::User=root)
+
+private_ready=0
+private_update() {
+	[ "$private_ready" = 0 ] || return 0
+	private_ready=1
+	local mirror
+	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
+	: >>"$APT_DIR/status"
+	mirror=$(debian_mirror)
+	[ -n "$mirror" ] || { log "no Debian archive in the host's apt sources (set VM_DEBIAN_MIRROR): no 7.x kernels"; return 1; }
+	{
+		for suite in trixie-backports sid; do
+			echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main"
+		done
+	} >"$APT_DIR/sources.list.new"
+	if cmp -s "$APT_DIR/sources.list.new" "$APT_DIR/sources.list" &&
+		[ -n "$(find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+		rm -f "$APT_DIR/sources.list.new"
+		return 0
+	fi
+	mv "$APT_DIR/sources.list.new" "$APT_DIR/sources.list"
+	log "apt-get update (private lists: trixie-backports, sid)"
+	apt-get "${private[@]}" update -qq >&2 || log "private apt-get update reported errors (continuing)"
 }
 
-# download PKG: apt-get download into $CACHE/debs unless a .deb of it is already there.
+# --- 4. choose the kernel package -------------------------------------------------------------
+# candidates: "VER PACKAGE" lines, newest first, from the host's lists and the private ones.
+candidates() {
+	{
+		apt-cache search --names-only '^linux-image-[0-9].*-arm64-unsigned$' | awk '{print $1}' |
+			sed -n 's/^linux-image-\(.*\)-arm64-unsigned$/\1 &/p'
+		if [ "$private_ready" = 1 ]; then
+			apt-cache "${private[@]}" search --names-only '^linux-binary-[0-9].*-arm64$' | awk '{print $1}' |
+				sed -n 's/^linux-binary-\(.*\)-arm64$/\1 &/p'
+		fi
+	} | grep -v -e '-cloud' -e '-rt' |
+		awk -v s="${KERNEL_SERIES:+$KERNEL_SERIES.}" 'index($1, s) == 1' |
+		sort -V -r -k1,1
+}
+
+# download PKG [APT_OPTION...]: apt-get download into $CACHE/debs unless a .deb of it is
+# already there.
 download() {
 	local pkg=$1 name=${1%%:*} f
+	shift
 	f=$(find "$CACHE/debs" -maxdepth 1 -name "${name}_*_arm64.deb" | head -n1)
 	if [ -n "$f" ]; then
 		log "have $(basename "$f")"
@@ -109,50 +160,84 @@ download() {
 		return 0
 	fi
 	log "apt-get download $pkg"
-	(cd "$CACHE/debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) || return 1
+	(cd "$CACHE/debs" && apt-get "$@" download -q -o APT::Sandbox::User=root "$pkg" >&2) || return 1
 	f=$(find "$CACHE/debs" -maxdepth 1 -name "${name}_*_arm64.deb" | head -n1)
 	[ -n "$f" ] || return 1
 	echo "$f"
 }
 
+# unpack_kernel PKG DIR: download PKG (and, for a linux-binary package, its linux-modules
+# package) and unpack it into DIR with the boot/ and lib/modules/ layout run.sh expects.
+unpack_kernel() {
+	local pkg=$1 dir=$2 ver debs=() d
+	if [ -n "$(find "$dir/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1)" ]; then
+		log "kernel already unpacked in $dir"
+		return 0
+	fi
+	case $pkg in
+	linux-binary-*)
+		ver=${pkg#linux-binary-}
+		ver=${ver%-arm64}
+		d=$(download "$pkg:arm64" "${private[@]}") || return 1
+		debs+=("$d")
+		d=$(download "linux-modules-$ver-arm64:arm64" "${private[@]}") || return 1
+		debs+=("$d")
+		;;
+	*)
+		d=$(download "$pkg:arm64") || return 1
+		debs+=("$d")
+		;;
+	esac
+	rm -rf "$dir.tmp"
+	mkdir -p "$dir.tmp"
+	for d in "${debs[@]}"; do
+		log "unpacking $(basename "$d")"
+		dpkg-deb -x "$d" "$dir.tmp" || { log "dpkg-deb -x $d failed"; return 1; }
+	done
+	if [ ! -d "$dir.tmp/boot" ] && [ -d "$dir.tmp/usr/lib/modules" ]; then
+		ver=$(basename "$(find "$dir.tmp/usr/lib/modules" -mindepth 2 -maxdepth 2 -name vmlinuz | head -n1 | xargs -r dirname)")
+		[ -n "$ver" ] || { log "no usr/lib/modules/VER/vmlinuz in ${debs[*]}"; return 1; }
+		mkdir -p "$dir.tmp/boot"
+		ln -s "../usr/lib/modules/$ver/vmlinuz" "$dir.tmp/boot/vmlinuz-$ver"
+		ln -s usr/lib "$dir.tmp/lib"
+	fi
+	rm -rf "$dir"
+	mv "$dir.tmp" "$dir"
+}
+
 if [ -n "${KERNEL_PKG:-}" ]; then
 	tries=("${KERNEL_PKG%%:*}")
+	case ${tries[0]} in linux-binary-*) private_update || true ;; esac
 	log "kernel package from KERNEL_PKG: ${tries[0]}"
 else
-	mapfile -t tries < <(candidates | head -n 3)
-	[ ${#tries[@]} -gt 0 ] || die "apt-cache search found no linux-image-*-arm64-unsigned${KERNEL_SERIES:+ for series $KERNEL_SERIES} (is arm64 enabled and apt-get update done?)"
+	# The host's lists serve a series they have (6.1, 6.12); only the newest, or a series they
+	# lack, needs the private lists.
+	if [ -z "${KERNEL_SERIES:-}" ] || [ -z "$(candidates)" ]; then
+		private_update || true
+	fi
+	mapfile -t tries < <(candidates | awk '{print $2}' | head -n 3)
+	[ ${#tries[@]} -gt 0 ] || die "apt-cache search found no arm64 kernel${KERNEL_SERIES:+ for series $KERNEL_SERIES} (is arm64 enabled and apt-get update done?)"
 	log "newest arm64 kernel package: ${tries[0]}"
 fi
 
-kdeb=
+KPKG=
 for p in "${tries[@]}"; do
-	if kdeb=$(download "$p:arm64"); then
+	if unpack_kernel "$p" "$CACHE/kernel/$p"; then
 		KPKG=$p
 		break
 	fi
-	log "download of $p failed; trying the next candidate"
-	kdeb=
+	log "download or unpack of $p failed; trying the next candidate"
 done
-[ -n "$kdeb" ] || die "could not download any of: ${tries[*]} (arm64)"
+[ -n "$KPKG" ] || die "could not download any of: ${tries[*]} (arm64)"
 log "kernel: chose $KPKG"
 
 kdir=$CACHE/kernel/$KPKG
-if [ -n "$(find "$kdir/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1)" ]; then
-	log "kernel already unpacked in $kdir"
-else
-	log "unpacking $(basename "$kdeb")"
-	rm -rf "$kdir.tmp"
-	mkdir -p "$kdir.tmp"
-	dpkg-deb -x "$kdeb" "$kdir.tmp" || die "dpkg-deb -x $kdeb"
-	rm -rf "$kdir"
-	mv "$kdir.tmp" "$kdir"
-fi
 vmlinuz=$(find "$kdir/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n1)
-[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $kdeb"
+[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $kdir"
 kver=${vmlinuz##*/vmlinuz-}
-[ -d "$kdir/lib/modules/$kver" ] || die "no lib/modules/$kver in $kdeb"
+[ -d "$kdir/lib/modules/$kver" ] || die "no lib/modules/$kver in $kdir"
 
-# --- 4. busybox-static:arm64 ------------------------------------------------------------------
+# --- 5. busybox-static:arm64 ------------------------------------------------------------------
 bdeb=$(download busybox-static:arm64) || die "apt-get download busybox-static:arm64"
 bdir=$CACHE/busybox
 if [ -x "$bdir/bin/busybox" ]; then

@@ -1,12 +1,14 @@
 #!/bin/bash
 # mkinitramfs.sh: build the gzip'd cpio initramfs for the arm64 test VM.
 #
-# usage: tests/vm/mkinitramfs.sh [-o OUT.gz] [-k KERNEL_DIR] [-s SCRIPT] [TEST_BINARY...]
+# usage: tests/vm/mkinitramfs.sh [-o OUT.gz] [-k KERNEL_DIR] [-s SCRIPT] [-d FILE]... [TEST_BINARY...]
 #
 #   -o OUT.gz      output (default $VM_CACHE/initrd.gz)
 #   -k KERNEL_DIR  unpacked kernel package (default: the one fetch.sh chose, $VM_CACHE/kernel.current)
 #   -s SCRIPT      also ship SCRIPT as /run.sh; boot with `irqshift.mode=script` to run it
 #                  instead of the tests (for `make demo`).
+#   -d FILE        ship FILE (the irqshift .deb) in /payload/; the systemd mode copies it into
+#                  the root file system for the tests.
 #   TEST_BINARY    arm64 test binaries (CGO_ENABLED=0 GOARCH=arm64 go test -c -tags vm ...);
 #                  they are installed as /tests/<name> and run in order with -test.v.
 #
@@ -26,15 +28,17 @@ CACHE=${VM_CACHE:-$here/.cache}
 out=$CACHE/initrd.gz
 kdir=${KERNEL_DIR:-}
 script=
+payload=()
 
 die() { printf 'mkinitramfs: FAILED: %s\n' "$*" >&2; exit 1; }
 
-while getopts o:k:s: opt; do
+while getopts o:k:s:d: opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	k) kdir=$OPTARG ;;
 	s) script=$OPTARG ;;
-	*) die "usage: $0 [-o OUT.gz] [-k KERNEL_DIR] [-s SCRIPT] [TEST_BINARY...]" ;;
+	d) payload+=("$OPTARG") ;;
+	*) die "usage: $0 [-o OUT.gz] [-k KERNEL_DIR] [-s SCRIPT] [-d FILE]... [TEST_BINARY...]" ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -59,11 +63,12 @@ ln -s busybox "$stage/bin/sh"
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
 mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
 
-# Virtio modules, in load order (KERNEL-FACTS). Built-in ones (6.12 has virtio_pci built in)
-# are simply absent; /init insmods whatever is listed in /lib/modules/order.
+# Virtio modules, in load order (KERNEL-FACTS), then ext4 and what it needs (modinfo -F depends
+# on 6.1, 6.12 and 7.3: jbd2, mbcache, crc16) for the systemd VM's root file system. Built-in ones
+# (6.12 has virtio_pci built in) are simply absent; /init insmods whatever /lib/modules/order lists.
 : >"$stage/lib/modules/order"
 for m in virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio-rng \
-	virtio_blk failover net_failover virtio_net; do
+	virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 ext4; do
 	f=$(find "$mods" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n1)
 	[ -n "$f" ] || continue
 	case $f in
@@ -95,6 +100,14 @@ if [ -n "$script" ]; then
 	[ -f "$script" ] || die "no script $script"
 	cp "$script" "$stage/run.sh"
 	chmod 755 "$stage/run.sh"
+fi
+
+if [ ${#payload[@]} -gt 0 ]; then
+	mkdir -p "$stage/payload"
+	for f in "${payload[@]}"; do
+		[ -f "$f" ] || die "no file $f for /payload"
+		cp "$f" "$stage/payload/"
+	done
 fi
 
 cp "$here/guest/init" "$stage/init"

@@ -28,6 +28,10 @@
 #                         --multi-thread turns it off): multi-threaded TCG with more vCPUs than
 #                         host cores stalls (64 vCPUs: 765 s to boot, RCU stalls; one thread: ~10 s).
 #       --multi-thread    multi-threaded TCG (QEMU's default) whatever the CPU count
+#       --rootfs IMG      also attach IMG (an ext4 image from rootfs.sh) as a virtio-blk disk, as a
+#                         copy-on-write snapshot (QEMU's snapshot=on: the image never changes);
+#                         mode systemd boots it with systemd as PID 1 (see guest/init)
+#       --rootfs-writable write to IMG itself (rootfs.sh's second stage)
 # With --numa or --pci-node the kernel command line also gets IRQSHIFT_VM_NUMA=N and
 # IRQSHIFT_VM_PCI_NODE=K (for the tests, in /init's environment), and the log's default name the
 # suffix -numaN[-pciK][-rngN].
@@ -53,6 +57,8 @@ numa=${VM_NUMA:-0}
 pcinode=${VM_PCI_NODE:-}
 extrarng=${VM_EXTRA_RNG:-0}
 tcgsingle=${VM_TCG_SINGLE:-auto}
+rootfs=
+rootfsrw=0
 mem=1024
 testdata=${VM_TESTDATA:-$root/tests/testdata}
 
@@ -76,6 +82,8 @@ while [ $# -gt 0 ]; do
 	-x | --extra-rng) extrarng=$2; shift ;;
 	-s | --single-thread) tcgsingle=1 ;;
 	--multi-thread) tcgsingle=0 ;;
+	--rootfs) rootfs=$2; shift ;;
+	--rootfs-writable) rootfsrw=1 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (try --help)" ;;
 	esac
@@ -108,6 +116,7 @@ fi
 vmlinuz=$(find "$kdir/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1)
 [ -n "$vmlinuz" ] || die "no boot/vmlinuz-* under $kdir: run tests/vm/fetch.sh"
 [ -f "$initrd" ] || die "no initramfs $initrd: run tests/vm/mkinitramfs.sh"
+[ -z "$rootfs" ] || [ -f "$rootfs" ] || die "no root file system image $rootfs: run tests/vm/rootfs.sh"
 command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 not installed: run tests/vm/fetch.sh"
 
 name="$mode-gicv$gic-${smp}cpu"
@@ -177,6 +186,15 @@ if [ -n "$pcinode" ]; then
 fi
 rngs=()
 for ((k = 0; k < extrarng; k++)); do rngs+=(-device virtio-rng-pci); done
+rootdisk=()
+if [ -n "$rootfs" ]; then
+	# snapshot=on: writes go to a temporary overlay. Writable (rootfs.sh's one build): no flush
+	# reaches the host's disk until QEMU exits (cache=unsafe), which the guest's sync precedes.
+	drive="file=$rootfs,if=none,format=raw,id=r0,snapshot=on"
+	[ "$rootfsrw" = 1 ] && drive="file=$rootfs,if=none,format=raw,id=r0,cache=unsafe"
+	# The guest finds it by its ext4 label (irqshift-root), not by its name.
+	rootdisk=(-drive "$drive" -device virtio-blk-pci,drive=r0)
+fi
 # Only the big VMs run single-threaded: the small ones keep the MTTCG they were measured with.
 accel=()
 [ "$tcgsingle" = 1 ] && accel=(-accel tcg,thread=single)
@@ -190,7 +208,7 @@ qemu=(qemu-system-aarch64
 	-device virtio-rng-pci
 	-drive "file=$disk,if=none,format=raw,id=d0,readonly=on" -device virtio-blk-pci,drive=d0
 	-device virtio-rng-device
-	"${rngs[@]}")
+	"${rngs[@]}" "${rootdisk[@]}")
 
 tcgmode=multi-threaded
 [ "$tcgsingle" = 1 ] && tcgmode=single-threaded

@@ -1,12 +1,12 @@
 #!/bin/bash
 # suite.sh: the VM runs behind `make vm-test` and `make vm-capture`.
 #
-# usage: tests/vm/suite.sh test|numa|big|capture TEST_BINARY...
+# usage: tests/vm/suite.sh test|numa|big|systemd|capture TEST_BINARY...
 #
-#   test     for each kernel in $VM_KERNELS: fetch it, build its initramfs, boot GICv3 (-smp 4) then
-#            GICv2 (-smp 4), run the test binaries in each; for `newest` also the NUMA
-#            configuration and the big one (below; VM_NUMA_TEST=0 and VM_BIG_TEST=0 leave them
-#            out); fail if any run fails.
+#   test     for each kernel in $VM_KERNELS: fetch it, build its initramfs, boot GICv3 (-smp 4), and
+#            GICv2 (-smp 4) for the kernels in $VM_GICV2_KERNELS (default `newest`), run the test
+#            binaries in each; for `newest` also the NUMA configuration and the big one (below;
+#            VM_NUMA_TEST=0 and VM_BIG_TEST=0 leave them out); fail if any run fails.
 #   numa     only the NUMA configuration, with the newest kernel: "GICv3 8 vCPUs 2 nodes PCI on
 #            node 1" (run.sh -g 3 -c 8 --numa 2 --pci-node 1 --extra-rng 4 -r '^TestNUMA'),
 #            the tests of numa_test.go (the others assume no NUMA placement and 4 CPUs).
@@ -14,12 +14,17 @@
 #            node 1" (run.sh -g 3 -c 64 --numa 4 --pci-node 1 --extra-rng 8 -r '^TestBig', which
 #            runs single-threaded TCG above 16 vCPUs), the tests of big_test.go; VM_BIG_SMP sets
 #            its vCPUs (default 64; 4 nodes whatever the count).
+#   systemd  the systemd VM, with the newest kernel: rootfs.sh's Debian arm64 root file system
+#            (built once, cached) booted with systemd as PID 1, GICv3, 4 vCPUs; installs $VM_DEB
+#            (bin/deb/irqshift_*_arm64.deb from `make deb`) with dpkg and runs systemd_test.go
+#            (TestSystemd*) as a service (`make test-systemd`).
 #   capture  with the default (newest) kernel: refresh tests/testdata/vm-gicv3-4cpu,
 #            vm-gicv3-4cpu-cpu2-offline (one GICv3 boot) and vm-gicv2-4cpu (one GICv2 boot).
 #
-# VM_KERNELS: space-separated; `newest` = KERNEL_PKG if set, else the newest arm64 kernel apt
-# knows (6.12 on bookworm); anything else is a series such as 6.1 (Debian 12's stock kernel).
-# Default "newest 6.1", so both the EPERM (6.12) and EIO (6.1) kernels are covered.
+# VM_KERNELS: space-separated; `newest` = KERNEL_PKG if set, else the newest arm64 kernel that the
+# host's lists or fetch.sh's private lists (trixie-backports, sid) offer: 7.x; anything else is a
+# series such as 6.12 (bookworm's newest) or 6.1 (Debian 12's stock kernel). Default
+# "newest 6.12 6.1": the 7.x kernel, and both the EPERM (6.12) and EIO (6.1) kernels.
 # VM_SMP overrides -smp for the test runs (GICv2 runs are capped at 8 CPUs), not for the NUMA or
 # the big one.
 set -uo pipefail
@@ -30,7 +35,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VM_CACHE:-$here/.cache}
 what=${1:-}
 shift || true
-[ $# -gt 0 ] || { echo "usage: $0 test|numa|big|capture TEST_BINARY..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 test|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
 
 summary=()
 failed=0
@@ -88,19 +93,44 @@ big_boot() {
 		-l "$CACHE/logs/test-$kver-gicv3-${smp}cpu-numa4-pci1.log"
 }
 
+# systemd_boot TEST_BINARY...: the systemd VM (newest kernel): the root file system (built once,
+# a few minutes), an initramfs carrying the .deb and the tests, one boot.
+systemd_boot() {
+	local deb=${VM_DEB:-} rootfs t
+	[ -f "$deb" ] || { summary+=("systemd: FAIL (no package: VM_DEB=$deb; make deb)"); failed=1; return; }
+	t=$(now)
+	rootfs=$(bash "$here/rootfs.sh" -k "$kdir" | sed -n 's/^ROOTFS=//p' | tail -n1)
+	if [ -z "$rootfs" ]; then
+		summary+=("systemd: FAIL (rootfs.sh)")
+		failed=1
+		return
+	fi
+	summary+=("rootfs: $(since "$t")s")
+	initrd=$CACHE/initrd-systemd-$kver.gz
+	if ! bash "$here/mkinitramfs.sh" -k "$kdir" -o "$initrd" -d "$deb" "$@"; then
+		summary+=("systemd: FAIL (initramfs)")
+		failed=1
+		return
+	fi
+	boot "$kver gicv3 4cpu systemd $(basename "$deb")" -g 3 -c 4 -m systemd --rootfs "$rootfs" \
+		-l "$CACHE/logs/test-$kver-gicv3-4cpu-systemd.log"
+}
+
 case $what in
 test)
 	smp=${VM_SMP:-4}
 	smp2=$smp
 	[ "$smp2" -le 8 ] || smp2=8
-	for series in ${VM_KERNELS:-newest 6.1}; do
+	for series in ${VM_KERNELS:-newest 6.12 6.1}; do
 		if ! prepare "$series" "$@"; then
 			summary+=("kernel $series: FAIL (fetch or initramfs)")
 			failed=1
 			continue
 		fi
 		boot "$kver gicv3 ${smp}cpu" -g 3 -c "$smp" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
-		boot "$kver gicv2 ${smp2}cpu" -g 2 -c "$smp2" -l "$CACHE/logs/test-$kver-gicv2-${smp2}cpu.log"
+		if [[ " ${VM_GICV2_KERNELS:-newest} " == *" $series "* ]]; then
+			boot "$kver gicv2 ${smp2}cpu" -g 2 -c "$smp2" -l "$CACHE/logs/test-$kver-gicv2-${smp2}cpu.log"
+		fi
 		if [ "$series" = newest ] && [ "${VM_NUMA_TEST:-1}" != 0 ]; then numa_boot; fi
 		if [ "$series" = newest ] && [ "${VM_BIG_TEST:-1}" != 0 ]; then big_boot; fi
 	done
@@ -121,6 +151,14 @@ big)
 		failed=1
 	fi
 	;;
+systemd)
+	if prepare newest "$@"; then
+		systemd_boot "$@"
+	else
+		summary+=("kernel: FAIL (fetch or initramfs)")
+		failed=1
+	fi
+	;;
 capture)
 	if prepare newest "$@"; then
 		boot "capture $kver gicv3" -g 3 -c 4 -q -C gicv3-4cpu,gicv3-4cpu-cpu2-offline -l "$CACHE/logs/capture-$kver-gicv3-4cpu.log"
@@ -131,7 +169,7 @@ capture)
 	fi
 	;;
 *)
-	echo "usage: $0 test|numa|big|capture TEST_BINARY..." >&2
+	echo "usage: $0 test|numa|big|systemd|capture TEST_BINARY..." >&2
 	exit 2
 	;;
 esac

@@ -3,7 +3,8 @@
 #
 #   make vm-fetch     install host tools, download + unpack the arm64 kernel and busybox
 #   make vm-test      build the vm-tagged arm64 test binary (+ bin/irqshift-linux-arm64 when
-#                     main.go exists), boot GICv3 then GICv2 for each kernel in VM_KERNELS, and for
+#                     main.go exists), boot GICv3 for each kernel in VM_KERNELS (the newest 7.x,
+#                     6.12, 6.1) and GICv2 for those in VM_GICV2_KERNELS (the newest), and for
 #                     the newest kernel the NUMA VM and the big VM (VM_NUMA_TEST=0, VM_BIG_TEST=0
 #                     leave them out)
 #   make vm-test-numa only the NUMA VM: newest kernel, GICv3, 8 vCPUs, 2 nodes, every PCI device on
@@ -11,6 +12,10 @@
 #   make vm-test-big  only the big VM: newest kernel, GICv3, 64 vCPUs (VM_BIG_SMP) on one host
 #                     thread (single-threaded TCG), 4 nodes, every PCI device on node 1, 8 extra
 #                     virtio-rng-pci; runs big_test.go (TestBig*), about 90 s
+#   make vm-test-systemd  the systemd VM: newest kernel, GICv3, 4 vCPUs, a Debian arm64 root file
+#                     system (rootfs.sh: debootstrap, built once and cached, ~13 min) booted with
+#                     systemd as PID 1; installs bin/deb/irqshift_*_arm64.deb (make deb) with dpkg
+#                     and runs systemd_test.go (TestSystemd*) as a service; `make test-systemd`
 #   make vm-capture   refresh tests/testdata/vm-gicv3-4cpu, vm-gicv3-4cpu-cpu2-offline, vm-gicv2-4cpu
 #   make demo         boot the GICv3 VM (newest kernel) and narrate the kernel's hotplug behaviour
 #                     and irqshift's (tests/vm/demo.sh); fetches what it needs
@@ -18,7 +23,7 @@
 #                     time: TestDaemonHotplug on each of BENCH_VM_CONFIGS with BENCH_VM_CHURN steps,
 #                     n/median/p90/max per kernel and GIC (tests/vm/bench.sh, docs/BENCHMARKS.md)
 #
-# Variables: VM_KERNELS (default "newest 6.1"), KERNEL_PKG, VM_SMP, VM_TIMEOUT, VM_NUMA_TEST,
+# Variables: VM_KERNELS (default "newest 6.12 6.1"), VM_GICV2_KERNELS (default "newest"), KERNEL_PKG, VM_SMP, VM_TIMEOUT, VM_NUMA_TEST,
 # VM_BIG_TEST, VM_BIG_SMP (see suite.sh, run.sh);
 # for bench-vm BENCH_VM_CONFIGS (KERNEL:GIC pairs, or KERNEL:GIC:CPUS, where 32 or more CPUS is the
 # big VM's layout; KERNEL as in VM_KERNELS; default "newest:3 newest:2 6.1:3"), BENCH_VM_CHURN
@@ -26,11 +31,12 @@
 
 VM_DIR := tests/vm
 VM_TEST_BIN := $(VM_DIR)/.cache/bin/vmtest.test
-VM_KERNELS ?= newest 6.1
+VM_KERNELS ?= newest 6.12 6.1
+VM_GICV2_KERNELS ?= newest
 BENCH_VM_CONFIGS ?= newest:3 newest:2 6.1:3
 BENCH_VM_CHURN ?= 200
 
-.PHONY: vm-fetch vm-test vm-test-numa vm-test-big vm-capture vm-testbin vm-irqshift-bin demo
+.PHONY: vm-fetch vm-test vm-test-numa vm-test-big vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
 
 vm-fetch:
 	bash $(VM_DIR)/fetch.sh
@@ -45,13 +51,17 @@ vm-irqshift-bin:
 
 # suite.sh runs fetch.sh itself (for each kernel), so vm-fetch is not a prerequisite.
 vm-test: vm-testbin vm-irqshift-bin
-	VM_KERNELS="$(VM_KERNELS)" bash $(VM_DIR)/suite.sh test $(VM_TEST_BIN)
+	VM_KERNELS="$(VM_KERNELS)" VM_GICV2_KERNELS="$(VM_GICV2_KERNELS)" bash $(VM_DIR)/suite.sh test $(VM_TEST_BIN)
 
 vm-test-numa: vm-testbin vm-irqshift-bin
 	bash $(VM_DIR)/suite.sh numa $(VM_TEST_BIN)
 
 vm-test-big: vm-testbin vm-irqshift-bin
 	bash $(VM_DIR)/suite.sh big $(VM_TEST_BIN)
+
+# The package under test is the one `make deb` built (packaging/deb.mk).
+vm-test-systemd: vm-testbin deb
+	VM_DEB="$$(ls bin/deb/irqshift_*_arm64.deb | head -n1)" bash $(VM_DIR)/suite.sh systemd $(VM_TEST_BIN)
 
 vm-capture: vm-testbin
 	bash $(VM_DIR)/suite.sh capture $(VM_TEST_BIN)
