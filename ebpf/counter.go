@@ -89,12 +89,17 @@ func open(watch []int, capacity uint32) (*Counter, error) {
 // the tracefs tracepoint, whose perf_event_open(2) Debian's kernels (perf_event_paranoid = 3)
 // refuse with EACCES to a process without CAP_SYS_ADMIN, such as irqshift.service.
 func attach(objs *irqcountObjects) (link.Link, error) {
+	// The program left unattached is closed, so one program per Counter stays loaded.
 	raw, rawErr := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "irq_handler_entry", Program: objs.IrqHandlerEntryRaw})
 	if rawErr == nil {
+		objs.IrqHandlerEntry.Close()
+		objs.IrqHandlerEntry = nil
 		return raw, nil
 	}
 	l, err := link.Tracepoint("irq", "irq_handler_entry", objs.IrqHandlerEntry, nil)
 	if err == nil {
+		objs.IrqHandlerEntryRaw.Close()
+		objs.IrqHandlerEntryRaw = nil
 		return l, nil
 	}
 	e, ok := classify("attach tracepoint irq/irq_handler_entry", err)

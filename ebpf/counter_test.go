@@ -473,3 +473,30 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	}
 }
+
+// TestOpenKeepsOneProgram: Open attaches one of the two programs (the raw tracepoint where the
+// kernel allows it) and closes the other, so a Counter holds one loaded program, the attached one.
+func TestOpenKeepsOneProgram(t *testing.T) {
+	c := openOrSkip(t, []int{0}, 0)
+	raw, tp := c.objs.IrqHandlerEntryRaw, c.objs.IrqHandlerEntry
+	if (raw == nil) == (tp == nil) {
+		t.Fatalf("programs kept: raw tracepoint %v, tracefs tracepoint %v; want exactly one", raw != nil, tp != nil)
+	}
+	kept := raw
+	if kept == nil {
+		kept = tp
+	}
+	info, err := kept.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkInfo, err := c.link.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	if linkInfo.Program != id {
+		t.Errorf("the link runs program %d, the Counter kept program %d", linkInfo.Program, id)
+	}
+	t.Logf("attached as a %s (link type %v)", map[bool]string{true: "raw tracepoint", false: "tracefs tracepoint"}[raw != nil], linkInfo.Type)
+}
