@@ -476,8 +476,10 @@ func bpfProgramIDs(t *testing.T) map[cebpf.ProgramID]bool {
 		}
 		info, err := p.Info()
 		p.Close()
-		// The kernel keeps 15 characters of the name (BPF_OBJ_NAME_LEN).
-		if err == nil && (info.Name == "irq_handler_ent" || info.Name == "irq_handler_entry") {
+		// The kernel keeps 15 characters of the name (BPF_OBJ_NAME_LEN); cilium/ebpf reports the
+		// whole one from BTF where it can: irq_handler_entry, or irq_handler_entry_raw (the raw
+		// tracepoint program).
+		if err == nil && strings.HasPrefix(info.Name, "irq_handler_ent") {
 			ids[id] = true
 		}
 	}
