@@ -287,12 +287,16 @@ func fileMode(t *testing.T, path string) os.FileMode {
 // wantGIC is the GIC version run.sh booted with (irqshift.gic= on the kernel command line).
 func wantGIC() string { return os.Getenv("IRQSHIFT_VM_GIC") }
 
-// gicVersion derives the GIC version from the chip of arch_timer (PPI 27).
+// gicVersion derives the GIC version from the chip of arch_timer (PPI 27): GICv3, GICv5-PPI
+// (the GICv5 VM, gicv5_test.go), else GICv2 (GIC-0 on 6.1 and 6.12).
 func gicVersion(rows []irqRow) string {
 	for _, r := range rows {
 		if r.Actions == "arch_timer" {
-			if r.Chip == "GICv3" {
+			switch {
+			case r.Chip == "GICv3":
 				return "3"
+			case strings.HasPrefix(r.Chip, "GICv5-"):
+				return "5"
 			}
 			return "2"
 		}

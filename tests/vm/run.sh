@@ -2,7 +2,10 @@
 # run.sh: boot the arm64 test VM under qemu-system-aarch64 (TCG) and report its result.
 #
 # usage: tests/vm/run.sh [options]
-#   -g, --gic 3|2         GIC version (env VM_GIC, default 3). GICv2 has no ITS and allows <= 8 CPUs.
+#   -g, --gic 3|2|5       GIC version (env VM_GIC, default 3). GICv2 has no ITS and allows <= 8 CPUs.
+#                         5: QEMU's experimental GICv5 (-M virt,gic-version=x-5, -cpu max,pauth-impdef=on;
+#                         QEMU 11.1+, TCG only, no ITS: the PCI devices use INTx, GICv5 SPIs). Bookworm's
+#                         QEMU 7.2 has none: pass --qemu-chroot (qemu-newest.sh builds one).
 #   -c, --smp N           number of CPUs (env VM_SMP, default 4)
 #   -m, --mode MODE       test (default) | capture | script | shell | trivial  (see mkinitramfs.sh)
 #   -C, --capture NAMES   capture mode: comma-separated fixture names, e.g. gicv3-4cpu,gicv3-4cpu-cpu2-offline;
@@ -32,6 +35,11 @@
 #                         copy-on-write snapshot (QEMU's snapshot=on: the image never changes);
 #                         mode systemd boots it with systemd as PID 1 (see guest/init)
 #       --rootfs-writable write to IMG itself (rootfs.sh's second stage)
+#       --qemu-chroot DIR run qemu-system-aarch64 inside the chroot DIR (env VM_QEMU_CHROOT), e.g. the
+#                         trixie chroot with trixie-backports' QEMU that qemu-newest.sh builds. qemu
+#                         runs in a private mount namespace (unshare -m): the chroot's /proc, /dev
+#                         and a tmpfs on its /mnt holding bind mounts of the kernel, initrd, disk
+#                         image(s) and DTB vanish with the qemu process; the chroot is not changed.
 # With --numa or --pci-node the kernel command line also gets IRQSHIFT_VM_NUMA=N and
 # IRQSHIFT_VM_PCI_NODE=K (for the tests, in /init's environment), and the log's default name the
 # suffix -numaN[-pciK][-rngN].
@@ -59,6 +67,7 @@ extrarng=${VM_EXTRA_RNG:-0}
 tcgsingle=${VM_TCG_SINGLE:-auto}
 rootfs=
 rootfsrw=0
+qchroot=${VM_QEMU_CHROOT:-}
 mem=1024
 testdata=${VM_TESTDATA:-$root/tests/testdata}
 
@@ -84,13 +93,14 @@ while [ $# -gt 0 ]; do
 	--multi-thread) tcgsingle=0 ;;
 	--rootfs) rootfs=$2; shift ;;
 	--rootfs-writable) rootfsrw=1 ;;
+	--qemu-chroot) qchroot=$2; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (try --help)" ;;
 	esac
 	shift
 done
 
-case $gic in 2 | 3) ;; *) die "--gic must be 2 or 3" ;; esac
+case $gic in 2 | 3 | 5) ;; *) die "--gic must be 2, 3 or 5" ;; esac
 if ! [[ $smp =~ ^[0-9]+$ ]] || [ "$smp" -lt 1 ]; then die "--smp must be a number >= 1"; fi
 if [ "$gic" = 2 ] && [ "$smp" -gt 8 ]; then die "GICv2 supports at most 8 CPUs (asked for $smp)"; fi
 if [[ $testrun =~ [[:space:]] ]]; then die "--run REGEX may not contain spaces (it goes on the kernel command line)"; fi
@@ -117,7 +127,30 @@ vmlinuz=$(find "$kdir/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1
 [ -n "$vmlinuz" ] || die "no boot/vmlinuz-* under $kdir: run tests/vm/fetch.sh"
 [ -f "$initrd" ] || die "no initramfs $initrd: run tests/vm/mkinitramfs.sh"
 [ -z "$rootfs" ] || [ -f "$rootfs" ] || die "no root file system image $rootfs: run tests/vm/rootfs.sh"
-command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 not installed: run tests/vm/fetch.sh"
+if [ -n "$qchroot" ]; then
+	[ -d "$qchroot" ] || die "--qemu-chroot $qchroot: no such directory (tests/vm/qemu-newest.sh builds one)"
+	qchroot=$(realpath "$qchroot")
+	[ -x "$qchroot/usr/bin/qemu-system-aarch64" ] || die "--qemu-chroot $qchroot: no usr/bin/qemu-system-aarch64 in it"
+	[ "$(id -u)" = 0 ] || die "--qemu-chroot needs root (chroot, unshare -m, mount)"
+	command -v unshare >/dev/null || die "--qemu-chroot needs unshare (util-linux)"
+else
+	command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 not installed: run tests/vm/fetch.sh"
+fi
+
+# qemu_plain ARGS...: qemu-system-aarch64 with no files to reach (--version, -M virt,help).
+qemu_plain() {
+	if [ -n "$qchroot" ]; then
+		chroot "$qchroot" qemu-system-aarch64 "$@"
+	else
+		qemu-system-aarch64 "$@"
+	fi
+}
+if [ "$gic" = 5 ] && ! qemu_plain -M virt,help 2>/dev/null | grep -q 'gic-version=.*x-5'; then
+	if [ -n "$qchroot" ]; then
+		die "-g 5: the QEMU in $qchroot ($(qemu_plain --version | head -n1)) offers no gic-version x-5"
+	fi
+	die "-g 5: this host's $(qemu_plain --version | head -n1) has no GICv5 (gic-version x-5; bookworm's QEMU 7.2 has none, QEMU 11.1 has): build trixie-backports' QEMU with tests/vm/qemu-newest.sh and pass --qemu-chroot DIR (its QEMU_CHROOT=)"
+fi
 
 name="$mode-gicv$gic-${smp}cpu"
 [ "$numa" -gt 0 ] && name="$name-numa$numa"
@@ -143,7 +176,16 @@ cmdline="console=ttyAMA0 rdinit=/init panic=-1 quiet irqshift.mode=$mode irqshif
 [ -n "$append" ] && cmdline="$cmdline $append"
 
 # The machine: these arguments decide its device tree (see --pci-node).
-machine=(-cpu cortex-a72 -smp "$smp" -m "$mem")
+gicarg=$gic
+cpu=cortex-a72
+if [ "$gic" = 5 ]; then
+	# QEMU calls its GICv5 experimental (x-). -cpu max: an Armv9 CPU, as GICv5 machines will have
+	# (QEMU 11.1 gives cortex-a72 the GICv5 CPU interface too, and 7.3 boots on it). pauth-impdef:
+	# QEMU's own pointer-authentication algorithm, much cheaper under TCG than the architected QARMA.
+	gicarg=x-5
+	cpu=max,pauth-impdef=on
+fi
+machine=(-cpu "$cpu" -smp "$smp" -m "$mem")
 if [ "$numa" -gt 0 ]; then
 	for ((k = 0; k < numa; k++)); do
 		lo=$((k * smp / numa))
@@ -154,18 +196,65 @@ if [ "$numa" -gt 0 ]; then
 	done
 fi
 
+# The files qemu opens. With --qemu-chroot they are bind-mounted (inside qemu's own mount
+# namespace, see qemu_cmd) at /mnt/irqshift-vm/N-NAME in the chroot: qpath VAR FILE sets VAR to
+# the path qemu is to be given and records the bind.
+binds=()
+qkernel='' qinitrd='' qdisk='' qdtb='' qrootfs='' qtmp=''
+qpath() {
+	local src dst
+	src=$(realpath "$2")
+	if [ -z "$qchroot" ]; then
+		printf -v "$1" '%s' "$src"
+		return
+	fi
+	dst=/mnt/irqshift-vm/$((${#binds[@]} / 2))-$(basename "$src")
+	binds+=("$src" "$dst")
+	printf -v "$1" '%s' "$dst"
+}
+# qemu_cmd: the command that runs qemu-system-aarch64 (its arguments follow). In the chroot: a
+# private mount namespace (unshare -m, no fork: qemu keeps the PID that timeout(1) and our trap
+# signal) in which the chroot gets /proc, the host's /dev (rbind) and a tmpfs on /mnt with the
+# binds; all of it vanishes with qemu, and nothing is mounted in the host's namespace.
+# shellcheck disable=SC2016 # expanded by the inner bash
+inchroot='set -e
+root=$1 n=$2
+shift 2
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mkdir -p "$root/mnt"
+mount -t tmpfs -o mode=755,size=64k irqshift-vm "$root/mnt"
+mkdir -p "$root/mnt/irqshift-vm"
+while [ "$n" -gt 0 ]; do
+	if [ -d "$1" ]; then mkdir -p "$root$2"; else : >"$root$2"; fi
+	mount --bind "$1" "$root$2"
+	shift 2
+	n=$((n - 1))
+done
+exec chroot "$root" qemu-system-aarch64 "$@"'
+qemu_cmd() {
+	if [ -n "$qchroot" ]; then
+		qemu_cmd=(unshare -m --propagation private bash -c "$inchroot" irqshift-qemu-chroot "$qchroot" $((${#binds[@]} / 2)) "${binds[@]}")
+	else
+		qemu_cmd=(qemu-system-aarch64)
+	fi
+}
+
 # --pci-node K: QEMU's DT-booted virt machine gives every PCI device numa_node -1 (KERNEL-FACTS,
 # "Bigger and NUMA VMs"); a numa-node-id in the host bridge's node puts them all on node K.
 dtbargs=()
 if [ -n "$pcinode" ]; then
 	command -v dtc >/dev/null || die "dtc not installed (package device-tree-compiler): run tests/vm/fetch.sh"
-	key=$( (qemu-system-aarch64 --version | head -n1; echo "virt,gic-version=$gic" "${machine[@]}" "pci-node=$pcinode") | sha256sum | cut -c1-16)
+	key=$( (qemu_plain --version | head -n1; echo "virt,gic-version=$gicarg" "${machine[@]}" "pci-node=$pcinode") | sha256sum | cut -c1-16)
 	dtb=$CACHE/dtb/virt-gicv$gic-${smp}cpu-numa$numa-pci$pcinode-$key.dtb
 	if [ ! -s "$dtb" ]; then
 		mkdir -p "$CACHE/dtb"
 		tmp=$(mktemp -d "${TMPDIR:-/tmp}/irqshift-dtb.XXXXXX")
 		# -nic none: no default NIC (its option ROM is not installed); it does not change the DTB.
-		qemu-system-aarch64 -M "virt,gic-version=$gic,dumpdtb=$tmp/virt.dtb" "${machine[@]}" -nographic -nic none \
+		qpath qtmp "$tmp"
+		qemu_cmd
+		binds=()
+		"${qemu_cmd[@]}" -M "virt,gic-version=$gicarg,dumpdtb=$qtmp/virt.dtb" "${machine[@]}" -nographic -nic none \
 			>"$tmp/dump.log" 2>&1 || { cat "$tmp/dump.log" >&2; rm -rf "$tmp"; die "qemu dumpdtb failed"; }
 		dtc -q -I dtb -O dts -o "$tmp/virt.dts" "$tmp/virt.dtb" || { rm -rf "$tmp"; die "dtc could not decompile the dumped DTB"; }
 		awk -v k="$pcinode" '
@@ -182,7 +271,8 @@ if [ -n "$pcinode" ]; then
 		rm -rf "$tmp"
 		echo "run: DTB with the PCI host bridge on node $pcinode: $dtb" >&2
 	fi
-	dtbargs=(-dtb "$dtb")
+	qpath qdtb "$dtb"
+	dtbargs=(-dtb "$qdtb")
 fi
 rngs=()
 for ((k = 0; k < extrarng; k++)); do rngs+=(-device virtio-rng-pci); done
@@ -190,8 +280,9 @@ rootdisk=()
 if [ -n "$rootfs" ]; then
 	# snapshot=on: writes go to a temporary overlay. Writable (rootfs.sh's one build): no flush
 	# reaches the host's disk until QEMU exits (cache=unsafe), which the guest's sync precedes.
-	drive="file=$rootfs,if=none,format=raw,id=r0,snapshot=on"
-	[ "$rootfsrw" = 1 ] && drive="file=$rootfs,if=none,format=raw,id=r0,cache=unsafe"
+	qpath qrootfs "$rootfs"
+	drive="file=$qrootfs,if=none,format=raw,id=r0,snapshot=on"
+	[ "$rootfsrw" = 1 ] && drive="file=$qrootfs,if=none,format=raw,id=r0,cache=unsafe"
 	# The guest finds it by its ext4 label (irqshift-root), not by its name.
 	rootdisk=(-drive "$drive" -device virtio-blk-pci,drive=r0)
 fi
@@ -199,20 +290,28 @@ fi
 accel=()
 [ "$tcgsingle" = 1 ] && accel=(-accel tcg,thread=single)
 
+qpath qkernel "$vmlinuz"
+qpath qinitrd "$initrd"
+qpath qdisk "$disk"
+qemu_cmd
+# On GICv5 (no ITS, no MSIs) the three PCI devices fall back to INTx, wired GICv5 SPIs like
+# virtio-rng-device's; virtio-blk then has one shared interrupt instead of managed queues.
 # shellcheck disable=SC2054 # commas are qemu option syntax
-qemu=(qemu-system-aarch64
-	-M "virt,gic-version=$gic" "${accel[@]}" "${machine[@]}"
+qemu=("${qemu_cmd[@]}"
+	-M "virt,gic-version=$gicarg" "${accel[@]}" "${machine[@]}"
 	-nographic -no-reboot
-	-kernel "$vmlinuz" -initrd "$initrd" -append "$cmdline" "${dtbargs[@]}"
+	-kernel "$qkernel" -initrd "$qinitrd" -append "$cmdline" "${dtbargs[@]}"
 	-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile=
 	-device virtio-rng-pci
-	-drive "file=$disk,if=none,format=raw,id=d0,readonly=on" -device virtio-blk-pci,drive=d0
+	-drive "file=$qdisk,if=none,format=raw,id=d0,readonly=on" -device virtio-blk-pci,drive=d0
 	-device virtio-rng-device
 	"${rngs[@]}" "${rootdisk[@]}")
 
 tcgmode=multi-threaded
 [ "$tcgsingle" = 1 ] && tcgmode=single-threaded
-echo "run: $name: kernel $(basename "$vmlinuz"), initrd $(basename "$initrd"), $tcgmode TCG, timeout ${tmo}s, log $log" >&2
+where=
+[ -n "$qchroot" ] && where=", $(qemu_plain --version | head -n1 | sed 's/ (.*//') in chroot $qchroot"
+echo "run: $name: kernel $(basename "$vmlinuz"), initrd $(basename "$initrd"), $tcgmode TCG$where, timeout ${tmo}s, log $log" >&2
 start=$(date +%s.%N)
 
 if [ "$mode" = shell ]; then

@@ -1,12 +1,18 @@
 #!/bin/bash
 # suite.sh: the VM runs behind `make vm-test` and `make vm-capture`.
 #
-# usage: tests/vm/suite.sh test|numa|big|systemd|capture TEST_BINARY...
+# usage: tests/vm/suite.sh test|gicv5|numa|big|systemd|capture TEST_BINARY...
 #
 #   test     for each kernel in $VM_KERNELS: fetch it, build its initramfs, boot GICv3 (-smp 4), and
 #            GICv2 (-smp 4) for the kernels in $VM_GICV2_KERNELS (default `newest`), run the test
-#            binaries in each; for `newest` also the NUMA configuration and the big one (below;
-#            VM_NUMA_TEST=0 and VM_BIG_TEST=0 leave them out); fail if any run fails.
+#            binaries in each; for `newest` also the GICv5 VM, the NUMA configuration and the big
+#            one (below; VM_GICV5_TEST=0, VM_NUMA_TEST=0 and VM_BIG_TEST=0 leave them out); fail
+#            if any run fails.
+#   gicv5    only the GICv5 VM, with the newest kernel: qemu-newest.sh builds (once, cached) a
+#            trixie chroot with trixie-backports' QEMU (11.1: `-M virt,gic-version=x-5`, TCG, no
+#            ITS), then "GICv5 4 vCPUs" (run.sh -g 5 -c 4 --qemu-chroot DIR -r '^TestGICv5'), the
+#            tests of gicv5_test.go (the others assume MSIs, managed virtio-blk queues and a
+#            GICv2/v3). A chroot that cannot be built is a FAIL, never a skip.
 #   numa     only the NUMA configuration, with the newest kernel: "GICv3 8 vCPUs 2 nodes PCI on
 #            node 1" (run.sh -g 3 -c 8 --numa 2 --pci-node 1 --extra-rng 4 -r '^TestNUMA'),
 #            the tests of numa_test.go (the others assume no NUMA placement and 4 CPUs).
@@ -29,13 +35,13 @@
 # the big one.
 set -uo pipefail
 # The configurations are the suite's: run.sh's NUMA and TCG variables would change every boot.
-unset VM_NUMA VM_PCI_NODE VM_EXTRA_RNG VM_TCG_SINGLE
+unset VM_NUMA VM_PCI_NODE VM_EXTRA_RNG VM_TCG_SINGLE VM_QEMU_CHROOT
 
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VM_CACHE:-$here/.cache}
 what=${1:-}
 shift || true
-[ $# -gt 0 ] || { echo "usage: $0 test|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 test|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
 
 summary=()
 failed=0
@@ -76,6 +82,28 @@ boot() {
 		summary+=("$label: FAIL in $(since "$t")s")
 		failed=1
 	fi
+}
+
+# gicv5_boot: the GICv5 VM (newest kernel only): the QEMU chroot (built once, about a minute;
+# a failure is a FAIL), then one boot running only TestGICv5*, about 90 s on the 2-core host.
+gicv5_boot() {
+	local t out qchroot qver
+	t=$(now)
+	if ! out=$(bash "$here/qemu-newest.sh"); then
+		summary+=("$kver gicv5: FAIL (qemu-newest.sh could not build the trixie chroot with trixie-backports' QEMU; see its FAILED line above)")
+		failed=1
+		return
+	fi
+	qchroot=$(printf '%s\n' "$out" | sed -n 's/^QEMU_CHROOT=//p' | tail -n1)
+	qver=$(printf '%s\n' "$out" | sed -n 's/^QEMU_VERSION=//p' | tail -n1)
+	if [ -z "$qchroot" ] || [ -z "$qver" ]; then
+		summary+=("$kver gicv5: FAIL (qemu-newest.sh printed no QEMU_CHROOT= or QEMU_VERSION=)")
+		failed=1
+		return
+	fi
+	summary+=("QEMU $qver chroot: $(since "$t")s")
+	boot "$kver gicv5 4cpu (QEMU $qver x-5)" -g 5 -c 4 --qemu-chroot "$qchroot" -r '^TestGICv5' \
+		-l "$CACHE/logs/test-$kver-gicv5-4cpu.log"
 }
 
 # numa_boot: the NUMA configuration (newest kernel only; about 30 s on the 2-core host).
@@ -131,9 +159,18 @@ test)
 		if [[ " ${VM_GICV2_KERNELS:-newest} " == *" $series "* ]]; then
 			boot "$kver gicv2 ${smp2}cpu" -g 2 -c "$smp2" -l "$CACHE/logs/test-$kver-gicv2-${smp2}cpu.log"
 		fi
+		if [ "$series" = newest ] && [ "${VM_GICV5_TEST:-1}" != 0 ]; then gicv5_boot; fi
 		if [ "$series" = newest ] && [ "${VM_NUMA_TEST:-1}" != 0 ]; then numa_boot; fi
 		if [ "$series" = newest ] && [ "${VM_BIG_TEST:-1}" != 0 ]; then big_boot; fi
 	done
+	;;
+gicv5)
+	if prepare newest "$@"; then
+		gicv5_boot
+	else
+		summary+=("kernel: FAIL (fetch or initramfs)")
+		failed=1
+	fi
 	;;
 numa)
 	if prepare newest "$@"; then
@@ -169,7 +206,7 @@ capture)
 	fi
 	;;
 *)
-	echo "usage: $0 test|numa|big|systemd|capture TEST_BINARY..." >&2
+	echo "usage: $0 test|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2
 	exit 2
 	;;
 esac

@@ -5,8 +5,12 @@
 #   make vm-test      build the vm-tagged arm64 test binary (+ bin/irqshift-linux-arm64 when
 #                     main.go exists), boot GICv3 for each kernel in VM_KERNELS (the newest 7.x,
 #                     6.12, 6.1) and GICv2 for those in VM_GICV2_KERNELS (the newest), and for
-#                     the newest kernel the NUMA VM and the big VM (VM_NUMA_TEST=0, VM_BIG_TEST=0
-#                     leave them out)
+#                     the newest kernel the GICv5 VM, the NUMA VM and the big VM (VM_GICV5_TEST=0,
+#                     VM_NUMA_TEST=0, VM_BIG_TEST=0 leave them out)
+#   make vm-test-gicv5  only the GICv5 VM: newest kernel, QEMU's experimental GICv5
+#                     (gic-version=x-5, no ITS: PCI INTx) from trixie-backports' QEMU 11.1 in a
+#                     trixie chroot (tests/vm/qemu-newest.sh, built once and cached, ~1 min), 4
+#                     vCPUs; runs gicv5_test.go (TestGICv5*)
 #   make vm-test-numa only the NUMA VM: newest kernel, GICv3, 8 vCPUs, 2 nodes, every PCI device on
 #                     node 1, 4 extra virtio-rng-pci; runs numa_test.go (TestNUMA*)
 #   make vm-test-big  only the big VM: newest kernel, GICv3, 64 vCPUs (VM_BIG_SMP) on one host
@@ -23,7 +27,7 @@
 #                     time: TestDaemonHotplug on each of BENCH_VM_CONFIGS with BENCH_VM_CHURN steps,
 #                     n/median/p90/max per kernel and GIC (tests/vm/bench.sh, docs/BENCHMARKS.md)
 #
-# Variables: VM_KERNELS (default "newest 6.12 6.1"), VM_GICV2_KERNELS (default "newest"), KERNEL_PKG, VM_SMP, VM_TIMEOUT, VM_NUMA_TEST,
+# Variables: VM_KERNELS (default "newest 6.12 6.1"), VM_GICV2_KERNELS (default "newest"), KERNEL_PKG, VM_SMP, VM_TIMEOUT, VM_GICV5_TEST, VM_NUMA_TEST,
 # VM_BIG_TEST, VM_BIG_SMP (see suite.sh, run.sh);
 # for bench-vm BENCH_VM_CONFIGS (KERNEL:GIC pairs, or KERNEL:GIC:CPUS, where 32 or more CPUS is the
 # big VM's layout; KERNEL as in VM_KERNELS; default "newest:3 newest:2 6.1:3"), BENCH_VM_CHURN
@@ -36,7 +40,7 @@ VM_GICV2_KERNELS ?= newest
 BENCH_VM_CONFIGS ?= newest:3 newest:2 6.1:3
 BENCH_VM_CHURN ?= 200
 
-.PHONY: vm-fetch vm-test vm-test-numa vm-test-big vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
+.PHONY: vm-fetch vm-test vm-test-gicv5 vm-test-numa vm-test-big vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
 
 vm-fetch:
 	bash $(VM_DIR)/fetch.sh
@@ -52,6 +56,9 @@ vm-irqshift-bin:
 # suite.sh runs fetch.sh itself (for each kernel), so vm-fetch is not a prerequisite.
 vm-test: vm-testbin vm-irqshift-bin
 	VM_KERNELS="$(VM_KERNELS)" VM_GICV2_KERNELS="$(VM_GICV2_KERNELS)" bash $(VM_DIR)/suite.sh test $(VM_TEST_BIN)
+
+vm-test-gicv5: vm-testbin vm-irqshift-bin
+	bash $(VM_DIR)/suite.sh gicv5 $(VM_TEST_BIN)
 
 vm-test-numa: vm-testbin vm-irqshift-bin
 	bash $(VM_DIR)/suite.sh numa $(VM_TEST_BIN)
