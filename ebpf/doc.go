@@ -17,8 +17,11 @@
 // The program (irqcount.c) is compiled by bpf2go into irqcount_bpfel.o, which is committed: a
 // build needs no clang. It uses no CO-RE relocations, so the kernel needs no BTF
 // (/sys/kernel/btf/vmlinux); there is no ErrNoBTF. It needs a kernel with BPF_SYSCALL,
-// BPF_EVENTS and tracepoints (5.2 or newer, for read-only global data), tracefs mounted at
-// /sys/kernel/tracing (or debugfs at /sys/kernel/debug), and root or CAP_BPF with CAP_PERFMON.
+// BPF_EVENTS and tracepoints (5.2 or newer, for read-only global data), and root or CAP_BPF with
+// CAP_PERFMON. Open attaches it as a raw tracepoint (bpf(2) only, no tracefs needed); where the
+// kernel refuses that, through the tracefs tracepoint, which needs tracefs at /sys/kernel/tracing
+// (or debugfs at /sys/kernel/debug) and a perf_event_open(2) that Debian's kernels
+// (perf_event_paranoid = 3) allow only with CAP_SYS_ADMIN.
 //
 // What the counts mean, and how they differ from /proc/interrupts:
 //   - The tracepoint fires once per action: a shared IRQ with N handlers counts N per interrupt.
@@ -27,6 +30,7 @@
 //   - An interrupt that finds no action (spurious, or its handler freed) is not counted.
 //   - Counting starts at Open: counts are since then, not since boot.
 //
-// cilium/ebpf looks for tracefs once per process and remembers the answer: if Open fails with
-// ErrNoTracefs, mounting tracefs afterwards helps only a new process.
+// cilium/ebpf looks for tracefs once per process and remembers the answer: if Open falls back to
+// the tracefs tracepoint and fails with ErrNoTracefs, mounting tracefs afterwards helps only a new
+// process.
 package ebpf

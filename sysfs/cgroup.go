@@ -87,9 +87,8 @@ func unescapeMount(s string) (string, error) {
 
 // CgroupRoot finds the root of the cgroup v2 hierarchy: on a live system
 // <sys>/fs/cgroup when it is such a root (also through a pod's /host/sys),
-// else in
-// <proc>/self/mountinfo: the cgroup2 mount whose Root is "/" (a cgroup
-// namespace shows a subtree, whose files do not hold the machine's
+// else the cgroup2 mount of <proc>/self/mountinfo whose Root is "/" (a
+// cgroup namespace shows a subtree, whose files do not hold the machine's
 // partitions), /sys/fs/cgroup first where there are several. On a fixture
 // tree a mount point under /sys is taken inside its sys root. It returns
 // ErrNoIsolatedFile when there is none.
