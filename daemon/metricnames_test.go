@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/irqshift/irqshift/sysfs"
 )
 
 // TestMetricFamilies: MetricFamilies reports every metric of the README's
@@ -78,6 +81,29 @@ func TestMetricFamilySeries(t *testing.T) {
 	} {
 		if got := tt.f.Series(); !slices.Equal(got, tt.want) {
 			t.Errorf("%s.Series() = %v, want %v", tt.f.Name, got, tt.want)
+		}
+	}
+}
+
+// TestWriteErrorsHelpNamesEveryClass: the help of irqshift_write_errors_total lists every class
+// label a write error can get (sysfs.WriteClassName), which the alert rules rely on.
+func TestWriteErrorsHelpNamesEveryClass(t *testing.T) {
+	families, err := MetricFamilies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := ""
+	for _, f := range families {
+		if f.Name == "irqshift_write_errors_total" {
+			help = f.Help
+		}
+	}
+	if help == "" {
+		t.Fatal("no irqshift_write_errors_total")
+	}
+	for _, e := range []error{sysfs.ErrUnmovable, sysfs.ErrStaleMask, sysfs.ErrNoSpace, sysfs.ErrGone, sysfs.ErrTransient, sysfs.ErrPermission, errors.New("anything else")} {
+		if name := sysfs.WriteClassName(e); !strings.Contains(help, name+",") && !strings.Contains(help, name+")") {
+			t.Errorf("help %q does not name the class %q", help, name)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_write_errors_total",
-			Help: "Failed or refused writes of smp_affinity_list, by errno class (unmovable, stale-mask, no-space, gone, transient, other).",
+			Help: "Failed or refused writes of smp_affinity_list, by errno class (unmovable, stale-mask, no-space, gone, transient, permission, other).",
 		}, []string{"class"}),
 		reaction: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "irqshift_reaction_seconds",
