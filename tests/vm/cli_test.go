@@ -8,7 +8,6 @@ package vmtest
 // online and every mask back as it was.
 
 import (
-	"bytes"
 	"fmt"
 	"regexp"
 	"sort"
@@ -364,18 +363,7 @@ func TestCLIDrainAndOffline(t *testing.T) {
 	var off applyDoc
 	decodeJSON(t, r, &off)
 	checkResults(t, off)
-	if lb := string(bytes.TrimSpace(off.LeftBehind)); lb != "[]" {
-		t.Errorf("offline --json: left_behind %s, want []", lb)
-	}
-	if !sameCPUs(off.CPUs, []int{cpu}) {
-		t.Errorf("offline --json: cpus %v, want [%d]", off.CPUs, cpu)
-	}
-	if v := cpuOnlineFile(t, cpu); v != "0" {
-		t.Fatalf("after irqshift offline %d: cpu%d/online = %q", cpu, cpu, v)
-	}
-	if o := onlineCPUs(t); !sameCPUs(o, others) {
-		t.Errorf("online CPUs %v, want %v", o, others)
-	}
+	checkOfflined(t, off, cpu, others)
 	after := snapshot(t)
 	for _, irq := range movable {
 		e, _ := parseCPUList(after[irq].Effective)

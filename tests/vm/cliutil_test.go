@@ -500,3 +500,21 @@ func marks(irqs []int, label string) map[int]string {
 	}
 	return m
 }
+
+// checkOfflined checks what `irqshift offline CPU --json` reported and did: nothing left behind on
+// cpu, cpus [cpu], cpu offline in the kernel and the online CPUs others.
+func checkOfflined(t *testing.T, off applyDoc, cpu int, others []int) {
+	t.Helper()
+	if lb := string(bytes.TrimSpace(off.LeftBehind)); lb != "[]" {
+		t.Errorf("offline --json: left_behind %s, want []", lb)
+	}
+	if !sameCPUs(off.CPUs, []int{cpu}) {
+		t.Errorf("offline --json: cpus %v, want [%d]", off.CPUs, cpu)
+	}
+	if v := cpuOnlineFile(t, cpu); v != "0" {
+		t.Fatalf("after irqshift offline %d: cpu%d/online = %q", cpu, cpu, v)
+	}
+	if o := onlineCPUs(t); !sameCPUs(o, others) {
+		t.Errorf("online CPUs %v, want %v", o, others)
+	}
+}

@@ -11,7 +11,6 @@ package vmtest
 // and /sys/kernel/irq. The tests skip unless the guest's interrupt controller is a GICv5.
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -559,18 +558,7 @@ func TestGICv5OfflineOnline(t *testing.T) {
 	var off applyDoc
 	decodeJSON(t, r, &off)
 	checkMovedExactly(t, "offline", off)
-	if lb := string(bytes.TrimSpace(off.LeftBehind)); lb != "[]" {
-		t.Errorf("offline --json: left_behind %s, want []", lb)
-	}
-	if !sameCPUs(off.CPUs, []int{cpu}) {
-		t.Errorf("offline --json: cpus %v, want [%d]", off.CPUs, cpu)
-	}
-	if v := cpuOnlineFile(t, cpu); v != "0" {
-		t.Fatalf("after irqshift offline %d: cpu%d/online = %q", cpu, cpu, v)
-	}
-	if o := onlineCPUs(t); !sameCPUs(o, others) {
-		t.Errorf("online CPUs %v, want %v", o, others)
-	}
+	checkOfflined(t, off, cpu, others)
 	spiSpread(t, fmt.Sprintf("after offline %d", cpu), movable, others)
 	if left := perCPU(t, movable, []int{cpu})[cpu]; left != 0 {
 		t.Errorf("after offline %d: %d movable IRQs effective on it", cpu, left)
