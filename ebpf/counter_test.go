@@ -4,6 +4,7 @@ package ebpf
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,11 +260,35 @@ func TestOpenCountsInterrupts(t *testing.T) {
 // The counts of each (IRQ, CPU) agree with the kernel's own (/sys/kernel/irq/N/per_cpu_count,
 // what /proc/interrupts prints): at least what the kernel counted within the window, at most
 // what it counted around it times the number of actions (the tracepoint fires once per action).
+//
+// On a shared machine a vCPU can be descheduled inside an interrupt, between the kernel's count and
+// the handler (the tracepoint): the window then catches one side only. A real miscount repeats,
+// such a race does not: the comparison is made up to three times and fails only if every attempt
+// disagrees.
 func TestCountsMatchKernel(t *testing.T) {
 	if _, err := os.Stat("/sys/kernel/irq"); err != nil {
 		t.Skipf("needs /sys/kernel/irq (CONFIG_SPARSE_IRQ) to compare with: %v", err)
 	}
 	c := openOrSkip(t, nil, 0)
+	var problems []string
+	for attempt := 1; attempt <= 3; attempt++ {
+		var compared bool
+		problems, compared = compareWithKernel(t, c)
+		if !compared {
+			t.Skip("no interrupt in the window: nothing to compare")
+		}
+		if len(problems) == 0 {
+			return
+		}
+		t.Logf("attempt %d disagrees with the kernel:\n%s", attempt, strings.Join(problems, "\n"))
+	}
+	t.Errorf("eBPF counts disagree with the kernel's in all 3 attempts; the last:\n%s", strings.Join(problems, "\n"))
+}
+
+// compareWithKernel counts interrupts over one window with c and with the kernel, and returns
+// the (IRQ, CPU) pairs that disagree; compared is false when no interrupt fired.
+func compareWithKernel(t *testing.T, c *Counter) (problems []string, compared bool) {
+	t.Helper()
 	p0 := kernelCounts(t)
 	s1, err := c.Snapshot()
 	if err != nil {
@@ -280,7 +305,7 @@ func TestCountsMatchKernel(t *testing.T) {
 
 	got := s2.Sub(s1)
 	if len(got) == 0 {
-		t.Skip("no interrupt in the window: nothing to compare")
+		return nil, false
 	}
 	irqs := make(map[int]bool)
 	for irq := range got {
@@ -296,14 +321,15 @@ func TestCountsMatchKernel(t *testing.T) {
 			e := got[irq].PerCPU[cpu]
 			lo, hi := inner.at(cpu), outer.at(cpu)*uint64(actions)
 			if e < lo || e > hi {
-				t.Errorf("IRQ %d CPU %d: eBPF counted %d, kernel %d within and %d around the window (%d actions): want %d..%d",
-					irq, cpu, e, lo, outer.at(cpu), actions, lo, hi)
+				problems = append(problems, fmt.Sprintf("IRQ %d CPU %d: eBPF counted %d, kernel %d within and %d around the window (%d actions): want %d..%d",
+					irq, cpu, e, lo, outer.at(cpu), actions, lo, hi))
 			}
 		}
 		if e := got[irq].Total(); e > 0 {
 			t.Logf("IRQ %d: eBPF %v, kernel %v..%v", irq, got[irq].PerCPU, inner.perCPU, outer.perCPU)
 		}
 	}
+	return problems, true
 }
 
 type kernelIRQ struct {
