@@ -53,15 +53,37 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp(stdout, stderr, getenv)
+	var unknown string
+	app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
 	err := app.RunContext(ctx, flagsFirst(args))
+	if unknown != "" {
+		err = usageError("%s is not a command; the commands are %s (irqshift --help says more)", sysfs.Quote(unknown), commandNames(app))
+	}
 	if err == nil {
 		return exitOK
 	}
 	code := exitCode(err)
 	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(stderr, "irqshift: %s\n", msg)
+		// An error can quote a name a driver chose: no control
+		// character of it reaches the terminal.
+		lines := strings.Split(msg, "\n")
+		for i, line := range lines {
+			lines[i] = sysfs.Printable(line)
+		}
+		fmt.Fprintf(stderr, "irqshift: %s\n", strings.Join(lines, "\n"))
 	}
 	return code
+}
+
+// commandNames lists the commands an operator can type.
+func commandNames(app *cli.App) string {
+	var names []string
+	for _, cmd := range app.Commands {
+		if !cmd.Hidden {
+			names = append(names, cmd.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // exitCode maps an error to the exit status the README documents. A
@@ -350,6 +372,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		if err != nil {
 			return usageError("%v", err)
 		}
+		r.warnUnknownKeys(logger)
 		settings, err := r.settings()
 		if err != nil {
 			return err

@@ -165,6 +165,10 @@ func cmdUnpin(c *cli.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	if report.Vanished {
+		fmt.Fprintf(o.stdout, "IRQ %d unpinned (was %s); it no longer exists, so nothing else changed\n", report.IRQ, report.Pin.CPUs)
+		return nil
+	}
 	fmt.Fprintf(o.stdout, "IRQ %d unpinned (was %s); the next rebalance spreads it\n", report.IRQ, report.Pin.CPUs)
 	return nil
 }

@@ -31,7 +31,7 @@ func actionsText(actions []string) string {
 	if len(actions) == 0 {
 		return "-"
 	}
-	return strings.Join(actions, ",")
+	return sysfs.Printable(strings.Join(actions, ","))
 }
 
 func writeListTable(w io.Writer, report *ops.ListReport) error {
@@ -72,17 +72,19 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 		if irq.Node >= 0 {
 			node = strconv.Itoa(irq.Node)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, irq.Chip, hw, dash(trigger), node,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, dash(irq.Chip), hw, dash(trigger), node,
 			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, class, actionsText(irq.Actions), dash(irq.Reason))
 	}
 	return tw.Flush()
 }
 
+// dash shows an empty field as "-", and a field the kernel or a driver
+// named with its control characters escaped (sysfs.Printable).
 func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return sysfs.Printable(s)
 }
 
 func irqActions(st *affinity.State) map[int]string {
@@ -100,7 +102,7 @@ func writeSkipped(w io.Writer, skipped []affinity.Skip, actions map[int]string) 
 	fmt.Fprintf(w, "\nleft alone (%d):\n", len(skipped))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range skipped {
-		fmt.Fprintf(tw, "  %d\t%s\t%s\n", s.IRQ, actions[s.IRQ], s.Reason)
+		fmt.Fprintf(tw, "  %d\t%s\t%s\n", s.IRQ, actions[s.IRQ], dash(s.Reason))
 	}
 	tw.Flush()
 }

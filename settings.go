@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +40,14 @@ var (
 	settingNoVerify        = setting{"no-verify", "IRQSHIFT_NO_VERIFY"}
 )
 
+// allSettings are every key irqshift reads from the environment and the
+// config file; keyUnitArgs is one more that only the unit reads.
+var allSettings = []setting{settingBannedCPUs, settingBannedCPUList, settingBannedCPUMask, settingBannedIRQs,
+	settingIncludeIsolated, settingIncludePinned, settingState, settingNUMA, settingCheckInterval,
+	settingMetricsAddress, settingNoVerify}
+
+const keyUnitArgs = "IRQSHIFT_ARGS"
+
 // DefaultConfigPath is read when it exists on the live system and no
 // --config is given, so the CLI honours the bans the service is set up
 // with. "--config none" reads no file.
@@ -50,6 +61,8 @@ type resolver struct {
 	// path is the config file, "" for none; file its values now.
 	path string
 	file map[string]string
+	// unknown are the file's IRQSHIFT_ keys that no setting reads.
+	unknown []unknownKey
 	// atStart is the file as it was when irqshift started. systemd's
 	// EnvironmentFile= puts the same file into the environment once, at
 	// start: a variable whose value is the one the file had then came from
@@ -95,7 +108,70 @@ func (r *resolver) reread() error {
 		return fmt.Errorf("--config: %w", err)
 	}
 	r.file = values
+	r.unknown = unknownKeys(values)
 	return nil
+}
+
+// unknownKeys lists, with a suggestion, the IRQSHIFT_ keys of a config
+// file that irqshift does not read: a misspelt key would otherwise be
+// ignored without a word, and its setting silently not applied. Keys of
+// other programs are none of irqshift's business.
+func unknownKeys(values map[string]string) []unknownKey {
+	known := map[string]bool{keyUnitArgs: true}
+	for _, s := range allSettings {
+		known[s.key] = true
+	}
+	var out []unknownKey
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		if !strings.HasPrefix(key, "IRQSHIFT_") || known[key] {
+			continue
+		}
+		u := unknownKey{key: key}
+		bestDistance := 4 // suggest only close spellings
+		for k := range known {
+			if d := editDistance(key, k); d < bestDistance || (d == bestDistance && k < u.suggest) {
+				u.suggest, bestDistance = k, d
+			}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// unknownKey is a config file key no setting reads, and the known key
+// closest to it ("" when none is close).
+type unknownKey struct{ key, suggest string }
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// warnUnknownKeys logs the config file's unknown keys.
+func (r *resolver) warnUnknownKeys(logger *slog.Logger) {
+	for _, u := range r.unknown {
+		attrs := []any{"key", u.key, "config", r.path}
+		if u.suggest != "" {
+			attrs = append(attrs, "did_you_mean", u.suggest)
+		}
+		logger.Warn("unknown key in the config file, ignored", attrs...)
+	}
 }
 
 // get returns the value of s and where it came from ("" when nowhere:
@@ -123,15 +199,17 @@ func (r *resolver) get(s setting) (value, origin string) {
 // settings resolves the options every planning command uses.
 func (r *resolver) settings() (ops.Settings, error) {
 	var out ops.Settings
-	cpus, err := r.cpuList(settingBannedCPUs, sysfs.ParseCPUList)
+	cpus, err := r.cpuList(settingBannedCPUs, sysfs.ParseCPUList, "a cpulist such as 2-3,8")
 	if err != nil {
 		return out, err
 	}
-	list, err := r.cpuList(settingBannedCPUList, sysfs.ParseCPUList)
+	// The irqbalance variables are read as a ban file reads them: an empty
+	// value, "-" and a mask of 0 ban nothing.
+	list, err := r.cpuList(settingBannedCPUList, affinity.ParseBannedCPUList, "a cpulist such as 2-3,8, or - for none")
 	if err != nil {
 		return out, err
 	}
-	mask, err := r.cpuList(settingBannedCPUMask, sysfs.ParseCPUMask)
+	mask, err := r.cpuList(settingBannedCPUMask, affinity.ParseBannedCPUMask, "a hexadecimal CPU mask such as c or ffffffff,00000000")
 	if err != nil {
 		return out, err
 	}
@@ -156,14 +234,16 @@ func (r *resolver) settings() (ops.Settings, error) {
 	return out, nil
 }
 
-func (r *resolver) cpuList(s setting, parse func(string) (sysfs.CPUSet, error)) (sysfs.CPUSet, error) {
+// cpuList resolves a setting of CPUs. A value that does not parse is the
+// operator's mistake, not the kernel's: the error says what is wanted.
+func (r *resolver) cpuList(s setting, parse func(string) (sysfs.CPUSet, error), want string) (sysfs.CPUSet, error) {
 	text, origin := r.get(s)
 	if strings.TrimSpace(text) == "" {
 		return sysfs.CPUSet{}, nil
 	}
 	set, err := parse(strings.TrimSpace(text))
 	if err != nil {
-		return sysfs.CPUSet{}, usageError("%s: %v", originName(origin, s), err)
+		return sysfs.CPUSet{}, usageError("%s: %s is not %s", originName(origin, s), sysfs.Quote(text), want)
 	}
 	return set, nil
 }

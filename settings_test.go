@@ -315,3 +315,40 @@ func TestListBannedBy(t *testing.T) {
 		t.Errorf("--include-isolated: exit %d, %v, banned_by %v, allowed %s", code, err, doc.CPUs.BannedBy, doc.CPUs.Allowed)
 	}
 }
+
+// TestBannedListNoneInEnvironment: IRQBALANCE_BANNED_CPULIST=- (tuned's
+// "none") in the environment bans nothing, as it does in a ban file,
+// instead of failing every command.
+func TestBannedListNoneInEnvironment(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	for _, env := range []map[string]string{{"IRQBALANCE_BANNED_CPULIST": "-"}, {"IRQBALANCE_BANNED_CPUS": "0"}, {"IRQBALANCE_BANNED_CPULIST": " - "}} {
+		code, stdout, stderr := runCLI(t, env, "--proc", proc, "--sys", sys, "--state", "none", "list")
+		if code != exitOK || !strings.Contains(stdout, "allowed 0-3") {
+			t.Errorf("%v: exit %d, %q %q; want every CPU allowed", env, code, stdout, stderr)
+		}
+	}
+}
+
+// TestConfigUnknownKeyWarned: a misspelt IRQSHIFT_ key in the config file
+// is named in a warning with the key it probably meant; keys of other
+// programs and the unit's IRQSHIFT_ARGS are not.
+func TestConfigUnknownKeyWarned(t *testing.T) {
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	config := filepath.Join(t.TempDir(), "irqshift")
+	writeFile(t, config, "IRQSHIFT_BANED_CPUS=3\nIRQSHIFT_ARGS=--log-level info\nIRQBALANCE_ONESHOT=1\nPATH=/bin\nIRQSHIFT_WHATEVER_ELSE_ENTIRELY=1\n")
+	code, stdout, stderr := runCLI(t, nil, "--config", config, "--proc", proc, "--sys", sys, "--state", "none", "list")
+	if code != exitOK || !strings.Contains(stdout, "allowed 0-3") {
+		t.Fatalf("exit %d, %q %q", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "key=IRQSHIFT_BANED_CPUS") || !strings.Contains(stderr, "did_you_mean=IRQSHIFT_BANNED_CPUS") {
+		t.Errorf("no warning naming the misspelt key and the right one:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "key=IRQSHIFT_WHATEVER_ELSE_ENTIRELY") || strings.Contains(stderr, "did_you_mean=IRQSHIFT_WHATEVER") {
+		t.Errorf("an unknown key far from any known one is warned about without a suggestion:\n%s", stderr)
+	}
+	for _, quiet := range []string{"IRQSHIFT_ARGS", "IRQBALANCE_ONESHOT", "PATH"} {
+		if strings.Contains(stderr, "key="+quiet) {
+			t.Errorf("warned about %s:\n%s", quiet, stderr)
+		}
+	}
+}

@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/irqshift/irqshift/internal/regfile"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -37,10 +37,17 @@ func ParseIRQList(text string) (map[int]bool, error) {
 	return out, nil
 }
 
+// MaxEnvFileSize bounds what ReadEnvFile reads. The files it reads (the
+// --config file, irqbalance's /etc/sysconfig/irqbalance) are a few lines;
+// the bound keeps a mistaken path from growing the process.
+const MaxEnvFileSize = 1 << 20
+
 // ReadEnvFile reads a systemd EnvironmentFile: KEY=VALUE lines, blank lines
-// and # comments, values optionally in single or double quotes.
+// and # comments, values optionally in single or double quotes. It is read
+// as regfile.Read does, up to MaxEnvFileSize: a FIFO or a device given
+// as the file must neither hang the command nor grow it.
 func ReadEnvFile(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := regfile.Read(path, MaxEnvFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -80,27 +87,43 @@ func ParseEnvFile(name string, data []byte) (map[string]string, error) {
 // IRQBALANCE_BANNED_CPUS (32-bit words separated by commas, most
 // significant first, "ffffffff,00000000"; an optional 0x) and the cpulist
 // IRQBALANCE_BANNED_CPULIST, both if both are set. An empty value, a mask
-// of 0 and the cpulist "-" (tuned's "none") ban nothing (irqbalance
-// #358: an empty value must not ban every CPU). Other keys are ignored.
+// of 0 and the cpulist "-" (tuned's "none") ban nothing: a file that
+// lifts its bans must not ban every CPU. Other keys are ignored.
 func ParseBanFile(name string, data []byte) (sysfs.CPUSet, error) {
 	env, err := ParseEnvFile(name, data)
 	if err != nil {
 		return sysfs.CPUSet{}, err
 	}
-	var banned sysfs.CPUSet
-	if text := strings.TrimSpace(env[EnvBannedCPUs]); text != "" {
-		mask, err := sysfs.ParseCPUMask(text)
-		if err != nil {
-			return sysfs.CPUSet{}, fmt.Errorf("%s: %s: %w", name, EnvBannedCPUs, err)
-		}
-		banned = banned.Union(mask)
+	mask, err := ParseBannedCPUMask(env[EnvBannedCPUs])
+	if err != nil {
+		return sysfs.CPUSet{}, fmt.Errorf("%s: %s: %w", name, EnvBannedCPUs, err)
 	}
-	if text := strings.TrimSpace(env[EnvBannedCPUList]); text != "" && text != "-" {
-		list, err := sysfs.ParseCPUList(text)
-		if err != nil {
-			return sysfs.CPUSet{}, fmt.Errorf("%s: %s: %w", name, EnvBannedCPUList, err)
-		}
-		banned = banned.Union(list)
+	list, err := ParseBannedCPUList(env[EnvBannedCPUList])
+	if err != nil {
+		return sysfs.CPUSet{}, fmt.Errorf("%s: %s: %w", name, EnvBannedCPUList, err)
 	}
-	return banned, nil
+	return mask.Union(list), nil
+}
+
+// ParseBannedCPUList parses a value of IRQBALANCE_BANNED_CPULIST, from a
+// ban file or the environment: a cpulist ("2-3,6"), where an empty value
+// and "-" (what tuned writes for none) ban nothing.
+func ParseBannedCPUList(text string) (sysfs.CPUSet, error) {
+	text = strings.TrimSpace(text)
+	if text == "" || text == "-" {
+		return sysfs.CPUSet{}, nil
+	}
+	return sysfs.ParseCPUList(text)
+}
+
+// ParseBannedCPUMask parses a value of IRQBALANCE_BANNED_CPUS, from a ban
+// file or the environment: a hex mask, 32-bit words separated by commas,
+// most significant first, with an optional 0x. An empty value bans
+// nothing, as a mask of 0 does.
+func ParseBannedCPUMask(text string) (sysfs.CPUSet, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return sysfs.CPUSet{}, nil
+	}
+	return sysfs.ParseCPUMask(text)
 }

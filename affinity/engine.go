@@ -153,6 +153,24 @@ func (e *Engine) Unpin(irq IRQ) (Pin, bool) {
 	return pin, true
 }
 
+// UnpinNumber forgets the pins of IRQ number n when no IRQ of that number
+// exists any more (its driver was unloaded): the operator must be able to
+// drop a pin whose IRQ is gone. It returns one of the pins forgotten.
+func (e *Engine) UnpinNumber(n int) (Pin, bool) {
+	e.init()
+	var pin Pin
+	for _, key := range slices.Sorted(maps.Keys(e.planner.Pins)) {
+		if p := e.planner.Pins[key]; p.IRQ == n {
+			pin = p
+			break
+		}
+	}
+	if !e.planner.Pins.Forget(n) {
+		return Pin{}, false
+	}
+	return pin, true
+}
+
 // Drains are the drained CPUs and why.
 func (e *Engine) Drains() Drains { e.init(); return e.drained }
 

@@ -22,11 +22,17 @@ const DefaultStatePath = "/run/irqshift/state.json"
 // refuses to overwrite it (ErrNewerState).
 const StateVersion = 1
 
-// ErrBadState means the state file exists but could not be used: torn by
-// a crash, edited by hand into invalid JSON, or too large. Load keeps the
-// file aside as <file>.bad; callers log the error and start afresh, and
-// later saves are allowed. It is never fatal.
+// ErrBadState means the state file is irqshift's but could not be used:
+// torn, edited by hand into invalid JSON or values, or too large. A writer
+// keeps it aside as <file>.bad (Store.LoadForUpdate), logs the error and
+// starts afresh; a reader logs it. It is never fatal.
 var ErrBadState = errors.New("unusable state file")
+
+// ErrNotOurs means the state path holds a file that irqshift did not
+// write: it does not begin as every state file irqshift writes does. It is
+// fatal for every command and the daemon, and the file is never renamed,
+// truncated or replaced.
+var ErrNotOurs = errors.New("not an irqshift state file")
 
 // ErrNewerState means the state file was written by a newer irqshift: a
 // higher "version", a field or a value this irqshift does not know. Load

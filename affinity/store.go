@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/irqshift/irqshift/internal/regfile"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -43,14 +44,21 @@ const claimTries = 100
 // Lock excludes other Stores on the same path in this process and in
 // others.
 type Store struct {
-	path string
+	// path is the state file as the operator spelled it, for messages;
+	// real is the file itself: symbolic links at its end resolved, so
+	// that every spelling of one state shares one lock and one daemon
+	// claim.
+	path, real string
 
 	mu sync.Mutex
 	// seen is the state file as the last Load or Save left it.
 	seen fileID
-	// newer is set when the last Load found a file written by a newer
-	// irqshift; Save refuses while it is.
-	newer error
+	// refuse is set when the last Load found a file written by a newer
+	// irqshift or one that is not irqshift's; Save refuses while it is.
+	refuse error
+	// unusable is set when the last Load found an unusable file of
+	// irqshift's and left it in place: Save keeps it aside first.
+	unusable bool
 }
 
 // fileID tells whether a file was replaced or modified.
@@ -70,11 +78,19 @@ func idOf(fi fs.FileInfo) fileID {
 	return id
 }
 
-// OpenStore returns the Store at path. It opens nothing: it only refuses,
-// with an error wrapping ErrStatePath, a path that exists and is not a
-// regular file (following symbolic links, so a link to /dev/null is
-// refused), and likewise a lock or daemon file beside it that is not one
-// (those are never followed).
+// OpenStore returns the Store at path. It opens nothing. It resolves the
+// symbolic links at the end of path, so that the lock and the daemon claim
+// follow the file and not the spelling of its path: a link to the state
+// and the state itself are one owner. It refuses, with an error wrapping
+// ErrStatePath:
+//
+//   - a path that exists and is not a regular file (a link to /dev/null
+//     too), and likewise a lock or daemon file beside it that is not one
+//     (those are never followed);
+//   - a symbolic link to a file that does not exist: irqshift never
+//     creates a file, or its directories, at the far end of a link;
+//   - a file with more than one name (hard links): Save replaces the file,
+//     which would split its names into two states with two locks.
 func OpenStore(path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("state: empty path")
@@ -82,7 +98,27 @@ func OpenStore(path string) (*Store, error) {
 	if err := checkRegular(path, true); err != nil {
 		return nil, err
 	}
-	st := &Store{path: path}
+	real, err := resolveLinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if real != path {
+		if _, err := os.Lstat(real); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s is a symbolic link to %s, which does not exist: irqshift creates no file at the end of a link; give --state the file's own path, %w", path, real, ErrStatePath)
+		}
+	}
+	if err := checkRegular(real, false); err != nil {
+		return nil, err
+	}
+	if err := checkOneName(real); err != nil {
+		return nil, err
+	}
+	st := &Store{path: path, real: real}
+	// A file that is not irqshift's is refused before anything is created
+	// beside it (the lock, the daemon claim).
+	if head, err := readHead(real); err == nil && !looksOurs(head) {
+		return nil, st.notOurs(head)
+	}
 	for _, aux := range []string{st.lockPath(), st.daemonPath()} {
 		if err := checkRegular(aux, false); err != nil {
 			return nil, err
@@ -91,11 +127,28 @@ func OpenStore(path string) (*Store, error) {
 	return st, nil
 }
 
-// Path returns the state file's path.
+// checkOneName refuses a state file with more than one hard link.
+func checkOneName(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil // missing: Load and Save look again
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return fmt.Errorf("%s has %d names (hard links): irqshift replaces its state file on every save, which would split them; give --state a file with one name, %w", path, st.Nlink, ErrStatePath)
+	}
+	return nil
+}
+
+// Path returns the state file's path as given to OpenStore.
 func (st *Store) Path() string { return st.path }
 
-func (st *Store) lockPath() string   { return st.path + ".lock" }
-func (st *Store) daemonPath() string { return st.path + ".daemon" }
+// RealPath returns the state file itself: Path with the symbolic links at
+// its end resolved. The lock and daemon files are beside it, and it is
+// what a watch of the state must follow.
+func (st *Store) RealPath() string { return st.real }
+
+func (st *Store) lockPath() string   { return st.real + ".lock" }
+func (st *Store) daemonPath() string { return st.real + ".daemon" }
 
 // Lock takes the exclusive lock on the state file (flock(2) on
 // <path>.lock, created 0600 and its directory 0755 if missing), waiting
@@ -143,42 +196,54 @@ func (st *Store) Lock(ctx context.Context) (unlock func(), err error) {
 	}, nil
 }
 
-// Load reads the state file.
+// Load reads the state file and changes nothing, whatever it finds.
 //
 //   - Missing: an empty state (NewSaved) and no error.
-//   - Unusable (torn, invalid JSON or values, over 64 MiB): an empty state
-//     and an error wrapping ErrBadState; the file is renamed to
-//     <file>.bad (replacing an older one) so nothing is lost silently, and
-//     Save may write a new one.
+//   - Not irqshift's (it does not begin as every state file irqshift
+//     writes does, with {"version": N): an empty state and an error
+//     wrapping ErrNotOurs. The file is left exactly as it is, and Save
+//     refuses to replace it: it may be anything (a config file given by
+//     mistake, another program's file behind a link).
+//   - Irqshift's but unusable (torn, invalid values, over 64 MiB): an empty
+//     state and an error wrapping ErrBadState. LoadForUpdate keeps such a
+//     file aside; Load leaves it.
 //   - Written by a newer irqshift (a higher version, a field or a drain
 //     source this one does not know): the state as far as understood and
 //     an error wrapping ErrNewerState; Save then refuses until a Load reads
 //     a file this irqshift understands (or finds none).
 //   - Not a regular file: an empty state and an error wrapping
 //     ErrStatePath, without opening it.
-//
-// Load does not take the lock: call it between Lock and unlock to modify
-// and save the state.
 func (st *Store) Load() (Saved, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.loadLocked()
+	return st.loadLocked(false)
 }
 
-func (st *Store) loadLocked() (Saved, error) {
-	s, id, err := st.read()
+// LoadForUpdate is Load for a writer that holds the lock: an unusable
+// file of irqshift's is renamed to <file>.bad (or .bad.1, .bad.2, …: never
+// over an earlier one), so nothing is lost and Save may write a new one.
+// The error then names the file it was kept as.
+func (st *Store) LoadForUpdate() (Saved, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.loadLocked(true)
+}
+
+func (st *Store) loadLocked(setAside bool) (Saved, error) {
+	s, id, err := st.read(setAside)
 	st.seen = id
-	st.newer = nil
-	if errors.Is(err, ErrNewerState) {
-		st.newer = err
+	st.refuse = nil
+	if errors.Is(err, ErrNewerState) || errors.Is(err, ErrNotOurs) {
+		st.refuse = err
 	}
+	st.unusable = errors.Is(err, ErrBadState) && !setAside
 	return s, err
 }
 
 // read reads and decodes the state file; id is what was read (invalid when
-// nothing could be).
-func (st *Store) read() (s Saved, id fileID, err error) {
-	fi, err := os.Stat(st.path)
+// nothing could be). setAside keeps an unusable file of irqshift's aside.
+func (st *Store) read(setAside bool) (s Saved, id fileID, err error) {
+	fi, err := os.Stat(st.real)
 	if errors.Is(err, fs.ErrNotExist) {
 		return NewSaved(), fileID{valid: true}, nil
 	}
@@ -186,11 +251,11 @@ func (st *Store) read() (s Saved, id fileID, err error) {
 		return NewSaved(), fileID{}, fmt.Errorf("%w: %w", ErrBadState, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return NewSaved(), fileID{}, notRegular(st.path, fi.Mode(), true)
+		return NewSaved(), fileID{}, notRegular(st.real, fi.Mode(), true)
 	}
 	// O_NONBLOCK: a FIFO swapped in since the Stat opens at once instead of
 	// waiting for a writer, and fstat then refuses it.
-	f, err := os.OpenFile(st.path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	f, err := os.OpenFile(st.real, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return NewSaved(), fileID{valid: true}, nil
 	}
@@ -202,14 +267,25 @@ func (st *Store) read() (s Saved, id fileID, err error) {
 		return NewSaved(), fileID{}, fmt.Errorf("%w: %w", ErrBadState, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return NewSaved(), fileID{}, notRegular(st.path, fi.Mode(), true)
+		return NewSaved(), fileID{}, notRegular(st.real, fi.Mode(), true)
 	}
 	id = idOf(fi)
+	// The head is read first: a file that is not irqshift's is refused
+	// before its size or content is judged.
+	head := make([]byte, ownHeadSize)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return NewSaved(), fileID{}, fmt.Errorf("%w: %w", ErrBadState, err)
+	}
+	if !looksOurs(head[:n]) {
+		return NewSaved(), id, st.notOurs(head[:n])
+	}
 	var cause error
 	if fi.Size() > maxStateSize {
 		cause = fmt.Errorf("larger than %d MiB", maxStateSize>>20)
 	} else {
-		data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
+		rest, err := io.ReadAll(io.LimitReader(f, maxStateSize+1-int64(n)))
+		data := append(head[:n], rest...)
 		switch {
 		case err != nil:
 			// An I/O error says nothing about the content: keep it in place.
@@ -225,12 +301,66 @@ func (st *Store) read() (s Saved, id fileID, err error) {
 		return s, id, nil
 	case errors.Is(cause, ErrNewerState):
 		return s, id, fmt.Errorf("%s: %w", st.path, cause)
+	case !setAside:
+		return NewSaved(), id, fmt.Errorf("%w %s: %v; a writing command will keep it aside as %s.bad", ErrBadState, st.path, cause, st.real)
 	}
-	kept, kerr := keepAside(st.path, fi)
+	kept, kerr := keepAside(st.real, fi)
 	if kerr != nil {
 		return NewSaved(), id, fmt.Errorf("%w %s: %v (could not keep it aside: %v)", ErrBadState, st.path, cause, kerr)
 	}
 	return NewSaved(), fileID{valid: true}, fmt.Errorf("%w %s: %v; kept it as %s", ErrBadState, st.path, cause, kept)
+}
+
+// ownHeadSize is how much of a file looksOurs needs: room for the
+// whitespace json.MarshalIndent or a hand edit puts before the version.
+const ownHeadSize = 256
+
+// looksOurs reports whether a file begins as every state file irqshift
+// writes does: a JSON object whose first key is "version" with a number.
+// Only such a file may ever be set aside; anything else is not irqshift's
+// to touch.
+func looksOurs(head []byte) bool {
+	rest := bytes.TrimLeft(head, " \t\r\n")
+	for _, want := range []string{"{", `"version"`, ":"} {
+		if !bytes.HasPrefix(rest, []byte(want)) {
+			return false
+		}
+		rest = bytes.TrimLeft(rest[len(want):], " \t\r\n")
+	}
+	return len(rest) > 0 && (rest[0] >= '0' && rest[0] <= '9' || rest[0] == '-')
+}
+
+// readHead reads the first bytes of a regular file without blocking.
+func readHead(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	head := make([]byte, ownHeadSize)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	return head[:n], nil
+}
+
+// notOurs is the error for a state path that holds a file irqshift did not
+// write.
+func (st *Store) notOurs(head []byte) error {
+	what := "is empty"
+	if len(head) > 0 {
+		line, _, _ := bytes.Cut(head, []byte("\n"))
+		what = "begins with " + sysfs.Quote(string(line))
+	}
+	name := st.path
+	if st.real != st.path {
+		name += " (" + st.real + ")"
+	}
+	return fmt.Errorf("%s %s, %w: irqshift leaves it exactly as it is; give --state a path of irqshift's own (the default is %s) or move the file away", name, what, ErrNotOurs, DefaultStatePath)
 }
 
 // decodeState decodes a state file. An error wrapping ErrNewerState comes
@@ -283,59 +413,87 @@ func decodeState(data []byte) (Saved, error) {
 	return s, nil
 }
 
-// keepAside renames the unusable state file (the target of path, when it
-// is a symbolic link) to <file>.bad, if it is still the file read (fi).
+// keepAside renames the unusable state file to <file>.bad, or .bad.1,
+// .bad.2, … when that exists: a file kept aside earlier is never replaced.
+// It does so only if the file is still the one read (fi).
 func keepAside(path string, fi fs.FileInfo) (string, error) {
-	target, err := resolveLinks(path)
-	if err != nil {
-		return "", err
-	}
-	cur, err := os.Lstat(target)
+	cur, err := os.Lstat(path)
 	if err != nil {
 		return "", err
 	}
 	if !os.SameFile(cur, fi) {
 		return "", errors.New("it was replaced while being read")
 	}
-	bad := target + ".bad"
-	if err := os.Rename(target, bad); err != nil {
-		return "", err
+	for i := range maxKeptAside {
+		bad := path + ".bad"
+		if i > 0 {
+			bad += "." + strconv.Itoa(i)
+		}
+		err := renameNoReplace(path, bad)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		syncDir(filepath.Dir(path))
+		return bad, nil
 	}
-	syncDir(filepath.Dir(target))
-	return bad, nil
+	return "", fmt.Errorf("%s.bad to .bad.%d all exist: remove the ones you do not need", path, maxKeptAside-1)
+}
+
+// maxKeptAside bounds the unusable files kept beside the state.
+const maxKeptAside = 100
+
+// renameNoReplace renames old to new unless new exists (fs.ErrExist). A
+// file system without RENAME_NOREPLACE gets a hard link and an unlink,
+// which fail the same way on an existing name.
+func renameNoReplace(old, new string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+	switch err {
+	case nil:
+		return nil
+	case unix.EEXIST:
+		return &fs.PathError{Op: "rename", Path: new, Err: fs.ErrExist}
+	case unix.EINVAL, unix.ENOSYS:
+		if err := os.Link(old, new); err != nil {
+			return err
+		}
+		return os.Remove(old)
+	}
+	return &fs.PathError{Op: "rename", Path: old, Err: err}
 }
 
 // Save writes the state atomically: a temporary file in the same
 // directory, fsync, rename over the old one, fsync of the directory. A
-// crash leaves either the old file or the new one, never a torn one. When
-// the path is a symbolic link to a regular file (or to a missing one), the
-// link is kept and its target replaced.
+// crash leaves either the old file or the new one, never a torn one. The
+// file replaced is the real one (RealPath): a link to it stays a link.
 //
 // It refuses, with an error wrapping ErrNewerState, while the last Load
-// found a file written by a newer irqshift, and it checks any file it has
-// not seen (changed since this Store's last Load or Save) the same way
-// before replacing it. It refuses, with an error wrapping ErrStatePath, a
-// path that is not a regular file, and never writes through one.
+// found a file written by a newer irqshift, and with one wrapping
+// ErrNotOurs while the last Load found a file that is not irqshift's; it
+// checks any file it has not seen (changed since this Store's last Load or
+// Save) the same way before replacing it, and keeps an unusable file of
+// irqshift's aside first (LoadForUpdate). It refuses, with an error
+// wrapping ErrStatePath, a path that is not a regular file, and never
+// writes through one.
 func (st *Store) Save(s Saved) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.newer != nil {
-		return fmt.Errorf("not saving the state: %w", st.newer)
+	if st.refuse != nil {
+		return fmt.Errorf("not saving the state: %w", st.refuse)
 	}
-	if err := checkRegular(st.path, true); err != nil {
+	if err := checkRegular(st.real, false); err != nil {
 		return err
 	}
-	if st.changedLocked() {
-		_, err := st.loadLocked()
-		if errors.Is(err, ErrNewerState) || errors.Is(err, ErrStatePath) {
+	if st.unusable || st.changedLocked() {
+		_, err := st.loadLocked(true)
+		if errors.Is(err, ErrNewerState) || errors.Is(err, ErrStatePath) || errors.Is(err, ErrNotOurs) {
 			return fmt.Errorf("not saving the state: %w", err)
 		}
 		// An unusable file was kept aside: replace it.
 	}
-	target, err := resolveLinks(st.path)
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
+	target := st.real
 	s.Version = StateVersion
 	s.normalize()
 	data, err := json.MarshalIndent(s, "", "  ")
@@ -404,7 +562,7 @@ func (st *Store) changedLocked() bool {
 	if !st.seen.valid {
 		return true
 	}
-	fi, err := os.Stat(st.path)
+	fi, err := os.Stat(st.real)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st.seen.exists
 	}
@@ -596,31 +754,13 @@ func checkRegular(path string, follow bool) error {
 
 // notRegular says what path is instead of a regular file.
 func notRegular(path string, mode fs.FileMode, followed bool) error {
-	kind := modeKind(mode)
+	kind := regfile.Kind(mode)
 	if followed {
 		if target, err := os.Readlink(path); err == nil {
 			return fmt.Errorf("%s is a symbolic link to %s, %s, %w", path, target, kind, ErrStatePath)
 		}
 	}
 	return fmt.Errorf("%s is %s, %w", path, kind, ErrStatePath)
-}
-
-func modeKind(mode fs.FileMode) string {
-	switch {
-	case mode&fs.ModeDir != 0:
-		return "a directory"
-	case mode&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case mode&fs.ModeSocket != 0:
-		return "a socket"
-	case mode&fs.ModeCharDevice != 0:
-		return "a character device"
-	case mode&fs.ModeDevice != 0:
-		return "a block device"
-	case mode&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	}
-	return "an irregular file"
 }
 
 func statKind(mode uint32) string {

@@ -193,10 +193,16 @@ func TestStoreSymlinkToRegularFile(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "persist", "state.json")
 	link := filepath.Join(dir, "state.json")
+	if err := openStore(t, target).Save(NewSaved()); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	st := openStore(t, link) // dangling: the target does not exist yet
+	st := openStore(t, link)
+	if st.RealPath() != target {
+		t.Errorf("RealPath() = %s, want %s", st.RealPath(), target)
+	}
 	s := NewSaved()
 	s.Pins["21/GICv3/uart"] = Pin{IRQ: 21, CPUs: sysfs.NewCPUSet(2)}
 	if err := st.Save(s); err != nil {
@@ -209,9 +215,103 @@ func TestStoreSymlinkToRegularFile(t *testing.T) {
 	if err != nil || back.Pins["21/GICv3/uart"].IRQ != 21 {
 		t.Errorf("Load through the link: %+v, %v", back, err)
 	}
-	if _, err := os.Stat(target); err != nil {
-		t.Errorf("target not written: %v", err)
+	if back, err := openStore(t, target).Load(); err != nil || back.Pins["21/GICv3/uart"].IRQ != 21 {
+		t.Errorf("target not written: %+v, %v", back, err)
 	}
+}
+
+// TestStoreDanglingLink: a link to a file that does not exist is refused,
+// and nothing is created at its far end, not even a directory.
+func TestStoreDanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "persist", "state.json")
+	link := filepath.Join(dir, "state.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(link)
+	if !errors.Is(err, ErrStatePath) || st != nil {
+		t.Fatalf("OpenStore of a dangling link = %v, %v; want ErrStatePath", st, err)
+	}
+	if !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("error %q does not say the target does not exist", err)
+	}
+	if _, err := os.Lstat(filepath.Dir(target)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the target's directory was created: %v", err)
+	}
+}
+
+// TestStoreHardLinks: a state file with a second name is refused, since a
+// save would split the names into two states with two locks.
+func TestStoreHardLinks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	if err := openStore(t, path).Save(NewSaved()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, filepath.Join(dir, "alias.json")); err != nil {
+		t.Skipf("link: %v", err)
+	}
+	if _, err := OpenStore(path); !errors.Is(err, ErrStatePath) || !strings.Contains(err.Error(), "hard links") {
+		t.Errorf("OpenStore of a file with two names: %v, want ErrStatePath naming hard links", err)
+	}
+}
+
+// TestStoreLockFollowsTheFile: every spelling of one state (the file, a
+// link to it, a path through a linked directory) shares one lock and one
+// daemon claim.
+func TestStoreLockFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "real", "state.json")
+	if err := openStore(t, path).Save(NewSaved()); err != nil {
+		t.Fatal(err)
+	}
+	fileLink := filepath.Join(dir, "alias.json")
+	if err := os.Symlink(path, fileLink); err != nil {
+		t.Fatal(err)
+	}
+	relLink := filepath.Join(dir, "real", "rel.json")
+	if err := os.Symlink("state.json", relLink); err != nil {
+		t.Fatal(err)
+	}
+	dirLink := filepath.Join(dir, "linked")
+	if err := os.Symlink(filepath.Join(dir, "real"), dirLink); err != nil {
+		t.Fatal(err)
+	}
+	owner := openStore(t, path)
+	unlock, err := owner.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := owner.ClaimDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alias := range []string{fileLink, relLink, filepath.Join(dirLink, "state.json"), filepath.Join(dirLink, "rel.json")} {
+		other := openStore(t, alias)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if u, err := other.Lock(ctx); err == nil {
+			u()
+			t.Errorf("%s: took the lock another spelling holds", alias)
+		}
+		cancel()
+		if r, err := other.ClaimDaemon(); !errors.Is(err, ErrDaemonRunning) {
+			if err == nil {
+				r()
+			}
+			t.Errorf("%s: ClaimDaemon = %v, want ErrDaemonRunning", alias, err)
+		}
+		if _, running := other.DaemonRunning(); !running {
+			t.Errorf("%s: DaemonRunning = false beside a claim through another spelling", alias)
+		}
+	}
+	unlock()
+	release()
+	u, err := openStore(t, fileLink).Lock(context.Background())
+	if err != nil {
+		t.Fatalf("the lock is free again, but: %v", err)
+	}
+	u()
 }
 
 func TestStoreNewerState(t *testing.T) {
@@ -265,22 +365,33 @@ func TestStoreNewerState(t *testing.T) {
 	}
 }
 
+// TestStoreBadState: an unusable file of irqshift's (it begins as every
+// state file irqshift writes) is left alone by Load, kept aside by
+// LoadForUpdate, never over a file kept aside earlier, and rebuilt.
 func TestStoreBadState(t *testing.T) {
 	for name, content := range map[string]string{
 		"torn":        `{"version": 1, "pins": {"21/GICv3/ua`,
-		"not json":    "hello",
+		"torn early":  "{\n  \"version\": 1,\n  \"cur",
 		"bad cpu set": `{"version": 1, "pins": {"x": {"irq": 1, "cpus": [-4]}}}`,
 		"bad drained": `{"version": 1, "drained": {"-3": "drain"}}`,
-		"no version":  `{"pins": {}}`,
-		"array":       `[1, 2]`,
+		"version 0":   `{"version": 0}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.json")
 			writeFile(t, path, content)
 			st := openStore(t, path)
-			s, err := st.Load()
-			if !errors.Is(err, ErrBadState) || errors.Is(err, ErrNewerState) {
+			if _, err := st.Load(); !errors.Is(err, ErrBadState) || errors.Is(err, ErrNewerState) {
 				t.Errorf("Load: %v, want ErrBadState", err)
+			}
+			if got := readBytes(t, path); string(got) != content {
+				t.Errorf("Load changed the file to %q", got)
+			}
+			if _, err := os.Stat(path + ".bad"); err == nil {
+				t.Errorf("Load, which only reads, kept the file aside")
+			}
+			s, err := st.LoadForUpdate()
+			if !errors.Is(err, ErrBadState) || errors.Is(err, ErrNewerState) {
+				t.Errorf("LoadForUpdate: %v, want ErrBadState", err)
 			}
 			if s.Pins == nil || len(s.Pins) != 0 || s.Drained == nil || s.Version != StateVersion {
 				t.Errorf("state after a bad file = %+v, want a fresh one", s)
@@ -303,6 +414,88 @@ func TestStoreBadState(t *testing.T) {
 	}
 }
 
+// TestStoreKeepsEveryBadFile: a second unusable file is kept as .bad.1,
+// never over the first one, and a Save after a read-only Load keeps the
+// file aside too.
+func TestStoreKeepsEveryBadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	first, second := `{"version": 1, "pins": {`, `{"version": 1, "drained": {`
+	writeFile(t, path, first)
+	if _, err := openStore(t, path).LoadForUpdate(); !errors.Is(err, ErrBadState) {
+		t.Fatalf("LoadForUpdate: %v", err)
+	}
+	writeFile(t, path, second)
+	st := openStore(t, path)
+	if _, err := st.Load(); !errors.Is(err, ErrBadState) {
+		t.Fatalf("Load: %v", err)
+	}
+	if err := st.Save(NewSaved()); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	if got := readBytes(t, path+".bad"); string(got) != first {
+		t.Errorf(".bad = %q, want the first file %q", got, first)
+	}
+	if got := readBytes(t, path+".bad.1"); string(got) != second {
+		t.Errorf(".bad.1 = %q, want the second file %q", got, second)
+	}
+	if _, err := openStore(t, path).Load(); err != nil {
+		t.Errorf("rebuilt file: %v", err)
+	}
+}
+
+// TestStoreNotOurs: a file that irqshift did not write (the config file
+// given by mistake, another program's JSON, an empty file) is refused by
+// every Load and Save, and left exactly as it was: not renamed, not
+// replaced, nothing written beside it.
+func TestStoreNotOurs(t *testing.T) {
+	for name, content := range map[string]string{
+		"config file": "IRQSHIFT_BANNED_CPUS=3\n",
+		"not json":    "hello",
+		"no version":  `{"pins": {}}`,
+		"other first": `{"cursor": {}, "version": 1}`,
+		"string":      `{"version": "1"}`,
+		"array":       `[1, 2]`,
+		"empty":       "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "state.json")
+			st := openStore(t, path) // before the file: Load and Save look again
+			writeFile(t, path, content)
+			before, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if other, err := OpenStore(path); !errors.Is(err, ErrNotOurs) || other != nil {
+				t.Errorf("OpenStore: %v, want ErrNotOurs", err)
+			}
+			if _, err := st.Load(); !errors.Is(err, ErrNotOurs) {
+				t.Errorf("Load: %v, want ErrNotOurs", err)
+			}
+			_, err = st.LoadForUpdate()
+			if !errors.Is(err, ErrNotOurs) || errors.Is(err, ErrBadState) {
+				t.Errorf("LoadForUpdate: %v, want ErrNotOurs", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--state") {
+				t.Errorf("error %q does not say what to do", err)
+			}
+			if err := st.Save(NewSaved()); !errors.Is(err, ErrNotOurs) {
+				t.Errorf("Save: %v, want ErrNotOurs", err)
+			}
+			after, err := os.Stat(path)
+			if err != nil || !os.SameFile(before, after) || after.ModTime() != before.ModTime() {
+				t.Errorf("the file was replaced or modified: %v", err)
+			}
+			if got := readBytes(t, path); string(got) != content {
+				t.Errorf("content = %q, want %q", got, content)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("files beside it: %v", entries)
+			}
+		})
+	}
+}
+
 func TestStoreTooLarge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	writeFile(t, path, `{"version": 1}`)
@@ -310,7 +503,7 @@ func TestStoreTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := openStore(t, path)
-	if _, err := st.Load(); !errors.Is(err, ErrBadState) {
+	if _, err := st.LoadForUpdate(); !errors.Is(err, ErrBadState) {
 		t.Errorf("Load of a file over the bound: %v, want ErrBadState", err)
 	}
 	if _, err := os.Stat(path + ".bad"); err != nil {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/regfile"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -53,6 +55,33 @@ type Bans struct {
 	// unwatched: inotify could not watch the ban files, so every poll
 	// reads them.
 	unwatched atomic.Bool
+	// fileProblem is the warning last logged for each ban file that could
+	// not be used, so that a file that stays bad is not reported again at
+	// every read (every poll, when inotify does not watch the files).
+	fileProblem map[string]string
+	// partitionsProblem is the reason last logged for not following the
+	// isolated partitions ("" when following them): the cgroup root is
+	// looked for again at every poll, quietly while the reason stays.
+	partitionsProblem string
+}
+
+// check refuses, at start, a ban file path that exists and is not a
+// regular file (after symbolic links): a FIFO would block the daemon
+// before its first settle, a device such as /dev/zero would grow it
+// without end, and a directory or socket can never be a ban file. A path
+// that does not exist yet is fine: CRI-O creates /etc/sysconfig/irqbalance
+// when it first needs it.
+func (b *Bans) check() error {
+	if b == nil {
+		return nil
+	}
+	for _, path := range b.Files {
+		var notRegular *regfile.NotRegularError
+		if err := regfile.Check(path); errors.As(err, &notRegular) {
+			return fmt.Errorf("--ban-file %w: give the path of an irqbalance environment file (such as /etc/sysconfig/irqbalance)", err)
+		}
+	}
+	return nil
 }
 
 // filesChanged asks the next read to read the ban files again.
@@ -117,21 +146,37 @@ func (b *Bans) read() followed {
 	return f
 }
 
+// readBanFiles reads the ban files. They are read without blocking and
+// bounded (regfile.Read): the path may become a FIFO or a
+// device while the daemon runs, and reading one would stop the daemon
+// (a FIFO without a writer blocks, and SIGTERM does not end the read) or
+// grow it without end (/dev/zero). Such a file, like a malformed one,
+// keeps what it banned before.
 func (b *Bans) readBanFiles() map[string]sysfs.CPUSet {
 	files := make(map[string]sysfs.CPUSet, len(b.Files))
 	for _, path := range b.Files {
-		data, err := os.ReadFile(path)
+		data, err := regfile.Read(path, affinity.MaxEnvFileSize)
+		var notRegular *regfile.NotRegularError
 		switch {
 		case errors.Is(err, os.ErrNotExist):
+			b.fileOK(path)
 			files[path] = sysfs.CPUSet{}
+		case errors.As(err, &notRegular):
+			b.fileWarn(path, "ban file is not a regular file; keeping what it banned", err)
+			files[path] = b.last.files[path]
+		case errors.Is(err, regfile.ErrTooLarge):
+			b.fileWarn(path, "malformed ban file; keeping what it banned", err)
+			files[path] = b.last.files[path]
 		case err != nil:
-			b.log().Warn("cannot read ban file; keeping what it banned", "path", path, "err", err)
+			b.fileWarn(path, "cannot read ban file; keeping what it banned", err)
 			files[path] = b.last.files[path]
 		default:
 			set, err := affinity.ParseBanFile(path, data)
 			if err != nil {
-				b.log().Warn("malformed ban file; keeping what it banned", "path", path, "err", err)
+				b.fileWarn(path, "malformed ban file; keeping what it banned", err)
 				set = b.last.files[path]
+			} else {
+				b.fileOK(path)
 			}
 			files[path] = set
 		}
@@ -139,6 +184,29 @@ func (b *Bans) readBanFiles() map[string]sysfs.CPUSet {
 	return files
 }
 
+// fileWarn logs msg for the ban file path, unless it is what was last
+// logged for it.
+func (b *Bans) fileWarn(path, msg string, err error) {
+	problem := msg + ": " + err.Error()
+	if b.fileProblem[path] == problem {
+		return
+	}
+	if b.fileProblem == nil {
+		b.fileProblem = map[string]string{}
+	}
+	b.fileProblem[path] = problem
+	b.log().Warn(msg, "path", path, "err", err)
+}
+
+// fileOK notes that the ban file path was read (or is absent), so that a
+// later problem with it is logged again.
+func (b *Bans) fileOK(path string) { delete(b.fileProblem, path) }
+
+// readPartitions reads the CPUs of the isolated cpuset partitions. Where
+// the kernel has no cpuset.cpus.isolated it stops looking. Any other
+// failure (mountinfo unreadable, the file unreadable) is retried at every
+// read, and logged only when its reason changes and once it works again:
+// the reads come four times a second.
 func (b *Bans) readPartitions() sysfs.CPUSet {
 	if b.isolated == nil {
 		root, err := b.FS.CgroupRoot()
@@ -147,16 +215,32 @@ func (b *Bans) readPartitions() sysfs.CPUSet {
 		}
 		if err != nil {
 			b.noCgroup = errors.Is(err, sysfs.ErrNoIsolatedFile)
-			b.log().Info("not following isolated cpuset partitions", "reason", err)
-			return sysfs.CPUSet{}
+			if b.noCgroup {
+				b.log().Info("not following isolated cpuset partitions", "reason", err)
+				return sysfs.CPUSet{}
+			}
+			if problem := "open: " + err.Error(); problem != b.partitionsProblem {
+				b.partitionsProblem = problem
+				b.log().Info("not following isolated cpuset partitions", "reason", err)
+			}
+			// A failure that may pass keeps what the partitions banned:
+			// freeing their CPUs for a moment would move IRQs onto them.
+			return b.last.partitions
 		}
 	}
 	set, err := b.isolated.Read()
 	if err != nil {
-		b.log().Warn("cannot read the isolated cpuset partitions; keeping the last", "err", err)
+		if problem := "read: " + err.Error(); problem != b.partitionsProblem {
+			b.partitionsProblem = problem
+			b.log().Warn("cannot read the isolated cpuset partitions; keeping the last", "err", err)
+		}
 		b.isolated.Close()
 		b.isolated = nil // opened again at the next read
 		return b.last.partitions
+	}
+	if b.partitionsProblem != "" {
+		b.partitionsProblem = ""
+		b.log().Info("following isolated cpuset partitions", "isolated", set.String())
 	}
 	return set
 }

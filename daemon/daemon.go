@@ -107,6 +107,9 @@ const eventQueue = 256
 // after every batch of hotplug events until ctx is done. It returns nil on
 // cancellation and an error when the start-up settle or the Source fails.
 func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Bans.check(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stateChanged <-chan struct{}
@@ -119,12 +122,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// Watch before the first read: a change made after it is then
 		// certain to wake the loop.
 		stateChanged = d.watchState(ctx)
-		saved, err := d.Store.Load()
-		switch {
-		case errors.Is(err, affinity.ErrNewerState):
+		saved, err := d.loadState(ctx)
+		if err != nil {
 			return err
-		case err != nil:
-			d.log().Warn("state file unusable; rebuilding it", "path", d.Store.Path(), "err", err)
 		}
 		d.Engine.Restore(saved)
 	}
@@ -320,12 +320,9 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		}
 		defer unlock()
 		if d.Store.Changed() {
-			saved, err := d.Store.Load()
-			switch {
-			case errors.Is(err, affinity.ErrNewerState):
+			saved, err := d.Store.LoadForUpdate()
+			if err := d.stateError(err); err != nil {
 				return s, err
-			case err != nil:
-				d.log().Warn("state file unusable; rebuilding it", "path", d.Store.Path(), "err", err)
 			}
 			d.Engine.Restore(saved)
 			d.log().Info("state changed by another irqshift; applying it", "drained", saved.Drained.CPUs().String(), "pins", len(saved.Pins))
@@ -385,6 +382,33 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		d.OnSettle(s)
 	}
 	return s, nil
+}
+
+// loadState reads the state file at start, under its lock: an unusable
+// file of irqshift's is kept aside there, never beside a command's save.
+func (d *Daemon) loadState(ctx context.Context) (affinity.Saved, error) {
+	unlock, err := d.Store.Lock(ctx)
+	if err != nil {
+		return affinity.Saved{}, err
+	}
+	defer unlock()
+	saved, err := d.Store.LoadForUpdate()
+	return saved, d.stateError(err)
+}
+
+// stateError says what the daemon does with an error of the state file's
+// Load: a file that is not irqshift's, is not a regular file or comes from
+// a newer irqshift stops it (its intent cannot be kept); an unusable one of
+// irqshift's was kept aside and is rebuilt.
+func (d *Daemon) stateError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, affinity.ErrNewerState), errors.Is(err, affinity.ErrNotOurs), errors.Is(err, affinity.ErrStatePath):
+		return err
+	}
+	d.log().Warn("state file unusable; rebuilding it", "path", d.Store.Path(), "err", err)
+	return nil
 }
 
 // record logs a settle and updates the gauges from a fresh view of where
@@ -458,7 +482,7 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 	if d.StateChanged != nil {
 		return d.StateChanged
 	}
-	return watchFiles(ctx, []string{d.Store.Path()}, "the state file", "changes by the CLI", d.log(), nil)
+	return watchFiles(ctx, []string{d.Store.RealPath()}, "the state file", "changes by the CLI", d.log(), nil)
 }
 
 // watchFiles returns a channel that has a value whenever one of paths may

@@ -91,13 +91,14 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 			s.unlock = unlock
 		}
 		var err error
-		saved, err = env.Store.Load()
-		switch {
-		case errors.Is(err, affinity.ErrNewerState) && writing:
+		if writing {
+			saved, err = env.Store.LoadForUpdate()
+		} else {
+			saved, err = env.Store.Load()
+		}
+		if err := env.stateLoadError(err, writing); err != nil {
 			s.release()
 			return nil, err
-		case err != nil:
-			env.logger().Warn("state file unusable; starting from a fresh state", "path", env.Store.Path(), "err", err)
 		}
 		s.daemonBanned, s.daemonBannedBy = saved.DaemonBanned, saved.DaemonBannedBy
 		if _, running := env.Store.DaemonRunning(); running {
@@ -129,6 +130,26 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 	return s, nil
 }
 
+// stateLoadError says what a command does with an error of the state
+// file's Load: it refuses (the returned error) or goes on with a warning.
+func (env *Env) stateLoadError(err error, writing bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, affinity.ErrNotOurs), errors.Is(err, affinity.ErrStatePath):
+		return err
+	case errors.Is(err, affinity.ErrNewerState) && writing:
+		return err
+	case errors.Is(err, affinity.ErrNewerState):
+		env.logger().Warn("state file written by a newer irqshift; showing what this one understands of it", "path", env.Store.Path(), "err", err)
+	case writing:
+		env.logger().Warn("state file unusable; starting from a fresh state", "path", env.Store.Path(), "err", err)
+	default:
+		env.logger().Warn("state file unusable; showing no pins or drains", "path", env.Store.Path(), "err", err)
+	}
+	return nil
+}
+
 // lock takes the state lock, saying so when it has to wait.
 func (env *Env) lock(ctx context.Context) (func(), error) {
 	wait := env.LockWait
@@ -143,6 +164,11 @@ func (env *Env) lock(ctx context.Context) (func(), error) {
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: while waiting for the state lock", ErrInterrupted)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		// Not held by anyone: the lock file cannot be made or locked
+		// (a read-only file system, no space, no permission).
+		return nil, fmt.Errorf("cannot take the state lock: %w; give --state a path on a writable file system, or --state none", err)
 	}
 	env.logger().Warn("waiting for the state lock another irqshift holds", "lock", env.Store.Path()+".lock")
 	bounded, cancel := context.WithTimeout(ctx, wait)

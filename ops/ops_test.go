@@ -576,3 +576,57 @@ func TestNUMALocal(t *testing.T) {
 		t.Errorf("--numa ignore: %v", counts)
 	}
 }
+
+// TestUnpinVanishedIRQ: the pin of an IRQ whose driver went away is kept
+// (the driver may come back), and unpin can still drop it.
+func TestUnpinVanishedIRQ(t *testing.T) {
+	r := vm4(t)
+	ctx := context.Background()
+	if _, err := Pin(ctx, r.env, PinRequest{IRQ: 13, CPUs: sysfs.NewCPUSet(3)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.RemoveIRQ(13); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Rebalance(ctx, r.env, RebalanceRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.saved().Pins) != 1 {
+		t.Fatalf("the pin of a vanished IRQ was not kept: %v", r.saved().Pins)
+	}
+	report, err := Unpin(ctx, r.env, UnpinRequest{IRQ: 13})
+	if err != nil {
+		t.Fatalf("unpin of a vanished IRQ: %v", err)
+	}
+	if !report.Vanished || report.IRQ != 13 || !report.Pin.CPUs.Equal(sysfs.NewCPUSet(3)) {
+		t.Errorf("report = %+v", report)
+	}
+	if len(r.saved().Pins) != 0 {
+		t.Errorf("pins after unpin: %v", r.saved().Pins)
+	}
+	if _, err := Unpin(ctx, r.env, UnpinRequest{IRQ: 13}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a second unpin: %v, want ErrBadRequest", err)
+	}
+}
+
+// TestPinUnchangedMask: pinning an IRQ to the mask it already has records
+// the pin and writes nothing, so nothing is reported as narrowed.
+func TestPinUnchangedMask(t *testing.T) {
+	r := vm4(t)
+	ctx := context.Background()
+	aff, _, _ := r.sim.State(13)
+	writes := len(r.sim.Writes())
+	report, err := Pin(ctx, r.env, PinRequest{IRQ: 13, CPUs: aff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Results) != 0 || len(report.Plan.Moves) != 0 {
+		t.Errorf("pin to the same mask %s: plan %+v, results %+v; want nothing written", aff, report.Plan.Moves, report.Results)
+	}
+	if got := len(r.sim.Writes()); got != writes {
+		t.Errorf("%d write(s) to the kernel for an unchanged mask", got-writes)
+	}
+	if pins := r.saved().Pins; len(pins) != 1 {
+		t.Errorf("pins = %v, want the pin recorded", pins)
+	}
+}

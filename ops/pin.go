@@ -36,6 +36,12 @@ func Pin(ctx context.Context, env *Env, req PinRequest) (report *ApplyReport, er
 		return nil, badRequest("pin: none of CPUs %s is online and allowed (allowed: %s)", req.CPUs, st.Allowed)
 	}
 	s.engine.ProbePins(st)
+	if irq.Affinity.Equal(target) {
+		// The mask is already the pin: nothing to write, and nothing to
+		// report as narrowed. The pin is recorded all the same.
+		s.engine.Pin(irq, req.CPUs)
+		return &ApplyReport{State: st, Plan: affinity.Plan{Moves: []affinity.Move{}, Skipped: []affinity.Skip{}}, Results: []affinity.Result{}}, nil
+	}
 	plan := affinity.Plan{Moves: []affinity.Move{{IRQ: irq.IRQ, From: irq.Where(), To: target, Reason: "pin " + req.CPUs.String()}}, Skipped: []affinity.Skip{}}
 	report = &ApplyReport{State: st, Plan: plan}
 	report.Results = s.engine.Applier(st, sysfs.CPUSet{}).Apply(ctx, plan, st.IRQs)
@@ -57,12 +63,31 @@ type UnpinRequest struct {
 // Unpin forgets a pin. The IRQ's current mask is marked as not the
 // admin's, so no later snapshot learns it again; the mask stays until the
 // next rebalance spreads the IRQ.
+//
+// An IRQ that no longer exists (its driver was unloaded) can be unpinned
+// too: its pin is kept for when the driver comes back, so only unpin can
+// drop it.
 func Unpin(ctx context.Context, env *Env, req UnpinRequest) (report *UnpinReport, err error) {
-	s, _, irq, err := env.openForIRQ(ctx, "unpin", req.IRQ)
+	if env.Store == nil {
+		return nil, badRequest("unpin: pins are kept in the state file; give --state PATH")
+	}
+	s, err := env.open(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close(&err)
+	st, err := s.loadOnly()
+	if err != nil {
+		return nil, err
+	}
+	irq, err := findIRQ(st, req.IRQ)
+	if err != nil {
+		pin, ok := s.engine.UnpinNumber(req.IRQ)
+		if !ok {
+			return nil, badRequest("IRQ %d is not in /proc/interrupts and has no pin", req.IRQ)
+		}
+		return &UnpinReport{IRQ: req.IRQ, Pin: pin, Vanished: true}, nil
+	}
 	pin, ok := s.engine.Unpin(irq)
 	if !ok {
 		return nil, badRequest("IRQ %d has no pin", irq.IRQ)

@@ -126,6 +126,8 @@ type OnlineReport struct {
 type UnpinReport struct {
 	IRQ int
 	Pin affinity.Pin
+	// Vanished is true when the IRQ no longer exists: only its pin went.
+	Vanished bool
 }
 
 // ListReport is the classified state with what the operator decided.

@@ -210,9 +210,15 @@ func readFileInto(path string, buf []byte) ([]byte, error) {
 // A numbered row is anchored on its count columns, exactly one per header
 // CPU, and then on the first "Level" or "Edge" word: the tokens before it
 // are the chip name (which may hold spaces) and, when the last of them is a
-// number, the hwirq. Without that word (x86) the first token of the form
+// number, the hwirq (a lone number is the hwirq of a chip printed as
+// blanks). Without that word (x86) the first token of the form
 // "<hwirq>-<handler>" or "-<handler>" ends the chip instead. After either
 // come the optional "-<handler>" and the action names.
+//
+// No chip name and no description of a named row is a number, so a number
+// where one begins, after one count per header CPU, is a count too many:
+// the row was printed after a CPU came online (see FS.interrupts), and it
+// is an error like a row a count short, never a chip named "7 ITS-MSI".
 //
 // Named rows are parsed and checked like the others; keepNamed keeps them
 // in Interrupts.named.
@@ -388,6 +394,9 @@ func (p *interruptsParser) parseRow(in *Interrupts, line []byte, start int) stri
 	case n < p.ncpu:
 		return fmt.Sprintf("has %d counts, want %d (one per header CPU)", n, p.ncpu)
 	}
+	if why := p.countPastHeader(line, next, true); why != "" {
+		return why
+	}
 	var irqRow Interrupt
 	if dst != nil {
 		p.counts = p.counts[:len(p.counts)+n]
@@ -425,13 +434,24 @@ func (p *interruptsParser) checkDuplicate(in *Interrupts, irq int) string {
 // parseNamed parses a row such as "IPI0:  36  46  Rescheduling interrupts",
 // "Err:          0" or "Err:": up to one count per header CPU, then the
 // description. line[pos:] follows the colon.
+//
+// The per-CPU rows (IPIn, NMI, LOC, ...) are printed like the numbered
+// ones, so they too have a count more than the header when a CPU came
+// online meanwhile; that is an error here as well, so that the file is
+// read again rather than the count taken for a word of the description.
 func (p *interruptsParser) parseNamed(in *Interrupts, label, line []byte, pos int) string {
 	if !p.keepNamed {
-		_, _, _, why := parseCounts(line, pos, nil, p.ncpu)
+		n, next, _, why := parseCounts(line, pos, nil, p.ncpu)
+		if why == "" && n == p.ncpu {
+			why = p.countPastHeader(line, next, false)
+		}
 		return why
 	}
 	dst := p.takeCounts()
 	n, next, _, why := parseCounts(line, pos, dst, p.ncpu)
+	if why == "" && n == p.ncpu {
+		why = p.countPastHeader(line, next, false)
+	}
 	if why != "" {
 		return why
 	}
@@ -493,6 +513,27 @@ func parseCounts(line []byte, pos int, dst []uint64, want int) (n, next int, bad
 	return n, i, false, ""
 }
 
+// countPastHeader returns why a row is malformed when the token at or
+// after line[pos], which follows one count per header CPU, is a number, or
+// "". No chip name (nor description of a named row) is a number: one there
+// is the count of a CPU that came online after the header was printed.
+// With hwirqFirst, a number followed by "Level" or "Edge" is accepted: it
+// is the hwirq of a chip whose name printed as blanks.
+func (p *interruptsParser) countPastHeader(line []byte, pos int, hwirqFirst bool) string {
+	i := skipSpace(line, pos)
+	j := tokenEnd(line, i)
+	if !isDigits(line[i:j]) {
+		return ""
+	}
+	if hwirqFirst {
+		h := skipSpace(line, j)
+		if triggerWord(line[h:tokenEnd(line, h)]) != "" {
+			return ""
+		}
+	}
+	return fmt.Sprintf("has more than %d counts (next %s), want %d (one per header CPU)", p.ncpu, quoteToken(line[i:j]), p.ncpu)
+}
+
 // parseTail parses what follows the counts of a numbered row: chip, hwirq,
 // trigger, handler and actions.
 func (p *interruptsParser) parseTail(row *Interrupt, line []byte, pos int) string {
@@ -512,16 +553,18 @@ func (p *interruptsParser) parseTail(row *Interrupt, line []byte, pos int) strin
 		if trig := triggerWord(tok); trig != "" {
 			// arm, arm64: chip [hwirq] Level|Edge [-handler] [actions]
 			row.Trigger = trig
-			chipEnd := lastE
-			if k >= 2 && isDigits(line[lastS:lastE]) {
+			chipEnd, chipTokens := lastE, k
+			if k >= 1 && isDigits(line[lastS:lastE]) {
 				hw, ok := parseDecimalUint(line[lastS:lastE])
 				if !ok {
 					return "hwirq out of range"
 				}
 				row.HWIRQ, row.HasHWIRQ = hw, true
-				chipEnd = prevE
+				chipEnd, chipTokens = prevE, k-1
 			}
-			if k > 0 {
+			// A lone number is the hwirq of a chip printed as blanks
+			// (an empty name): the chip stays "".
+			if chipTokens > 0 {
 				row.Chip = p.intern(line[chipStart:chipEnd], &p.lastChip)
 			}
 			rest := j

@@ -373,6 +373,24 @@ func TestParseInterruptsRows(t *testing.T) {
 			},
 		},
 		{
+			// A chip without a name prints as blanks: the number before
+			// the trigger is its hwirq, not a count too many.
+			name:  "chip with an empty name and a hwirq",
+			input: hdr + " 1:          0          0             5 Level     x\n",
+			irqs:  []Interrupt{gic(1, u(0, 0), "", 5, "Level", "x")},
+		},
+		{
+			name: "chips and descriptions that start with digits but are not numbers",
+			input: hdr + " 1: 0 0  3com-pic 7 Level a\n 2: 0 0  8-edge x\n 3: 0 0  0x1f 2 Edge b\n" +
+				"IPI0: 1 2  2nd stage interrupts\nPMN:  1 2  Posted-interrupt notification event\n",
+			irqs: []Interrupt{
+				gic(1, u(0, 0), "3com-pic", 7, "Level", "a"),
+				{IRQ: 2, Counts: u(0, 0), Chip: "8-edge", Actions: []string{"x"}},
+				gic(3, u(0, 0), "0x1f", 2, "Edge", "b"),
+			},
+			named: []namedRow{{"IPI0", u(1, 2), "2nd stage interrupts"}, {"PMN", u(1, 2), "Posted-interrupt notification event"}},
+		},
+		{
 			name:  "named row description starting with a number",
 			input: hdr + "TAU:  1 2  32-bit Thermal Assist\nXYZ:  1 32-bit\n",
 			named: []namedRow{{"TAU", u(1, 2), "32-bit Thermal Assist"}, {"XYZ", u(1), "32-bit"}},
@@ -420,6 +438,21 @@ func TestParseInterruptsErrors(t *testing.T) {
 		{"header CPU too large", "CPU99999999999\n", "is not CPU<n>"},
 		{"too few counts", hdr + " 1: 5 GICv3 27 Level a\n", `line 2 " 1: 5 GICv3 27 Level a": has 1 counts, want 2 (one per header CPU)`},
 		{"too few counts at end of line", hdr + " 1: 5\n", "has 1 counts, want 2"},
+		// A CPU that came online after the header was printed: the row has
+		// more counts than the header has CPUs.
+		{"one count too many", hdr + " 25:          0          1          7  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+			`line 2 " 25:          0          1          7  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1": has more than 2 counts (next "7"), want 2 (one per header CPU)`},
+		{"two counts too many", hdr + " 25:          0          1          7          9  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+			`has more than 2 counts (next "7"), want 2 (one per header CPU)`},
+		{"one count too many, x86", hdr + " 127:          0          0          5  IR-PCI-MSI 327680-edge      xhci_hcd\n", "has more than 2 counts"},
+		{"one count too many, GICv3", hdr + " 11:        638        513        556     GICv3  27 Level     arch_timer\n", "has more than 2 counts"},
+		{"one count too many, nothing after", hdr + " 11:        638        513        556\n", "has more than 2 counts"},
+		{"one count too many, no hwirq", hdr + " 13:          0          0          3   xen-dyn     Edge    -event     xenbus\n", "has more than 2 counts"},
+		{"two counts too many before a trigger", hdr + " 11:        638        513        556   27 Level     arch_timer\n", "has more than 2 counts"},
+		{"named row with one count too many", hdr + "IPI0:        36         46         17       Rescheduling interrupts\n",
+			`line 2 "IPI0:        36         46         17       Rescheduling interrupts": has more than 2 counts (next "17"), want 2 (one per header CPU)`},
+		{"named row with one count too many, nothing after", hdr + " LOC:    8019100    2732118    7530896\n", "has more than 2 counts"},
+		{"named x86 row with one count too many", hdr + " NMI:         92         28        100   Non-maskable interrupts\n", "has more than 2 counts"},
 		{"count not a number", hdr + " 1: 5 6x GICv3 27 Level a\n", `count "6x" is not a number`},
 		{"count overflow", hdr + " 1: 18446744073709551616 0 GICv3 27 Level a\n", `count "18446744073709551616" overflows uint64`},
 		{"named count overflow", hdr + "IPI0: 99999999999999999999 0 x\n", "overflows uint64"},
@@ -722,6 +755,16 @@ func FuzzParseInterrupts(f *testing.F) {
 		hdr + " 1: 0 0 a 1-\n",
 		hdr + " 1: 0 0 a -\n",
 		"CPU0 CPU1\r\n 1: 1 2 GICv3 27 Level a\r\n",
+		// Rows with more counts than the header has CPUs.
+		hdr + " 25:          0          1          7  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+		hdr + " 25:          0          1          7          9  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+		hdr + "127:          0          0          5  IR-PCI-MSI 327680-edge      xhci_hcd\n",
+		hdr + " 11:        638        513        556   27 Level     arch_timer\n",
+		hdr + " 11:        638        513        556\n",
+		hdr + "IPI0:        36         46         17       Rescheduling interrupts\n",
+		hdr + " NMI:         92         28        100\n",
+		// A chip without a name: the number is its hwirq.
+		hdr + "  1:          0          0             5 Level     x\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -817,6 +860,11 @@ func checkInterruptsInvariants(t *testing.T, in Interrupts) {
 		if r.Chip != strings.Trim(r.Chip, " \t\r") || strings.ContainsAny(r.Handler, " \t\r") {
 			t.Fatalf("IRQ %d: chip %q or handler %q has spaces", r.IRQ, r.Chip, r.Handler)
 		}
+		// A chip name never is a number: a number there is a count past
+		// the header's CPUs, which the parser rejects.
+		if chip, _, _ := strings.Cut(r.Chip, " "); isDigits([]byte(chip)) {
+			t.Fatalf("IRQ %d: chip %q begins with a number", r.IRQ, r.Chip)
+		}
 		if cap(r.Actions) != len(r.Actions) {
 			t.Fatalf("IRQ %d: Actions cap %d, len %d", r.IRQ, cap(r.Actions), len(r.Actions))
 		}
@@ -832,6 +880,9 @@ func checkInterruptsInvariants(t *testing.T, in Interrupts) {
 		}
 		if len(r.Counts) > len(in.CPUs) || cap(r.Counts) != len(r.Counts) {
 			t.Fatalf("named row %s: %d counts (cap %d) for %d CPUs", r.Name, len(r.Counts), cap(r.Counts), len(in.CPUs))
+		}
+		if word, _, _ := strings.Cut(r.Description, " "); len(r.Counts) == len(in.CPUs) && isDigits([]byte(word)) {
+			t.Fatalf("named row %s: description %q begins with a count past the header's CPUs", r.Name, r.Description)
 		}
 		if r.Description != strings.Trim(r.Description, " \t\r") {
 			t.Fatalf("named row %s: description %q not trimmed", r.Name, r.Description)
@@ -936,13 +987,24 @@ func TestInterruptsReadAgainAfterHotplug(t *testing.T) {
 	const header = "           CPU0       CPU1\n"
 	torn := header + " 11:          1          2     GICv3  27 Level     arch_timer\n 13:          3     GICv3  33 Level     uart-pl011\n"
 	whole := header + " 11:          1          2     GICv3  27 Level     arch_timer\n 13:          3          0     GICv3  33 Level     uart-pl011\n"
+	// A CPU came online after the header: the later rows have a count
+	// more than the header has CPUs, or two when two did.
+	long := header + " 11:          1          2     GICv3  27 Level     arch_timer\n 13:          3          0          4  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n"
+	longer := header + " 11:          1          2     GICv3  27 Level     arch_timer\n 13:          3          0          7          9  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n"
+	longIPI := whole + "IPI0:        36         46         17       Rescheduling interrupts\n"
 	for _, tc := range []struct {
 		name    string
 		reads   []string
-		wantErr bool
+		wantErr string // in the message of the error, "" for none
 	}{
-		{"torn once", []string{torn, whole}, false},
-		{"always torn", slices.Repeat([]string{torn}, interruptsRereads+1), true},
+		{"torn once", []string{torn, whole}, ""},
+		{"always torn", slices.Repeat([]string{torn}, interruptsRereads+1), "/proc/interrupts line 3 \" 13:          3     GICv3  33 Level     uart-pl011\": has 1 counts, want 2"},
+		{"long once", []string{long, whole}, ""},
+		{"long, then longer, then torn, then whole", []string{long, longer, torn, whole}, ""},
+		{"named row long once", []string{longIPI, whole}, ""},
+		{"always long", slices.Repeat([]string{long}, interruptsRereads+1), "/proc/interrupts line 3 \" 13:          3          0          4  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\": has more than 2 counts"},
+		{"always two too many", slices.Repeat([]string{longer}, interruptsRereads+1), "/proc/interrupts line 3 "},
+		{"named row always long", slices.Repeat([]string{longIPI}, interruptsRereads+1), "/proc/interrupts line 4 \"IPI0:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := writeTree(t, nil)
@@ -960,11 +1022,46 @@ func TestInterruptsReadAgainAfterHotplug(t *testing.T) {
 			switch {
 			case reads != len(tc.reads):
 				t.Errorf("read %d times, want %d", reads, len(tc.reads))
-			case tc.wantErr && !errors.Is(err, ErrFileParse):
-				t.Errorf("err %v, want ErrFileParse", err)
-			case !tc.wantErr && (err != nil || len(in.IRQs) != 2 || in.IRQs[1].Counts[0] != 3):
+			case tc.wantErr != "" && (!errors.Is(err, ErrFileParse) || !strings.Contains(fmt.Sprint(err), tc.wantErr)):
+				t.Errorf("err %v, want ErrFileParse with %q", err, tc.wantErr)
+			case tc.wantErr == "" && (err != nil || len(in.IRQs) != 2 || !slices.Equal(in.IRQs[1].Counts, u(3, 0)) || in.IRQs[1].Chip != "GICv3"):
 				t.Errorf("got %+v, %v", in.IRQs, err)
 			}
 		})
+	}
+}
+
+// TestParseInterruptsExtraCounts: a row with more counts than the header
+// has CPUs (a CPU came online while the file was printed) is an error
+// wrapping ErrFileParse, never a row whose chip name begins with the
+// counts too many, in every mode of the parser.
+func TestParseInterruptsExtraCounts(t *testing.T) {
+	const hdr = "           CPU0       CPU1\n"
+	for _, row := range []string{
+		" 25:          0          1          7  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+		" 25:          0          1          7          9  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+		" 25:          0          1          7          9         11  ITS-PCI-MSIX-0000:00:02.0   2 Edge      virtio2-req.1\n",
+		"IPI0:        36         46         17       Rescheduling interrupts\n",
+		"IPI0:        36         46         17         41       Rescheduling interrupts\n",
+	} {
+		input := []byte(hdr + " 11:          1          2     GICv3  27 Level     arch_timer\n" + row)
+		for _, mode := range []struct {
+			name string
+			p    interruptsParser
+		}{
+			{"keeping named rows", interruptsParser{keepNamed: true}},
+			{"as FS.Interrupts", interruptsParser{}},
+			{"without counts", interruptsParser{skipCounts: true}},
+		} {
+			in, err := mode.p.parse(input)
+			if err == nil {
+				t.Errorf("%s: %q: no error; parsed %+v and %+v", mode.name, row, in.IRQs, in.named)
+				continue
+			}
+			if !errors.Is(err, ErrFileParse) || !strings.Contains(err.Error(), "/proc/interrupts line 3 ") ||
+				!strings.Contains(err.Error(), "has more than 2 counts") {
+				t.Errorf("%s: %q: error %v, want ErrFileParse naming line 3 and the counts", mode.name, row, err)
+			}
+		}
 	}
 }

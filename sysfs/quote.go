@@ -1,7 +1,10 @@
 package sysfs
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -50,4 +53,42 @@ func quote[T string | []byte](s T, limit int) string {
 		q = strconv.Quote(prefix)
 	}
 	return q + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Printable returns s with every character a terminal would act on (ESC
+// and the other control characters, tabs, invalid UTF-8) written as a Go
+// escape (\x1b, \t, \xff), and the rest as it is. Names the kernel prints
+// (actions, chips) come from drivers and device names, so a table that
+// shows them must not let them move the cursor or recolour the screen.
+func Printable(s string) string {
+	clean := true
+	for i, r := range s {
+		if !unicode.IsPrint(r) || (r == utf8.RuneError && isInvalidAt(s, i)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && isInvalidAt(s, i):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
+}
+
+// isInvalidAt reports whether the RuneError at s[i] is an invalid byte
+// rather than an encoded U+FFFD.
+func isInvalidAt(s string, i int) bool {
+	_, size := utf8.DecodeRuneInString(s[i:])
+	return size == 1
 }

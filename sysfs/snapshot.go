@@ -183,8 +183,10 @@ func (fs FS) onlineWith(static *CPUInfo) (CPUInfo, error) {
 	}
 	cpus := *static
 	var err error
-	cpus.Online, err = fs.OnlineCPUs()
-	return cpus, err
+	if cpus.Online, err = fs.OnlineCPUs(); err != nil {
+		return CPUInfo{}, err
+	}
+	return cpus, fs.checkOnline(cpus)
 }
 
 // addKernelIRQ records /sys/kernel/irq/N of irq in snap.Kernel, where the

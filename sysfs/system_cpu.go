@@ -86,6 +86,9 @@ func (fs FS) CPUInfo() (CPUInfo, error) {
 			return CPUInfo{}, err
 		}
 	}
+	if err := fs.checkOnline(info); err != nil {
+		return CPUInfo{}, err
+	}
 	if info.NohzFull, err = fs.readOptionalCPUList(fs.SysPath(CPUDir, "nohz_full")); err != nil {
 		return CPUInfo{}, err
 	}
@@ -99,6 +102,17 @@ func (fs FS) CPUInfo() (CPUInfo, error) {
 		return CPUInfo{}, err
 	}
 	return info, nil
+}
+
+// checkOnline refuses an online list with CPUs the kernel does not
+// count as possible: a real kernel never prints one, and planning for such
+// CPUs would write masks naming CPUs that do not exist.
+func (fs FS) checkOnline(info CPUInfo) error {
+	if extra := info.Online.Difference(info.Possible); !extra.IsEmpty() {
+		return fmt.Errorf("%w: %s: CPUs %s are online but not possible (%s: %s)", ErrFileParse,
+			fs.SysPath(CPUDir, "online"), extra, fs.SysPath(CPUDir, "possible"), info.Possible)
+	}
+	return nil
 }
 
 // isolatedCPUs reads /sys/devices/system/cpu/isolated with our cpulist

@@ -3,6 +3,7 @@ package sysfs
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,9 @@ func TestCPUInfoErrors(t *testing.T) {
 			"sys/devices/system/cpu/online": "0-\n"},
 		"malformed nohz_full": {"sys/devices/system/cpu/possible": "0-3\n", "sys/devices/system/cpu/present": "0-3\n",
 			"sys/devices/system/cpu/online": "0-3\n", "sys/devices/system/cpu/nohz_full": "x\n"},
+		// A kernel never prints it; a broken fixture or copy can.
+		"online beyond possible": {"sys/devices/system/cpu/possible": "0-3\n", "sys/devices/system/cpu/present": "0-3\n",
+			"sys/devices/system/cpu/online": "0-7\n"},
 	}
 	for name, files := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -77,5 +81,32 @@ func TestProcessesNamed(t *testing.T) {
 	pids, err := fs.ProcessesNamed("irqbalance")
 	if err != nil || len(pids) != 1 || pids[0] != 812 {
 		t.Errorf("ProcessesNamed = %v, %v; want [812]", pids, err)
+	}
+}
+
+// TestOnlineBeyondPossibleRefused: an online list naming CPUs that are not
+// possible is an error naming both files, in the full read and in the
+// quick one that re-reads only the online list.
+func TestOnlineBeyondPossibleRefused(t *testing.T) {
+	fs := writeTree(t, map[string]string{
+		"sys/devices/system/cpu/possible": "0-3\n",
+		"sys/devices/system/cpu/present":  "0-3\n",
+		"sys/devices/system/cpu/online":   "0-3\n",
+	})
+	info, err := fs.CPUInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fs.SysPath(CPUDir, "online"), []byte("0-5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, read := range map[string]func() (CPUInfo, error){
+		"full":  fs.CPUInfo,
+		"quick": func() (CPUInfo, error) { return fs.onlineWith(&info) },
+	} {
+		_, err := read()
+		if !errors.Is(err, ErrFileParse) || !strings.Contains(err.Error(), "4-5") || !strings.Contains(err.Error(), "possible") {
+			t.Errorf("%s: %v, want an error naming CPUs 4-5 and the possible file", name, err)
+		}
 	}
 }

@@ -266,12 +266,18 @@ func TestBadInput(t *testing.T) {
 		{"offline an offline CPU", "vm4-6.1-cpus13-offline", nil, nil, []string{"offline", "3"}, 2, `CPU 3 is offline`},
 		{"online an online CPU", "vm4-6.1", nil, nil, []string{"online", "2"}, 2, `CPU 2 is already online`},
 		{"online CPU out of range", "vm4-6.1", nil, nil, []string{"online", "9"}, 2, `CPU 9 does not exist`},
-		{"bad --banned-cpus", "vm4-6.1", nil, nil, []string{"--banned-cpus", "x", "rebalance"}, 2, `--banned-cpus: .*cpulist "x"`},
+		{"bad --banned-cpus", "vm4-6.1", nil, nil, []string{"--banned-cpus", "x", "rebalance"}, 2, `--banned-cpus: "x" is not a cpulist such as 2-3,8`},
 		{"bad IRQBALANCE_BANNED_CPULIST", "vm4-6.1", nil, []string{"IRQBALANCE_BANNED_CPULIST=3-1"}, []string{"rebalance"}, 2, `IRQBALANCE_BANNED_CPULIST: `},
-		{"bad IRQBALANCE_BANNED_CPUS", "vm4-6.1", nil, []string{"IRQBALANCE_BANNED_CPUS=zz"}, []string{"rebalance"}, 2, `IRQBALANCE_BANNED_CPUS: .*not hex`},
+		{"bad IRQBALANCE_BANNED_CPUS", "vm4-6.1", nil, []string{"IRQBALANCE_BANNED_CPUS=zz"}, []string{"rebalance"}, 2, `IRQBALANCE_BANNED_CPUS: "zz" is not a hexadecimal CPU mask`},
 		{"bad --banned-irqs", "vm4-6.1", nil, nil, []string{"--banned-irqs", "13,x", "rebalance"}, 2, `--banned-irqs: "x" is not an IRQ number`},
 		{"unknown flag", "vm4-6.1", nil, nil, []string{"--frobnicate", "list"}, 2, `flag provided but not defined: -frobnicate`},
 		{"unknown command flag", "vm4-6.1", nil, nil, []string{"rebalance", "--frobnicate"}, 2, `flag provided but not defined`},
+		{"unknown command", "vm4-6.1", nil, nil, []string{"lsit"}, 2, `"lsit" is not a command; the commands are list, `},
+		{"online beyond possible", "vm4-6.1", func(t *testing.T, root string) {
+			if err := os.WriteFile(filepath.Join(root, "sys/devices/system/cpu/online"), []byte("0-7\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, []string{"rebalance"}, 1, `CPUs 4-7 are online but not possible`},
 		{"malformed /proc/interrupts: list", "vm4-6.1", corrupt, nil, []string{"list"}, 1, `cannot parse kernel file: /proc/interrupts line 3 .*has 3 counts, want 4`},
 		{"malformed /proc/interrupts: rebalance", "vm4-6.1", corrupt, nil, []string{"rebalance"}, 1, `cannot parse kernel file: /proc/interrupts line 3`},
 		{"malformed /proc/interrupts: drain", "vm4-6.1", corrupt, nil, []string{"drain", "0"}, 1, `cannot parse kernel file`},
