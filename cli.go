@@ -15,7 +15,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -57,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
 	err := app.RunContext(ctx, flagsFirst(args))
 	if unknown != "" {
-		err = usageError("%s is not a command; the commands are %s (irqshift --help says more)", sysfs.Quote(unknown), commandNames(app))
+		err = usageError("%s is not a command; the commands are %s (irqshift --help says more)", quote.Quote(unknown), commandNames(app))
 	}
 	if err == nil {
 		return exitOK
@@ -68,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		// character of it reaches the terminal.
 		lines := strings.Split(msg, "\n")
 		for i, line := range lines {
-			lines[i] = sysfs.Printable(line)
+			lines[i] = quote.Printable(line)
 		}
 		fmt.Fprintf(stderr, "irqshift: %s\n", strings.Join(lines, "\n"))
 	}
@@ -241,7 +243,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches (" + affinity.EnvBannedIRQs + ")"},
 			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets (" + affinity.EnvIncludeIsolated + ")"},
 			&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned (" + affinity.EnvIncludePinned + ")"},
-			&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + affinity.DefaultStatePath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
+			&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + state.DefaultPath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 			&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 		},
@@ -326,7 +328,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 func noArgs(action func(*cli.Context, *options) error) func(*cli.Context, *options) error {
 	return func(c *cli.Context, o *options) error {
 		if c.NArg() > 0 {
-			return usageError("%s takes no arguments (got %s)", c.Command.Name, sysfs.Quote(strings.Join(c.Args().Slice(), " ")))
+			return usageError("%s takes no arguments (got %s)", c.Command.Name, quote.Quote(strings.Join(c.Args().Slice(), " ")))
 		}
 		return action(c, o)
 	}
@@ -372,6 +374,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		if err != nil {
 			return usageError("%v", err)
 		}
+		r.logger = logger
 		r.warnUnknownKeys(logger)
 		settings, err := r.settings()
 		if err != nil {
@@ -380,7 +383,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		env := &ops.Env{FS: fs, Settings: settings, Logger: logger, CheckAccess: func() error { return checkWriteAccess(fs) }}
 		statePath, _ := r.get(settingState)
 		if path := resolveStatePath(statePath, fs); path != "" {
-			if env.Store, err = affinity.OpenStore(path); err != nil {
+			if env.Store, err = state.OpenStore(path); err != nil {
 				return err
 			}
 		}
@@ -406,7 +409,7 @@ func resolveStatePath(value string, fs sysfs.FS) string {
 	case value != "":
 		return value
 	case fs.IsLive():
-		return affinity.DefaultStatePath
+		return state.DefaultPath
 	}
 	return ""
 }
@@ -421,7 +424,7 @@ func parseCPUArgs(c *cli.Context) ([]int, error) {
 	for _, arg := range c.Args().Slice() {
 		set, err := sysfs.ParseCPUList(arg)
 		if err != nil || set.IsEmpty() {
-			return nil, usageError("%s: %s is not a CPU number or list", c.Command.Name, sysfs.Quote(arg))
+			return nil, usageError("%s: %s is not a CPU number or list", c.Command.Name, quote.Quote(arg))
 		}
 		cpus = append(cpus, set.CPUs()...)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -61,7 +62,7 @@ func (o *options) renderApply(c *cli.Context, report *ops.ApplyReport, opErr err
 		}
 		return writePlanTable(o.stdout, report)
 	}
-	var verified *verifyDoc
+	var verified *ops.VerifyReport
 	if opErr == nil {
 		var err error
 		if verified, err = o.confirmMoves(c, report.Results, report.State.IRQs); err != nil {
@@ -90,7 +91,7 @@ func cmdOffline(c *cli.Context, o *options) error {
 	if report == nil {
 		return opErr
 	}
-	var verified *verifyDoc
+	var verified *ops.VerifyReport
 	if opErr == nil && report.After != nil {
 		results := append(append([]affinity.Result{}, report.Drain.Results...), report.Rebalanced...)
 		if verified, err = o.confirmMoves(c, results, report.After.IRQs); err != nil {
@@ -129,7 +130,7 @@ func cmdOnline(c *cli.Context, o *options) error {
 func parseIRQArg(arg string) (int, error) {
 	n, err := strconv.Atoi(arg)
 	if err != nil || n < 0 {
-		return 0, usageError("%s is not an IRQ number", sysfs.Quote(arg))
+		return 0, usageError("%s is not an IRQ number", quote.Quote(arg))
 	}
 	return n, nil
 }
@@ -146,7 +147,7 @@ func cmdPin(c *cli.Context, o *options) error {
 	}
 	cpus, err := sysfs.ParseCPUList(c.Args().Get(1))
 	if err != nil || cpus.IsEmpty() {
-		return usageError("pin: %s is not a CPU list", sysfs.Quote(c.Args().Get(1)))
+		return usageError("pin: %s is not a CPU list", quote.Quote(c.Args().Get(1)))
 	}
 	report, err := ops.Pin(c.Context, o.env, ops.PinRequest{IRQ: irq, CPUs: cpus})
 	return o.renderApply(c, report, err)
@@ -175,15 +176,15 @@ func cmdUnpin(c *cli.Context, o *options) error {
 
 // verdicts prints the --verify table (text mode) and returns an error when
 // an IRQ fires where it should not.
-func (o *options) verdicts(verified *verifyDoc) error {
+func (o *options) verdicts(verified *ops.VerifyReport) error {
 	if verified == nil {
 		return nil
 	}
 	if !o.json {
 		fmt.Fprintln(o.stdout)
-		if err := writeVerifyTable(o.stdout, *verified); err != nil {
+		if err := writeVerifyTable(o.stdout, verifyDocOf(verified)); err != nil {
 			return err
 		}
 	}
-	return badChecks(verified.IRQs)
+	return badChecks(verified)
 }

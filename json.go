@@ -16,10 +16,9 @@ type cpusJSON struct {
 	Possible sysfs.CPUSet `json:"possible"`
 	Allowed  sysfs.CPUSet `json:"allowed"`
 	Banned   sysfs.CPUSet `json:"banned"`
-	// BannedBy names, per banned CPU, where its ban comes from: config,
-	// ban-file, isolated-partition, isolcpus, nohz_full,
-	// default_smp_affinity, daemon (the running daemon's configuration).
-	BannedBy map[string][]string `json:"banned_by"`
+	// BannedBy names, per banned CPU, where its ban comes from: sources
+	// of affinity.BanSources, in its order.
+	BannedBy map[string][]affinity.BanSource `json:"banned_by"`
 	// Drained are the CPUs drained by `drain` or `offline`, and why.
 	Drained sysfs.CPUSet      `json:"drained"`
 	DrainBy map[string]string `json:"drained_by"`
@@ -58,25 +57,12 @@ type planDoc struct {
 	Skipped []affinity.Skip `json:"skipped"`
 }
 
-// summaryJSON counts an apply's outcomes.
-type summaryJSON struct {
-	Planned   int `json:"planned"`
-	Done      int `json:"done"`
-	NotDone   int `json:"not_done"`
-	Moved     int `json:"moved"`
-	Narrowed  int `json:"narrowed"`
-	Pending   int `json:"pending"`
-	Failed    int `json:"failed"`
-	Unmovable int `json:"unmovable"`
-	Vanished  int `json:"vanished"`
-}
-
 // applyJSON is what rebalance, drain, undrain, online and pin print.
 type applyJSON struct {
 	Moves   []affinity.Move   `json:"moves"`
 	Skipped []affinity.Skip   `json:"skipped"`
 	Results []affinity.Result `json:"results"`
-	Summary summaryJSON       `json:"summary"`
+	Summary affinity.Summary  `json:"summary"`
 	// Verify is present with --verify.
 	Verify *verifyDoc `json:"verify,omitempty"`
 }
@@ -90,7 +76,7 @@ type offlineJSON struct {
 	Moves    []affinity.Move   `json:"moves"`
 	Skipped  []affinity.Skip   `json:"skipped"`
 	Results  []affinity.Result `json:"results"`
-	Summary  summaryJSON       `json:"summary"`
+	Summary  affinity.Summary  `json:"summary"`
 	// LeftBehind lists movable IRQs still effective on the CPUs: empty
 	// unless something went wrong.
 	LeftBehind []int `json:"left_behind"`
@@ -99,6 +85,21 @@ type offlineJSON struct {
 	Rebalanced []affinity.Result `json:"rebalanced"`
 	// Verify is present with --verify.
 	Verify *verifyDoc `json:"verify,omitempty"`
+}
+
+// verifyDocOf is the document of a verify report.
+func verifyDocOf(r *ops.VerifyReport) verifyDoc {
+	return verifyDoc{Method: r.Method, Coarse: r.Coarse, DurationSeconds: r.Duration.Seconds(), IRQs: r.Checks}
+}
+
+// verifyDocPtr is the "verify" member of an apply document: absent
+// without --verify.
+func verifyDocPtr(r *ops.VerifyReport) *verifyDoc {
+	if r == nil {
+		return nil
+	}
+	doc := verifyDocOf(r)
+	return &doc
 }
 
 // verifyDoc is what `verify --json` prints, and the "verify" member of the
@@ -121,7 +122,7 @@ func listJSON(report *ops.ListReport) listDoc {
 			Possible: st.Snapshot.CPUs.Possible,
 			Allowed:  st.Allowed,
 			Banned:   st.Banned,
-			BannedBy: map[string][]string{},
+			BannedBy: map[string][]affinity.BanSource{},
 			Drained:  report.Drained.CPUs(),
 			DrainBy:  map[string]string{},
 			Nodes:    map[string]sysfs.CPUSet{},
@@ -171,51 +172,27 @@ func planJSON(report *ops.ApplyReport) planDoc {
 	return planDoc{Moves: report.Plan.Moves, Skipped: report.Plan.Skipped}
 }
 
-func summarize(planned int, results []affinity.Result, notDone int) summaryJSON {
-	s := summaryJSON{Planned: planned, NotDone: notDone}
-	for _, r := range results {
-		if r.Wrote() {
-			s.Done++
-		}
-		switch r.Status {
-		case affinity.StatusMoved:
-			s.Moved++
-		case affinity.StatusNarrowed:
-			s.Narrowed++
-		case affinity.StatusPending:
-			s.Pending++
-		case affinity.StatusFailed:
-			s.Failed++
-		case affinity.StatusUnmovable:
-			s.Unmovable++
-		case affinity.StatusVanished:
-			s.Vanished++
-		}
-	}
-	return s
-}
-
-func applyDoc(report *ops.ApplyReport, verified *verifyDoc) applyJSON {
+func applyDoc(report *ops.ApplyReport, verified *ops.VerifyReport) applyJSON {
 	return applyJSON{
 		Moves:   report.Plan.Moves,
 		Skipped: report.Plan.Skipped,
 		Results: nonNil(report.Results),
-		Summary: summarize(len(report.Plan.Moves), report.Results, report.NotDone),
-		Verify:  verified,
+		Summary: report.Summary(),
+		Verify:  verifyDocPtr(verified),
 	}
 }
 
-func offlineDoc(report *ops.OfflineReport, verified *verifyDoc) offlineJSON {
+func offlineDoc(report *ops.OfflineReport, verified *ops.VerifyReport) offlineJSON {
 	return offlineJSON{
 		CPUs:       report.CPUs,
 		Offlined:   report.Offlined,
 		Moves:      report.Drain.Plan.Moves,
 		Skipped:    report.Drain.Plan.Skipped,
 		Results:    nonNil(report.Drain.Results),
-		Summary:    summarize(len(report.Drain.Plan.Moves), report.Drain.Results, report.Drain.NotDone),
+		Summary:    report.Drain.Summary(),
 		LeftBehind: report.LeftBehind,
 		Rebalanced: nonNil(report.Rebalanced),
-		Verify:     verified,
+		Verify:     verifyDocPtr(verified),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -31,7 +32,7 @@ func actionsText(actions []string) string {
 	if len(actions) == 0 {
 		return "-"
 	}
-	return sysfs.Printable(strings.Join(actions, ","))
+	return quote.Printable(strings.Join(actions, ","))
 }
 
 func writeListTable(w io.Writer, report *ops.ListReport) error {
@@ -41,7 +42,11 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 	if !st.Banned.IsEmpty() {
 		var parts []string
 		for _, cpu := range st.Banned.CPUs() {
-			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, strings.Join(st.BannedBy[cpu], ", ")))
+			var by []string
+			for _, source := range st.BannedBy[cpu] {
+				by = append(by, string(source))
+			}
+			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, strings.Join(by, ", ")))
 		}
 		fmt.Fprintf(w, ", banned %s: %s", st.Banned, strings.Join(parts, ", "))
 	}
@@ -79,12 +84,12 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 }
 
 // dash shows an empty field as "-", and a field the kernel or a driver
-// named with its control characters escaped (sysfs.Printable).
+// named with its control characters escaped (quote.Printable).
 func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return sysfs.Printable(s)
+	return quote.Printable(s)
 }
 
 func irqActions(st *affinity.State) map[int]string {
@@ -131,7 +136,7 @@ func writePlanTable(w io.Writer, report *ops.ApplyReport) error {
 }
 
 func writeResultsTable(w io.Writer, report *ops.ApplyReport) error {
-	if err := writeResults(w, report.State, report.Results, summarize(len(report.Plan.Moves), report.Results, report.NotDone)); err != nil {
+	if err := writeResults(w, report.State, report.Results, report.Summary()); err != nil {
 		return err
 	}
 	writeSkipped(w, report.Plan.Skipped, irqActions(report.State))
@@ -139,7 +144,7 @@ func writeResultsTable(w io.Writer, report *ops.ApplyReport) error {
 }
 
 // writeResults prints the summary line and a row per write attempted.
-func writeResults(w io.Writer, st *affinity.State, results []affinity.Result, sum summaryJSON) error {
+func writeResults(w io.Writer, st *affinity.State, results []affinity.Result, sum affinity.Summary) error {
 	actions := irqActions(st)
 	fmt.Fprintf(w, "%d of %d planned write(s) done over allowed CPUs %s: %d moved, %d narrowed in place, %d pending",
 		sum.Done, sum.Planned, cpuText(st.Allowed), sum.Moved, sum.Narrowed, sum.Pending)
@@ -168,7 +173,7 @@ func writeOfflineTable(w io.Writer, report *ops.OfflineReport) error {
 	}
 	if len(report.Rebalanced) > 0 {
 		fmt.Fprintf(w, "\nafter the offline, evening out what drivers changed:\n")
-		if err := writeResults(w, report.After, report.Rebalanced, summarize(len(report.Rebalanced), report.Rebalanced, 0)); err != nil {
+		if err := writeResults(w, report.After, report.Rebalanced, affinity.Summarize(len(report.Rebalanced), report.Rebalanced, 0)); err != nil {
 			return err
 		}
 	}

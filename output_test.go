@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/irqshift/irqshift/sysfs"
+	"github.com/irqshift/irqshift/internal/quote"
 )
 
 // TestTerminalEscapesInNames: an action name with terminal escapes (a
@@ -77,7 +77,7 @@ func TestPrintable(t *testing.T) {
 		"line\nbreak":     `line\nbreak`,
 		"\u202eevil":      `\u202eevil`,
 	} {
-		if got := sysfs.Printable(in); got != want {
+		if got := quote.Printable(in); got != want {
 			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
 		}
 	}

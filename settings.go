@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/envfile"
+	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -63,6 +65,8 @@ type resolver struct {
 	file map[string]string
 	// unknown are the file's IRQSHIFT_ keys that no setting reads.
 	unknown []unknownKey
+	// logger receives the warnings about them.
+	logger *slog.Logger
 	// atStart is the file as it was when irqshift started. systemd's
 	// EnvironmentFile= puts the same file into the environment once, at
 	// start: a variable whose value is the one the file had then came from
@@ -103,7 +107,7 @@ func (r *resolver) reread() error {
 	if !info.Mode().IsRegular() {
 		return fmt.Errorf("--config: %s is not a regular file", r.path)
 	}
-	values, err := affinity.ReadEnvFile(r.path)
+	values, err := envfile.Read(r.path)
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
 	}
@@ -165,6 +169,9 @@ func editDistance(a, b string) int {
 
 // warnUnknownKeys logs the config file's unknown keys.
 func (r *resolver) warnUnknownKeys(logger *slog.Logger) {
+	if logger == nil {
+		return
+	}
 	for _, u := range r.unknown {
 		attrs := []any{"key", u.key, "config", r.path}
 		if u.suggest != "" {
@@ -194,6 +201,17 @@ func (r *resolver) get(s setting) (value, origin string) {
 		}
 	}
 	return "", ""
+}
+
+// reload reads the config file and the environment again and resolves
+// the settings anew (the daemon's SIGHUP); what a flag set stays, since
+// the flags are asked first.
+func (r *resolver) reload() (ops.Settings, error) {
+	if err := r.reread(); err != nil {
+		return ops.Settings{}, err
+	}
+	r.warnUnknownKeys(r.logger)
+	return r.settings()
 }
 
 // settings resolves the options every planning command uses.
@@ -229,7 +247,7 @@ func (r *resolver) settings() (ops.Settings, error) {
 		out.NUMA = true
 	case "ignore":
 	default:
-		return out, usageError("%s: %s is not local or ignore", originName(origin, settingNUMA), sysfs.Quote(text))
+		return out, usageError("%s: %s is not local or ignore", originName(origin, settingNUMA), quote.Quote(text))
 	}
 	return out, nil
 }
@@ -243,7 +261,7 @@ func (r *resolver) cpuList(s setting, parse func(string) (sysfs.CPUSet, error), 
 	}
 	set, err := parse(strings.TrimSpace(text))
 	if err != nil {
-		return sysfs.CPUSet{}, usageError("%s: %s is not %s", originName(origin, s), sysfs.Quote(text), want)
+		return sysfs.CPUSet{}, usageError("%s: %s is not %s", originName(origin, s), quote.Quote(text), want)
 	}
 	return set, nil
 }
@@ -255,7 +273,7 @@ func (r *resolver) bool(s setting) (bool, error) {
 	}
 	v, err := strconv.ParseBool(strings.TrimSpace(text))
 	if err != nil {
-		return false, usageError("%s: %s is not true or false", originName(origin, s), sysfs.Quote(text))
+		return false, usageError("%s: %s is not true or false", originName(origin, s), quote.Quote(text))
 	}
 	return v, nil
 }
@@ -264,7 +282,7 @@ func (r *resolver) duration(s setting) (time.Duration, error) {
 	text, origin := r.get(s)
 	d, err := time.ParseDuration(strings.TrimSpace(text))
 	if err != nil || d < 0 {
-		return 0, usageError("%s: %s is not a duration such as 30s", originName(origin, s), sysfs.Quote(text))
+		return 0, usageError("%s: %s is not a duration such as 30s", originName(origin, s), quote.Quote(text))
 	}
 	return d, nil
 }

@@ -11,26 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/irqshift/irqshift/affinity"
-	"github.com/irqshift/irqshift/ebpf"
 	"github.com/irqshift/irqshift/ops"
-	"github.com/irqshift/irqshift/sysfs"
 )
-
-// newSampler is eBPF with the /proc/interrupts fallback; the notice goes
-// to stderr as one line.
-func newSampler(fs sysfs.FS, stderr io.Writer) *affinity.FallbackSampler {
-	if !fs.IsLive() {
-		// eBPF counts the running kernel's IRQs, which are not a fixture
-		// tree's: read the tree's /proc/interrupts only.
-		proc := sysfs.ProcSampler{FS: fs}
-		return &affinity.FallbackSampler{Primary: proc, Fallback: proc, Coarse: true}
-	}
-	return &affinity.FallbackSampler{
-		Primary:  ebpf.Sampler{},
-		Fallback: sysfs.ProcSampler{FS: fs},
-		Notice:   func(reason string) { fmt.Fprintf(stderr, "irqshift: %s\n", reason) },
-	}
-}
 
 func verifyCommand(stdout, stderr io.Writer, getenv func(string) string) *cli.Command {
 	return &cli.Command{
@@ -43,26 +25,15 @@ func verifyCommand(stdout, stderr io.Writer, getenv func(string) string) *cli.Co
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: withOptions(stdout, stderr, getenv, false, func(c *cli.Context, o *options) error {
-			if c.Duration("duration") <= 0 {
-				return usageError("verify: --duration must be positive")
-			}
 			if c.NArg() > 0 {
 				return usageError("verify takes no arguments; name IRQs with --irq N")
 			}
-			report, err := ops.List(c.Context, o.env)
+			report, err := ops.Verify(c.Context, o.env, ops.VerifyRequest{IRQs: c.IntSlice("irq"), All: c.Bool("all"),
+				Duration: c.Duration("duration"), Notice: o.notice})
 			if err != nil {
 				return err
 			}
-			st := report.State
-			want, err := verifyTargets(st, c.IntSlice("irq"), c.Bool("all"))
-			if err != nil {
-				return err
-			}
-			sampler := newSampler(o.fs, o.stderr)
-			doc, err := runVerify(c, sampler, want, st.Snapshot.CPUs.Online, c.Duration("duration"))
-			if err != nil {
-				return err
-			}
+			doc := verifyDocOf(report)
 			if o.json {
 				err = writeJSON(o.stdout, doc)
 			} else {
@@ -71,59 +42,20 @@ func verifyCommand(stdout, stderr io.Writer, getenv func(string) string) *cli.Co
 			if err != nil {
 				return err
 			}
-			return badChecks(doc.IRQs)
+			return badChecks(report)
 		}),
 	}
 }
 
-// verifyTargets picks the IRQs to check: those named, or every IRQ but the
-// per-CPU ones (unless all).
-func verifyTargets(st *affinity.State, only []int, all bool) ([]affinity.Expectation, error) {
-	byNumber := make(map[int]affinity.IRQ, len(st.IRQs))
-	for _, irq := range st.IRQs {
-		byNumber[irq.IRQ] = irq
-	}
-	var picked []affinity.IRQ
-	if len(only) > 0 {
-		for _, n := range only {
-			irq, ok := byNumber[n]
-			if !ok {
-				return nil, usageError("verify: IRQ %d is not in /proc/interrupts", n)
-			}
-			picked = append(picked, irq)
-		}
-	} else {
-		for _, irq := range st.IRQs {
-			if irq.Class != affinity.ClassPerCPU || all {
-				picked = append(picked, irq)
-			}
-		}
-	}
-	want := make([]affinity.Expectation, 0, len(picked))
-	for _, irq := range picked {
-		expected := irq.Where()
-		if irq.Class == affinity.ClassPerCPU {
-			expected = st.Snapshot.CPUs.Online // one per CPU: anywhere is right
-		}
-		want = append(want, affinity.Expectation{IRQ: irq.IRQ, Actions: irq.Actions, Expected: expected})
-	}
-	return want, nil
-}
+// notice prints, in one line, why moves are confirmed more coarsely than
+// with eBPF.
+func (o *options) notice(reason string) { fmt.Fprintf(o.stderr, "irqshift: %s\n", reason) }
 
-func runVerify(c *cli.Context, sampler *affinity.FallbackSampler, want []affinity.Expectation, online sysfs.CPUSet, window time.Duration) (verifyDoc, error) {
-	checks, err := affinity.Verify(c.Context, sampler, want, online, window)
-	if err != nil {
-		return verifyDoc{}, fmt.Errorf("verify: %w", err)
-	}
-	return verifyDoc{Method: sampler.Method(), Coarse: sampler.Coarse, DurationSeconds: window.Seconds(), IRQs: checks}, nil
-}
-
-func badChecks(checks []affinity.Check) error {
+// badChecks is exit 3 when an IRQ fires where it should not.
+func badChecks(report *ops.VerifyReport) error {
 	var bad []string
-	for _, ch := range checks {
-		if ch.Bad() {
-			bad = append(bad, fmt.Sprintf("%d (%s)", ch.IRQ, ch.Verdict))
-		}
+	for _, ch := range report.Bad() {
+		bad = append(bad, fmt.Sprintf("%d (%s)", ch.IRQ, ch.Verdict))
 	}
 	if len(bad) == 0 {
 		return nil
@@ -165,17 +97,9 @@ func firedText(fired map[string]uint64) string {
 
 // confirmMoves runs the --verify check after an apply: each moved IRQ that
 // fires during the window must fire on its new CPUs.
-func (o *options) confirmMoves(c *cli.Context, results []affinity.Result, irqs []affinity.IRQ) (*verifyDoc, error) {
+func (o *options) confirmMoves(c *cli.Context, results []affinity.Result, irqs []affinity.IRQ) (*ops.VerifyReport, error) {
 	if !c.Bool("verify") {
 		return nil, nil
 	}
-	online, err := o.fs.OnlineCPUs()
-	if err != nil {
-		return nil, err
-	}
-	doc, err := runVerify(c, newSampler(o.fs, o.stderr), affinity.ExpectAfter(results, irqs), online, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &doc, nil
+	return ops.Confirm(c.Context, o.env, results, irqs, o.notice)
 }

@@ -3,6 +3,7 @@ package affinity
 import (
 	"slices"
 
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -13,32 +14,39 @@ const (
 	EnvBannedCPUs    = "IRQBALANCE_BANNED_CPUS"    // hex mask, older
 )
 
-// Where a banned CPU comes from, as `list` (JSON cpus.banned_by) and the
-// irqshift_banned_cpus{source} metric name it.
+// BanSource says where a banned CPU comes from, as `list` (JSON
+// cpus.banned_by), the state file (daemon_banned_by) and the
+// irqshift_banned_cpus{source} metric name it: one of BanSources. The
+// state file's document declares the type; the sources are these.
+type BanSource = state.BanSource
+
+// The ban sources.
 const (
 	// BanConfig: --banned-cpus, IRQSHIFT_BANNED_CPUS and the irqbalance
 	// variables, from the flags, the environment or the config file.
-	BanConfig = "config"
+	BanConfig BanSource = "config"
 	// BanFile: an irqbalance-style file the daemon follows (--ban-file),
 	// as CRI-O and tuned rewrite it.
-	BanFile = "ban-file"
+	BanFile BanSource = "ban-file"
 	// BanPartition: an isolated cgroup v2 cpuset partition (the root's
 	// cpuset.cpus.isolated).
-	BanPartition = "isolated-partition"
+	BanPartition BanSource = "isolated-partition"
 	// BanIsolcpus and BanNohzFull: isolated at boot (isolcpus=,
 	// nohz_full=).
-	BanIsolcpus = "isolcpus"
-	BanNohzFull = "nohz_full"
+	BanIsolcpus BanSource = "isolcpus"
+	BanNohzFull BanSource = "nohz_full"
 	// BanDefaultAffinity: missing from /proc/irq/default_smp_affinity,
 	// which CRI-O also edits (--ban-default-affinity).
-	BanDefaultAffinity = "default_smp_affinity"
+	BanDefaultAffinity BanSource = "default_smp_affinity"
 	// BanDaemon: banned by the running daemon's configuration, which it
 	// records in the state file for the commands run beside it.
-	BanDaemon = "daemon"
+	BanDaemon BanSource = "daemon"
 )
 
-// BanSources lists the sources in the order they are reported.
-var BanSources = []string{BanConfig, BanFile, BanPartition, BanIsolcpus, BanNohzFull, BanDefaultAffinity, BanDaemon}
+// BanSources lists every ban source, in the order they are reported: the
+// one list that the metric's help text, the docs and the tests are
+// checked against.
+var BanSources = []BanSource{BanConfig, BanFile, BanPartition, BanIsolcpus, BanNohzFull, BanDefaultAffinity, BanDaemon}
 
 // BannedCPUs gathers the CPUs no IRQ may be moved to, by source.
 type BannedCPUs struct {
@@ -55,7 +63,7 @@ type BannedCPUs struct {
 	// beside it), and DaemonBy the same by the daemon's sources (its
 	// configuration is BanDaemon here).
 	Daemon   sysfs.CPUSet
-	DaemonBy map[string]sysfs.CPUSet
+	DaemonBy map[BanSource]sysfs.CPUSet
 	// IncludeIsolated allows isolated and nohz_full CPUs and isolated
 	// partitions, which are banned by default: they are isolated
 	// precisely to be left undisturbed.
@@ -95,8 +103,8 @@ func (b BannedCPUs) Configured() sysfs.CPUSet {
 }
 
 // Sources returns the banned CPUs of each source that bans any.
-func (b BannedCPUs) Sources(cpus sysfs.CPUInfo) map[string]sysfs.CPUSet {
-	out := map[string]sysfs.CPUSet{}
+func (b BannedCPUs) Sources(cpus sysfs.CPUInfo) map[BanSource]sysfs.CPUSet {
+	out := map[BanSource]sysfs.CPUSet{}
 	for source, set := range b.bySource(cpus) {
 		if !set.IsEmpty() {
 			out[source] = set
@@ -106,8 +114,8 @@ func (b BannedCPUs) Sources(cpus sysfs.CPUInfo) map[string]sysfs.CPUSet {
 }
 
 // By returns, for every banned CPU, its sources in BanSources order.
-func (b BannedCPUs) By(cpus sysfs.CPUInfo) map[int][]string {
-	out := map[int][]string{}
+func (b BannedCPUs) By(cpus sysfs.CPUInfo) map[int][]BanSource {
+	out := map[int][]BanSource{}
 	sources := b.bySource(cpus)
 	for _, source := range BanSources {
 		for _, cpu := range sources[source].CPUs() {
@@ -119,12 +127,12 @@ func (b BannedCPUs) By(cpus sysfs.CPUInfo) map[int][]string {
 	return out
 }
 
-func (b BannedCPUs) bySource(cpus sysfs.CPUInfo) map[string]sysfs.CPUSet {
+func (b BannedCPUs) bySource(cpus sysfs.CPUInfo) map[BanSource]sysfs.CPUSet {
 	var files sysfs.CPUSet
 	for _, set := range b.Files {
 		files = files.Union(set)
 	}
-	out := map[string]sysfs.CPUSet{
+	out := map[BanSource]sysfs.CPUSet{
 		BanConfig:          b.User,
 		BanFile:            files,
 		BanDefaultAffinity: b.NotDefault,

@@ -24,7 +24,7 @@ func TestBannedCPUsBySource(t *testing.T) {
 		t.Errorf("Allowed = %s, want 0", got)
 	}
 	by := b.By(info)
-	want := map[int][]string{
+	want := map[int][]BanSource{
 		1: {BanConfig, BanDaemon}, 2: {BanFile}, 3: {BanFile, BanPartition}, 4: {BanPartition},
 		5: {BanDefaultAffinity}, 6: {BanNohzFull}, 7: {BanIsolcpus, BanNohzFull},
 	}
@@ -49,5 +49,45 @@ func TestBannedCPUsBySource(t *testing.T) {
 	}
 	if got := b.Configured().String(); got != "1-3,5" {
 		t.Errorf("with IncludeIsolated: Configured = %s", got)
+	}
+}
+
+// TestBanSourcesAreEverySource: BanSources names each source once, and
+// they are exactly the sources BannedCPUs reports (Sources and By) when
+// every one of them bans a CPU, with the daemon's record by source and
+// without: a source added to bySource must be listed, and a listed one
+// must be reported.
+func TestBanSourcesAreEverySource(t *testing.T) {
+	for i, s := range BanSources {
+		if s == "" || slices.Contains(BanSources[:i], s) {
+			t.Errorf("BanSources %v: %q empty or twice", BanSources, s)
+		}
+	}
+	info := sysfs.CPUInfo{Online: cpus("0-7"), Isolated: cpus("7"), NohzFull: cpus("6")}
+	reported := map[BanSource]bool{}
+	for _, b := range []BannedCPUs{
+		{User: cpus("1"), Files: map[string]sysfs.CPUSet{"f": cpus("2")}, Partitions: cpus("3"), NotDefault: cpus("4"), Daemon: cpus("5")},
+		{User: cpus("1"), Daemon: cpus("2-3"), DaemonBy: map[BanSource]sysfs.CPUSet{BanConfig: cpus("2"), BanFile: cpus("3"), BanDefaultAffinity: cpus("4")}},
+	} {
+		for source := range b.Sources(info) {
+			reported[source] = true
+		}
+		for cpu, by := range b.By(info) {
+			for _, source := range by {
+				if !slices.Contains(BanSources, source) {
+					t.Errorf("By: CPU%d banned by %q, not in BanSources %v", cpu, source, BanSources)
+				}
+			}
+		}
+	}
+	for source := range reported {
+		if !slices.Contains(BanSources, source) {
+			t.Errorf("Sources reports %q, not in BanSources %v", source, BanSources)
+		}
+	}
+	for _, source := range BanSources {
+		if !reported[source] {
+			t.Errorf("BanSources lists %q, which Sources never reports", source)
+		}
 	}
 }

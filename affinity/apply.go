@@ -51,8 +51,9 @@ type Result struct {
 	Effective sysfs.CPUSet `json:"effective"`
 	Status    Status       `json:"status"`
 	Reason    string       `json:"reason,omitempty"`
-	// ErrorClass is sysfs.WriteClassName of the write error, if any.
-	ErrorClass string `json:"error_class,omitempty"`
+	// ErrorClass is sysfs.WriteClassName of the write error, if any: one
+	// of sysfs.WriteErrorClasses.
+	ErrorClass sysfs.WriteErrorClass `json:"error_class,omitempty"`
 }
 
 // Wrote reports whether the kernel accepted the write: moved, narrowed or

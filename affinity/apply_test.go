@@ -449,8 +449,8 @@ func TestWriteErrors(t *testing.T) {
 		name   string
 		setup  func(*sysfstest.Sim)
 		status affinity.Status
-		class  string // Result.ErrorClass
-		writes int    // writes of IRQ 13
+		class  sysfs.WriteErrorClass // Result.ErrorClass
+		writes int                   // writes of IRQ 13
 	}{
 		{"ENOSPC", func(s *sysfstest.Sim) { s.FailWrites(13, syscall.ENOSPC, sysfstest.Always) }, affinity.StatusFailed, "no-space", 1},
 		{"EBUSY once", func(s *sysfstest.Sim) { s.FailWrites(13, syscall.EBUSY, 1) }, affinity.StatusMoved, "", 2},
@@ -471,6 +471,9 @@ func TestWriteErrors(t *testing.T) {
 			r := e.apply(st, plan, sysfs.CPUSet{})[0]
 			if r.Status != tc.status || r.ErrorClass != tc.class {
 				t.Errorf("result %+v, want status %s, error class %q", r, tc.status, tc.class)
+			}
+			if r.ErrorClass != "" && !slices.Contains(sysfs.WriteErrorClasses, r.ErrorClass) {
+				t.Errorf("error class %q is not in sysfs.WriteErrorClasses %v", r.ErrorClass, sysfs.WriteErrorClasses)
 			}
 			n := 0
 			for _, w := range e.sim.Writes() {
@@ -578,7 +581,7 @@ func TestBannedAndIsolatedCPUsGetNothing(t *testing.T) {
 			cfg := vm4(sysfstest.Kernel612)
 			cfg.Isolated, cfg.NohzFull = cpus("3"), cpus("3")
 			e := newEnv(t, cfg)
-			e.eng.Configure(tc.banned, affinity.Policy{}, false)
+			e.eng.Configure(affinity.Settings{Banned: tc.banned})
 			_, results := e.rebalance()
 			for _, r := range results {
 				if !r.Wrote() || r.Status == affinity.StatusPending {

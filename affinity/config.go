@@ -1,13 +1,12 @@
 package affinity
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/irqshift/irqshift/internal/regfile"
+	"github.com/irqshift/irqshift/internal/envfile"
+	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -30,54 +29,9 @@ func ParseIRQList(text string) (map[int]bool, error) {
 		}
 		n, err := strconv.Atoi(field)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%s is not an IRQ number", sysfs.Quote(field))
+			return nil, fmt.Errorf("%s is not an IRQ number", quote.Quote(field))
 		}
 		out[n] = true
-	}
-	return out, nil
-}
-
-// MaxEnvFileSize bounds what ReadEnvFile reads. The files it reads (the
-// --config file, irqbalance's /etc/sysconfig/irqbalance) are a few lines;
-// the bound keeps a mistaken path from growing the process.
-const MaxEnvFileSize = 1 << 20
-
-// ReadEnvFile reads a systemd EnvironmentFile: KEY=VALUE lines, blank lines
-// and # comments, values optionally in single or double quotes. It is read
-// as regfile.Read does, up to MaxEnvFileSize: a FIFO or a device given
-// as the file must neither hang the command nor grow it.
-func ReadEnvFile(path string) (map[string]string, error) {
-	data, err := regfile.Read(path, MaxEnvFileSize)
-	if err != nil {
-		return nil, err
-	}
-	return ParseEnvFile(path, data)
-}
-
-// ParseEnvFile parses the content of an EnvironmentFile named name (for
-// errors), as ReadEnvFile does.
-func ParseEnvFile(name string, data []byte) (map[string]string, error) {
-	out := map[string]string{}
-	scan := bufio.NewScanner(bytes.NewReader(data))
-	scan.Buffer(nil, 1<<20)
-	for n := 1; scan.Scan(); n++ {
-		line := strings.TrimSpace(scan.Text())
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
-			continue
-		}
-		key, value, ok := strings.Cut(line, "=")
-		key = strings.TrimSpace(strings.TrimPrefix(key, "export "))
-		if !ok || key == "" {
-			return nil, fmt.Errorf("%s:%d: not KEY=VALUE: %s", name, n, sysfs.Quote(line))
-		}
-		value = strings.TrimSpace(value)
-		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
-			value = value[1 : len(value)-1]
-		}
-		out[key] = value
-	}
-	if err := scan.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
 }
@@ -90,7 +44,7 @@ func ParseEnvFile(name string, data []byte) (map[string]string, error) {
 // of 0 and the cpulist "-" (tuned's "none") ban nothing: a file that
 // lifts its bans must not ban every CPU. Other keys are ignored.
 func ParseBanFile(name string, data []byte) (sysfs.CPUSet, error) {
-	env, err := ParseEnvFile(name, data)
+	env, err := envfile.Parse(name, data)
 	if err != nil {
 		return sysfs.CPUSet{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -89,13 +90,29 @@ func NewEngine(c EngineConfig) *Engine {
 	return e
 }
 
-// Configure replaces the operator's configuration (SIGHUP).
-func (e *Engine) Configure(banned BannedCPUs, policy Policy, includePinned bool) {
-	e.banned, e.policy, e.planner.IncludePinned = banned, policy, includePinned
+// Settings are the operator's configuration of the planner, resolved
+// once from flags, the environment and the config file (main's settings),
+// for commands and the daemon alike.
+type Settings struct {
+	Banned        BannedCPUs
+	Policy        Policy
+	IncludePinned bool
+	// NUMA keeps each IRQ on its device's NUMA node (--numa local).
+	NUMA bool
 }
 
-// SetNUMA turns NUMA-local placement on or off.
-func (e *Engine) SetNUMA(on bool) { e.numa = on }
+// With returns c configured with s: the one way an engine gets the
+// operator's settings, in a command and in the daemon.
+func (c EngineConfig) With(s Settings) EngineConfig {
+	c.Banned, c.Policy, c.IncludePinned, c.NUMA = s.Banned, s.Policy, s.IncludePinned, s.NUMA
+	return c
+}
+
+// Configure replaces the operator's configuration (SIGHUP): the bans it
+// keeps are those the settings give.
+func (e *Engine) Configure(s Settings) {
+	e.banned, e.policy, e.planner.IncludePinned, e.numa = s.Banned, s.Policy, s.IncludePinned, s.NUMA
+}
 
 // NodeCPUs turns CPUInfo.Node (CPU → node) into node → CPUs.
 func NodeCPUs(info sysfs.CPUInfo) map[int]sysfs.CPUSet {
@@ -209,7 +226,7 @@ type State struct {
 	Allowed sysfs.CPUSet
 	// BannedBy names, for each banned CPU, where its ban comes from
 	// (BanSources).
-	BannedBy map[int][]string
+	BannedBy map[int][]BanSource
 	// LearnedPins are the pins this snapshot taught (set by hand since the
 	// last one).
 	LearnedPins []Pin
@@ -523,18 +540,18 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 }
 
 // Restore puts a saved state into the engine.
-func (e *Engine) Restore(s Saved) {
+func (e *Engine) Restore(s state.Saved) {
 	e.drained = s.Drained
-	e.planner.Cursor = s.Cursor
+	e.planner.Cursor = Cursor(s.Cursor)
 	e.planner.Pins = s.Pins
 	e.written = s.Written
 	e.memory = s.Managed
 }
 
-// Saved returns the engine's state for Store.Save.
-func (e *Engine) Saved() Saved {
-	s := NewSaved()
-	s.Cursor = e.planner.Cursor
+// Saved returns the engine's state, for a state.Session to commit.
+func (e *Engine) Saved() state.Saved {
+	s := state.NewSaved()
+	s.Cursor = state.Cursor(e.planner.Cursor)
 	if e.planner.Pins != nil {
 		s.Pins = e.planner.Pins
 	}

@@ -5,17 +5,13 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// Pin is a mask the admin set on an IRQ: intent that irqshift keeps. When
-// a CPU of the pin goes offline the kernel overwrites the mask with the
-// online mask and never restores it; irqshift remembers the pin and puts it
-// back when the CPU returns.
-type Pin struct {
-	IRQ  int          `json:"irq"`
-	CPUs sysfs.CPUSet `json:"cpus"`
-}
+// Pin is a mask the admin set on an IRQ (state.Pin): intent that
+// irqshift keeps.
+type Pin = state.Pin
 
 // Pins are keyed by Key(irq).
 type Pins map[string]Pin

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/envfile"
 	"github.com/irqshift/irqshift/internal/regfile"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -155,7 +156,7 @@ func (b *Bans) read() followed {
 func (b *Bans) readBanFiles() map[string]sysfs.CPUSet {
 	files := make(map[string]sysfs.CPUSet, len(b.Files))
 	for _, path := range b.Files {
-		data, err := regfile.Read(path, affinity.MaxEnvFileSize)
+		data, err := regfile.Read(path, envfile.MaxSize)
 		var notRegular *regfile.NotRegularError
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -294,7 +295,7 @@ func (d *Daemon) refreshBans(force bool) bool {
 		sources := banned.Sources(sysfs.CPUInfo{})
 		for _, source := range affinity.BanSources {
 			if set, ok := sources[source]; ok {
-				attrs = append(attrs, source, set.String())
+				attrs = append(attrs, string(source), set.String())
 			}
 		}
 		d.log().Info("banned CPUs changed", attrs...)
@@ -311,11 +312,11 @@ func (d *Daemon) settleBans(ctx context.Context, since time.Time, quiet bool) {
 	if !d.refreshBans(false) {
 		return
 	}
-	if _, err := d.settle(ctx, "bans", nil, true, true, since); err != nil {
-		d.log().Error("settle failed", "reason", "bans", "err", err)
+	if _, err := d.settle(ctx, SettleBans, nil, true, true, since); err != nil {
+		d.log().Error("settle failed", "reason", SettleBans, "err", err)
 		return
 	}
 	if quiet {
-		d.settleLogged(ctx, "recheck", nil)
+		d.settleLogged(ctx, SettleRecheck, nil)
 	}
 }

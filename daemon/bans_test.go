@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/envfile"
 	"github.com/irqshift/irqshift/sysfs"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
@@ -50,7 +51,7 @@ func TestDaemonFollowsBanFile(t *testing.T) {
 		t.Errorf("after the ban: banned %s, full %v, reaction %v", s.State.Banned, s.Full, s.Reaction)
 	}
 	h.checkExcept(nil, sysfs.NewCPUSet(2, 3))
-	if got := testutil.ToFloat64(h.d.Metrics.bannedCPUs.WithLabelValues(affinity.BanFile)); got != 2 {
+	if got := testutil.ToFloat64(h.d.Metrics.bannedCPUs.WithLabelValues(string(affinity.BanFile))); got != 2 {
 		t.Errorf("irqshift_banned_cpus{source=ban-file} = %v, want 2", got)
 	}
 	writeRenamed(t, path, "IRQBALANCE_BANNED_CPULIST=\n")
@@ -305,7 +306,7 @@ func TestBansKeepOnNonRegularFile(t *testing.T) {
 		{"a regular file", write(path, "IRQBALANCE_BANNED_CPULIST=1-2\n"), "1-2", ""},
 		{"a FIFO", func() { makeFIFO(t, path) }, "1-2", "ban file is not a regular file; keeping what it banned"},
 		{"a link to /dev/zero", link("/dev/zero"), "1-2", "a character device, not a regular file"},
-		{"a file over 1 MiB", write(path, strings.Repeat("# a comment line\n", affinity.MaxEnvFileSize/16)), "1-2", "malformed ban file; keeping what it banned"},
+		{"a file over 1 MiB", write(path, strings.Repeat("# a comment line\n", envfile.MaxSize/16)), "1-2", "malformed ban file; keeping what it banned"},
 		{"a link to a regular file", func() { write(other, "IRQBALANCE_BANNED_CPUS=8\n")(); link(other)() }, "3", ""},
 		{"a malformed file", write(path, "IRQBALANCE_BANNED_CPULIST=x\n"), "3", "malformed ban file; keeping what it banned"},
 	} {

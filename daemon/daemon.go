@@ -11,8 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -24,7 +27,7 @@ type Daemon struct {
 	// for its lifetime (a second daemon on it is refused), settles under
 	// its lock, and re-reads it when another irqshift changed it. nil
 	// keeps state in memory only.
-	Store *affinity.Store
+	Store *state.Store
 	// StateChanged, when set, replaces the inotify watch of the state
 	// file: a value means it may have changed.
 	StateChanged <-chan struct{}
@@ -46,16 +49,23 @@ type Daemon struct {
 	// such as IRQs of a driver loaded since or a mask written by hand.
 	// 0 disables it.
 	CheckInterval time.Duration
-	// Reload delivers SIGHUP; ReloadConfig then applies the configuration
-	// anew to the engine before a full settle.
-	Reload       <-chan struct{}
-	ReloadConfig func(*affinity.Engine) error
+	// Reload, when set, delivers reloads (tests); a daemon built by New
+	// takes them from SIGHUP. Each applies the settings anew (Config.Reload)
+	// before a full settle.
+	Reload <-chan struct{}
 	// AfterApply, when set, is called with the results of every settle
 	// that moved IRQs: the eBPF confirmation hooks in here. It runs in its
 	// own goroutine so that sampling never delays the next hotplug; one at
 	// a time (a settle during a running one is not confirmed), and Run
 	// waits for it before returning.
 	AfterApply func(ctx context.Context, st *affinity.State, results []affinity.Result)
+
+	// Set by New: SIGHUP reloads, reloadSettings resolves the settings
+	// anew, and the metrics are served at metricsAddress from registry.
+	reloadOnSIGHUP bool
+	reloadSettings func() (affinity.Settings, error)
+	metricsAddress string
+	registry       *prometheus.Registry
 
 	lastOnline sysfs.CPUSet // online CPUs of the last snapshot
 	confirming sync.WaitGroup
@@ -66,11 +76,8 @@ type Daemon struct {
 
 // Settle is one snapshot, plan and apply cycle.
 type Settle struct {
-	// Reason is "start", "offline", "online", "recheck" (the full
-	// snapshot after the quick settles of CPU events), "resync",
-	// "reload", "check" (CheckInterval) or "state" (another irqshift
-	// changed the state file).
-	Reason string
+	// Reason is why it ran: one of AllSettleReasons.
+	Reason SettleReason
 	// Full is true when the settle read the whole state; false for the
 	// quick settle of CPU events, which reads only what they can have
 	// changed (affinity.Engine.LoadChanged).
@@ -112,6 +119,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopMetrics, err := d.serveMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	if d.reloadOnSIGHUP && d.Reload == nil {
+		reloads, stop := sighup()
+		defer stop()
+		d.Reload = reloads
+	}
 	var stateChanged <-chan struct{}
 	if d.Store != nil {
 		release, err := d.Store.ClaimDaemon()
@@ -135,7 +152,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	bansChanged := d.Bans.watch(ctx)
 	d.refreshBans(true)
 	defer d.confirming.Wait()
-	if _, err := d.settle(ctx, "start", nil, !d.NoInitialRebalance, false, time.Time{}); err != nil {
+	if _, err := d.settle(ctx, SettleStart, nil, !d.NoInitialRebalance, false, time.Time{}); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
 	}
 
@@ -186,7 +203,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-watchdog:
 			d.notify("WATCHDOG=1")
 		case <-check:
-			d.settleLogged(ctx, "check", nil)
+			d.settleLogged(ctx, SettleCheck, nil)
 		case <-bansChanged:
 			d.Bans.filesChanged()
 			d.settleBans(ctx, time.Now(), len(events) == 0)
@@ -195,19 +212,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-stateChanged:
 			// Our own saves wake us too; only another writer's counts.
 			if d.Store.Changed() {
-				d.settleLogged(ctx, "state", nil)
+				d.settleLogged(ctx, SettleState, nil)
 			}
 		case <-d.Reload:
-			d.Metrics.resync("sighup")
+			d.Metrics.resync(ResyncSIGHUP)
 			d.Engine.ForgetCPUs()
-			if d.ReloadConfig != nil {
-				if err := d.ReloadConfig(d.Engine); err != nil {
-					d.log().Error("reload: keeping the old configuration", "err", err)
-				}
+			if err := d.reload(); err != nil {
+				d.log().Error("reload: keeping the old configuration", "err", err)
 			}
 			// The configuration replaced the bans: put the followed ones back.
 			d.refreshBans(true)
-			d.settleLogged(ctx, "reload", nil)
+			d.settleLogged(ctx, SettleReload, nil)
 		case ev := <-events:
 			batch := []hotplug.Event{ev}
 			// Coalesce what is already queued: a burst (SMT off, several
@@ -222,7 +237,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				}
 			}
 			reason := batchReason(batch, d.Metrics)
-			if reason == "resync" {
+			if reason == SettleResync {
 				// Events were lost: trust no cached CPU file either.
 				d.Engine.ForgetCPUs()
 				d.settleLogged(ctx, reason, batch)
@@ -236,7 +251,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				// hotplug callback seen for the first time, a mask
 				// written by hand) is settled now, while the machine is
 				// quiet; a burst gets one full settle at its end.
-				d.settleLogged(ctx, "recheck", recheck)
+				d.settleLogged(ctx, SettleRecheck, recheck)
 				recheck = nil
 			}
 		}
@@ -244,29 +259,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // batchReason names a batch for logs and metrics and counts its events.
-func batchReason(batch []hotplug.Event, m *Metrics) string {
-	reason := ""
+func batchReason(batch []hotplug.Event, m *Metrics) SettleReason {
+	var reason SettleReason
 	for _, ev := range batch {
 		switch {
 		case ev.Resync:
-			m.resync(ev.Reason)
+			m.resync(ResyncReason(ev.Reason))
 			if reason == "" {
-				reason = "resync"
+				reason = SettleResync
 			}
 		case ev.Action == hotplug.Offline:
 			m.event(string(ev.Action))
-			reason = "offline"
+			reason = SettleOffline
 		case ev.Action == hotplug.Online:
 			m.event(string(ev.Action))
-			if reason != "offline" {
-				reason = "online"
+			if reason != SettleOffline {
+				reason = SettleOnline
 			}
 		}
 	}
 	return reason
 }
 
-func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplug.Event) {
+func (d *Daemon) settleLogged(ctx context.Context, reason SettleReason, batch []hotplug.Event) {
 	if _, err := d.settle(ctx, reason, batch, true, false, time.Time{}); err != nil {
 		// A failed settle is not fatal: the next event or the periodic
 		// check tries again from a fresh snapshot.
@@ -276,7 +291,7 @@ func (d *Daemon) settleLogged(ctx context.Context, reason string, batch []hotplu
 
 // settleQuick is the settle of a batch of CPU events: it reads only what
 // they can have changed.
-func (d *Daemon) settleQuick(ctx context.Context, reason string, batch []hotplug.Event) {
+func (d *Daemon) settleQuick(ctx context.Context, reason SettleReason, batch []hotplug.Event) {
 	if _, err := d.settle(ctx, reason, batch, true, true, time.Time{}); err != nil {
 		d.log().Error("settle failed", "reason", reason, "err", err)
 	}
@@ -289,7 +304,7 @@ func (d *Daemon) settleQuick(ctx context.Context, reason string, batch []hotplug
 //
 // since, when set, is what the reaction is measured from (a ban change);
 // otherwise it is the earliest CPU event of a quick settle's batch.
-func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Event, move, quick bool, since time.Time) (Settle, error) {
+func (d *Daemon) settle(ctx context.Context, reason SettleReason, batch []hotplug.Event, move, quick bool, since time.Time) (Settle, error) {
 	s := Settle{Reason: reason, Events: batch, Full: !quick}
 	// Every wake-up re-reads the ban sources that give no notification
 	// (a file or two): a change is applied with it.
@@ -310,25 +325,23 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 		changed = changed.With(ev.CPU)
 		d.Engine.NoteTransient(cur)
 	}
-	if d.Store != nil {
-		// The lock is held for the whole read → plan → write → save
-		// cycle and only then: a one-shot command waits for the settle
-		// to end, and the daemon for the command.
-		unlock, err := d.Store.Lock(ctx)
+	// The lock is held for the whole read → plan → write → save cycle and
+	// only then: a one-shot command waits for the settle to end, and the
+	// daemon for the command.
+	sess, err := d.Store.Open(ctx, state.Write, state.Options{Logger: d.Logger})
+	if err != nil {
+		return s, err
+	}
+	defer sess.Close()
+	if sess.Changed() {
+		saved, err := sess.Load()
 		if err != nil {
 			return s, err
 		}
-		defer unlock()
-		if d.Store.Changed() {
-			saved, err := d.Store.LoadForUpdate()
-			if err := d.stateError(err); err != nil {
-				return s, err
-			}
-			d.Engine.Restore(saved)
-			d.log().Info("state changed by another irqshift; applying it", "drained", saved.Drained.CPUs().String(), "pins", len(saved.Pins))
-			// It may have written masks the last snapshot does not know.
-			s.Full = true
-		}
+		d.Engine.Restore(saved)
+		d.log().Info("state changed by another irqshift; applying it", "drained", saved.Drained.CPUs().String(), "pins", len(saved.Pins))
+		// It may have written masks the last snapshot does not know.
+		s.Full = true
 	}
 	load := d.Engine.Load
 	if !s.Full {
@@ -359,16 +372,13 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 	if !received.IsZero() {
 		s.Reaction = end.Sub(received)
 	}
-	if d.Store != nil {
-		saved := d.Engine.Saved()
-		banned := d.Engine.Banned()
-		saved.DaemonBanned = banned.Configured()
-		saved.DaemonBannedBy = banned.Sources(sysfs.CPUInfo{})
-		delete(saved.DaemonBannedBy, affinity.BanDaemon)
-		saved.Prune(s.State.Keys())
-		if err := d.Store.Save(saved); err != nil {
-			d.log().Error("could not save state", "path", d.Store.Path(), "err", err)
-		}
+	saved := d.Engine.Saved()
+	banned := d.Engine.Banned()
+	saved.DaemonBanned = banned.Configured()
+	saved.DaemonBannedBy = banned.Sources(sysfs.CPUInfo{})
+	delete(saved.DaemonBannedBy, affinity.BanDaemon)
+	if err := sess.Commit(saved, s.State.Keys()); err != nil {
+		d.log().Error("could not save state", "path", d.Store.Path(), "err", err)
 	}
 	d.Metrics.settled(reason, s.Results, s.Reaction.Seconds(), !received.IsZero())
 	d.record(s)
@@ -386,48 +396,30 @@ func (d *Daemon) settle(ctx context.Context, reason string, batch []hotplug.Even
 
 // loadState reads the state file at start, under its lock: an unusable
 // file of irqshift's is kept aside there, never beside a command's save.
-func (d *Daemon) loadState(ctx context.Context) (affinity.Saved, error) {
-	unlock, err := d.Store.Lock(ctx)
+func (d *Daemon) loadState(ctx context.Context) (state.Saved, error) {
+	sess, err := d.Store.Open(ctx, state.Write, state.Options{Logger: d.Logger})
 	if err != nil {
-		return affinity.Saved{}, err
+		return state.Saved{}, err
 	}
-	defer unlock()
-	saved, err := d.Store.LoadForUpdate()
-	return saved, d.stateError(err)
-}
-
-// stateError says what the daemon does with an error of the state file's
-// Load: a file that is not irqshift's, is not a regular file or comes from
-// a newer irqshift stops it (its intent cannot be kept); an unusable one of
-// irqshift's was kept aside and is rebuilt.
-func (d *Daemon) stateError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, affinity.ErrNewerState), errors.Is(err, affinity.ErrNotOurs), errors.Is(err, affinity.ErrStatePath):
-		return err
-	}
-	d.log().Warn("state file unusable; rebuilding it", "path", d.Store.Path(), "err", err)
-	return nil
+	defer sess.Close()
+	return sess.Load()
 }
 
 // record logs a settle and updates the gauges from a fresh view of where
 // IRQs now are.
 func (d *Daemon) record(s Settle) {
-	moved, narrowed, failed := 0, 0, 0
 	for _, r := range s.Results {
 		switch r.Status {
-		case affinity.StatusMoved, affinity.StatusPending:
-			moved++
-		case affinity.StatusNarrowed:
-			narrowed++
 		case affinity.StatusFailed:
-			failed++
 			d.log().Warn("move failed", "irq", r.IRQ, "to", r.To.String(), "reason", r.Reason, "class", r.ErrorClass)
 		case affinity.StatusUnmovable:
 			d.log().Info("kernel refused to move IRQ; treating it as managed", "irq", r.IRQ, "reason", r.Reason)
 		}
 	}
+	sum := affinity.Summarize(len(s.Plan.Moves), s.Results, 0)
+	// A pending write counts as moved here: the chip moves it at its next
+	// interrupt, and the eBPF confirmation says where it went.
+	moved, narrowed, failed := sum.Moved+sum.Pending, sum.Narrowed, sum.Failed
 	snapshot := "events"
 	if s.Full {
 		snapshot = "full"
@@ -438,7 +430,7 @@ func (d *Daemon) record(s Settle) {
 		attrs = append(attrs, "reaction_ms", float64(s.Reaction.Microseconds())/1000)
 	}
 	level := slog.LevelInfo
-	if (s.Reason == "check" || s.Reason == "recheck") && moved+narrowed+failed == 0 {
+	if (s.Reason == SettleCheck || s.Reason == SettleRecheck) && moved+narrowed+failed == 0 {
 		// The safety nets that found nothing to do would fill the
 		// journal: one line every check interval and after every event.
 		level = slog.LevelDebug

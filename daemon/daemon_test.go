@@ -19,6 +19,7 @@ import (
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
@@ -116,10 +117,10 @@ func startHarness(t *testing.T, version sysfstest.Version, statePath string, twe
 func startOn(t *testing.T, sim *sysfstest.Sim, statePath string, tweak func(*Daemon)) *harness {
 	t.Helper()
 	h := &harness{t: t, sim: sim, src: newFakeSource(), settles: make(chan observed, 64), done: make(chan error, 1), reg: prometheus.NewRegistry()}
-	var store *affinity.Store
+	var store *state.Store
 	if statePath != "" {
 		var err error
-		if store, err = affinity.OpenStore(statePath); err != nil {
+		if store, err = state.OpenStore(statePath); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -314,7 +315,7 @@ func TestOfflineOnlineSequence(t *testing.T) {
 		}
 		h.src.push(cpuEvent(action, step.cpu))
 		s := h.next()
-		if s.Reason != string(action) || s.Reaction <= 0 {
+		if s.Reason != SettleReason(action) || s.Reaction <= 0 {
 			t.Errorf("settle reason %q reaction %v", s.Reason, s.Reaction)
 		}
 		load := h.check(nil)
@@ -531,10 +532,10 @@ func TestConfirmAfterSettle(t *testing.T) {
 	}
 }
 
-func loadSaved(path string) (affinity.Saved, error) {
-	store, err := affinity.OpenStore(path)
+func loadSaved(path string) (state.Saved, error) {
+	store, err := state.OpenStore(path)
 	if err != nil {
-		return affinity.Saved{}, err
+		return state.Saved{}, err
 	}
 	return store.Load()
 }

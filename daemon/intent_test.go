@@ -9,15 +9,16 @@ import (
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
 	"github.com/irqshift/irqshift/ops"
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
 
 // cli is a one-shot command beside the daemon: its own Store on the same
 // state file, as a separate process would have.
-func cliEnv(t *testing.T, sim *sysfstest.Sim, state string) *ops.Env {
+func cliEnv(t *testing.T, sim *sysfstest.Sim, statePath string) *ops.Env {
 	t.Helper()
-	store, err := affinity.OpenStore(state)
+	store, err := state.OpenStore(statePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func cliEnv(t *testing.T, sim *sysfstest.Sim, state string) *ops.Env {
 }
 
 // nextReason waits for the next settle and checks why it ran.
-func (h *harness) nextReason(reason string) Settle {
+func (h *harness) nextReason(reason SettleReason) Settle {
 	h.t.Helper()
 	s := h.next()
 	if s.Reason != reason {
@@ -39,10 +40,10 @@ func (h *harness) nextReason(reason string) Settle {
 // 3` gives it IRQs again; the daemon learns both from the state file
 // (inotify), with no SIGHUP.
 func TestDaemonKeepsCLIDrain(t *testing.T) {
-	state := filepath.Join(t.TempDir(), "state.json")
+	statePath := filepath.Join(t.TempDir(), "state.json")
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
-	h := startOn(t, sim, state, nil)
-	env := cliEnv(t, sim, state)
+	h := startOn(t, sim, statePath, nil)
+	env := cliEnv(t, sim, statePath)
 	ctx := context.Background()
 	if _, err := ops.Drain(ctx, env, ops.DrainRequest{CPUs: []int{3}}); err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestDaemonKeepsCLIDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.src.push(cpuEvent(step.action, 1))
-		h.nextReason(string(step.action))
+		h.nextReason(SettleReason(step.action))
 		h.checkExcept(nil, sysfs.NewCPUSet(3))
 	}
 	h.src.push(hotplug.Event{Resync: true, Reason: "periodic", CPU: -1})
@@ -80,10 +81,10 @@ func TestDaemonKeepsCLIDrain(t *testing.T) {
 // TestDaemonFollowsCLIPins: a pin made by the CLI while the daemon runs is
 // restored by the daemon when its CPU returns; an unpin is not undone.
 func TestDaemonFollowsCLIPins(t *testing.T) {
-	state := filepath.Join(t.TempDir(), "state.json")
+	statePath := filepath.Join(t.TempDir(), "state.json")
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
-	h := startOn(t, sim, state, nil)
-	env := cliEnv(t, sim, state)
+	h := startOn(t, sim, statePath, nil)
+	env := cliEnv(t, sim, statePath)
 	ctx := context.Background()
 	if _, err := ops.Pin(ctx, env, ops.PinRequest{IRQ: 13, CPUs: sysfs.NewCPUSet(2)}); err != nil {
 		t.Fatal(err)
@@ -119,16 +120,16 @@ func TestDaemonFollowsCLIPins(t *testing.T) {
 }
 
 func TestSecondDaemonRefused(t *testing.T) {
-	state := filepath.Join(t.TempDir(), "state.json")
+	statePath := filepath.Join(t.TempDir(), "state.json")
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
-	startOn(t, sim, state, nil)
-	store, err := affinity.OpenStore(state)
+	startOn(t, sim, statePath, nil)
+	store, err := state.OpenStore(statePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	second := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim}), Source: newFakeSource(), Store: store}
 	err = second.Run(context.Background())
-	if !errors.Is(err, affinity.ErrDaemonRunning) {
+	if !errors.Is(err, state.ErrDaemonRunning) {
 		t.Fatalf("second daemon: %v, want ErrDaemonRunning", err)
 	}
 	if w := len(sim.Writes()); w == 0 {
@@ -139,12 +140,12 @@ func TestSecondDaemonRefused(t *testing.T) {
 // TestDaemonPublishesItsBans: the daemon records the CPUs its
 // configuration bans, and a one-shot rebalance beside it honours them.
 func TestDaemonPublishesItsBans(t *testing.T) {
-	state := filepath.Join(t.TempDir(), "state.json")
+	statePath := filepath.Join(t.TempDir(), "state.json")
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
-	h := startOn(t, sim, state, func(d *Daemon) {
-		d.Engine.Configure(affinity.BannedCPUs{User: sysfs.NewCPUSet(2)}, affinity.Policy{}, false)
+	h := startOn(t, sim, statePath, func(d *Daemon) {
+		d.Engine.Configure(affinity.Settings{Banned: affinity.BannedCPUs{User: sysfs.NewCPUSet(2)}})
 	})
-	env := cliEnv(t, sim, state)
+	env := cliEnv(t, sim, statePath)
 	report, err := ops.Rebalance(context.Background(), env, ops.RebalanceRequest{})
 	if err != nil {
 		t.Fatal(err)

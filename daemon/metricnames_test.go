@@ -102,7 +102,7 @@ func TestWriteErrorsHelpNamesEveryClass(t *testing.T) {
 		t.Fatal("no irqshift_write_errors_total")
 	}
 	for _, e := range []error{sysfs.ErrUnmovable, sysfs.ErrStaleMask, sysfs.ErrNoSpace, sysfs.ErrGone, sysfs.ErrTransient, sysfs.ErrPermission, errors.New("anything else")} {
-		if name := sysfs.WriteClassName(e); !strings.Contains(help, name+",") && !strings.Contains(help, name+")") {
+		if name := string(sysfs.WriteClassName(e)); !strings.Contains(help, name+",") && !strings.Contains(help, name+")") {
 			t.Errorf("help %q does not name the class %q", help, name)
 		}
 	}

@@ -4,8 +4,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/hotplug"
 	"github.com/irqshift/irqshift/sysfs"
 )
+
+// hotplugActions are the actions irqshift_hotplug_events_total counts.
+var hotplugActions = []hotplug.Action{hotplug.Online, hotplug.Offline}
+
+// unmovableClasses are the classes irqshift_unmovable_irqs counts: every
+// class but movable.
+var unmovableClasses = []affinity.Class{affinity.ClassPerCPU, affinity.ClassNoAction, affinity.ClassManaged, affinity.ClassBanned}
+
+// labelValues are, for each metric whose labels take a fixed set of
+// values, those values by label: the lists the help texts are built from
+// and MetricFamily.Values reports.
+func labelValues() map[string]map[string][]string {
+	return map[string]map[string][]string{
+		"irqshift_hotplug_events_total": {"action": asStrings(hotplugActions)},
+		"irqshift_irq_moves_total":      {"reason": asStrings(AllSettleReasons)},
+		"irqshift_write_errors_total":   {"class": asStrings(sysfs.WriteErrorClasses)},
+		"irqshift_unmovable_irqs":       {"class": asStrings(unmovableClasses)},
+		"irqshift_resyncs_total":        {"reason": asStrings(AllResyncReasons)},
+		"irqshift_banned_cpus":          {"source": asStrings(affinity.BanSources)},
+	}
+}
 
 // Metrics are the daemon's Prometheus metrics. A nil *Metrics records
 // nothing, so tests and --metrics-address off need no registry.
@@ -28,15 +50,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_hotplug_events_total",
-			Help: "CPU hotplug uevents received, by action (online, offline).",
+			Help: "CPU hotplug uevents received, by action (" + listed(hotplugActions) + ").",
 		}, []string{"action"}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_irq_moves_total",
-			Help: "IRQ affinity writes that moved an IRQ, by reason (offline, online, recheck, resync, start, reload, check, state, restore-pin).",
+			Help: "IRQ affinity writes that moved an IRQ, by reason (" + listed(AllSettleReasons) + ").",
 		}, []string{"reason"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_write_errors_total",
-			Help: "Failed or refused writes of smp_affinity_list, by errno class (unmovable, stale-mask, no-space, gone, transient, permission, other).",
+			Help: "Failed or refused writes of smp_affinity_list, by errno class (" + listed(sysfs.WriteErrorClasses) + ").",
 		}, []string{"class"}),
 		reaction: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "irqshift_reaction_seconds",
@@ -49,11 +71,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"cpu"}),
 		unmovable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "irqshift_unmovable_irqs",
-			Help: "IRQs irqshift does not move, by class (per-cpu, no-action, managed, banned).",
+			Help: "IRQs irqshift does not move, by class (" + listed(unmovableClasses) + ").",
 		}, []string{"class"}),
 		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irqshift_resyncs_total",
-			Help: "Full re-reads of the CPU state, by reason (start, enobufs, seqnum-gap, periodic, sighup).",
+			Help: "Full re-reads of the CPU state, by reason (" + listed(AllResyncReasons) + ").",
 		}, []string{"reason"}),
 		settles: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "irqshift_settles_total",
@@ -69,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		bannedCPUs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "irqshift_banned_cpus",
-			Help: "CPUs no IRQ may go to, by source (config, ban-file, isolated-partition, isolcpus, nohz_full, default_smp_affinity, daemon); a CPU banned by two sources counts in both.",
+			Help: "CPUs no IRQ may go to, by source (" + listed(affinity.BanSources) + "); a CPU banned by two sources counts in both.",
 		}, []string{"source"}),
 	}
 	reg.MustRegister(m.events, m.moves, m.writeErrors, m.reaction, m.movablePerCPU, m.unmovable,
@@ -83,13 +105,13 @@ func (m *Metrics) event(action string) {
 	}
 }
 
-func (m *Metrics) resync(reason string) {
+func (m *Metrics) resync(reason ResyncReason) {
 	if m != nil {
-		m.resyncs.WithLabelValues(reason).Inc()
+		m.resyncs.WithLabelValues(string(reason)).Inc()
 	}
 }
 
-func (m *Metrics) settled(reason string, results []affinity.Result, reactionSeconds float64, hasReaction bool) {
+func (m *Metrics) settled(reason SettleReason, results []affinity.Result, reactionSeconds float64, hasReaction bool) {
 	if m == nil {
 		return
 	}
@@ -97,10 +119,10 @@ func (m *Metrics) settled(reason string, results []affinity.Result, reactionSeco
 	for _, r := range results {
 		switch r.Status {
 		case affinity.StatusMoved, affinity.StatusPending:
-			m.moves.WithLabelValues(reason).Inc()
+			m.moves.WithLabelValues(string(reason)).Inc()
 		}
 		if r.ErrorClass != "" {
-			m.writeErrors.WithLabelValues(r.ErrorClass).Inc()
+			m.writeErrors.WithLabelValues(string(r.ErrorClass)).Inc()
 		}
 	}
 	if hasReaction {
@@ -118,7 +140,7 @@ func (m *Metrics) observeState(st *affinity.State) {
 		m.movablePerCPU.WithLabelValues(itoa(cpu)).Set(0)
 	}
 	m.unmovable.Reset()
-	for _, class := range []affinity.Class{affinity.ClassPerCPU, affinity.ClassNoAction, affinity.ClassManaged, affinity.ClassBanned} {
+	for _, class := range unmovableClasses {
 		m.unmovable.WithLabelValues(string(class)).Set(0)
 	}
 	for _, irq := range st.IRQs {
@@ -148,6 +170,6 @@ func (m *Metrics) observeBans(banned affinity.BannedCPUs, cpus sysfs.CPUInfo) {
 	}
 	sources := banned.Sources(cpus)
 	for _, source := range affinity.BanSources {
-		m.bannedCPUs.WithLabelValues(source).Set(float64(sources[source].Len()))
+		m.bannedCPUs.WithLabelValues(string(source)).Set(float64(sources[source].Len()))
 	}
 }

@@ -9,22 +9,17 @@ import (
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// Settings are the operator's configuration, resolved once from flags,
-// environment and config file by the caller.
-type Settings struct {
-	Banned        affinity.BannedCPUs
-	Policy        affinity.Policy
-	IncludePinned bool
-	// NUMA keeps each IRQ on its device's NUMA node (--numa local).
-	NUMA bool
-}
+// Settings are the operator's configuration (affinity.Settings), resolved
+// once from flags, environment and config file by the caller.
+type Settings = affinity.Settings
 
 // DefaultLockWait is how long a command waits for the state lock that
 // another irqshift holds (the daemon holds it only while it settles).
-const DefaultLockWait = 30 * time.Second
+const DefaultLockWait = state.DefaultLockWait
 
 // Env is what every operation runs against.
 type Env struct {
@@ -34,7 +29,7 @@ type Env struct {
 	Kernel  affinity.Kernel
 	Hotplug affinity.Hotplug
 	// Store is the state file; nil keeps no state (pins cannot be set).
-	Store    *affinity.Store
+	Store    *state.Store
 	Settings Settings
 	Logger   *slog.Logger
 	// LockWait bounds the wait for the state lock; 0 is DefaultLockWait.
@@ -51,25 +46,26 @@ func (env *Env) logger() *slog.Logger {
 	return env.Logger
 }
 
-// session is one operation's view of the state: the engine restored from
-// the state file and, for a writing operation, the lock held until close.
+// session is one operation: its state.Session (the lock of a writing
+// operation, held until close) and the engine restored from the state.
 type session struct {
 	env     *Env
+	state   *state.Session
 	engine  *affinity.Engine
 	writing bool
-	unlock  func()
 	// last is the last snapshot loaded: its IRQs bound the saved state.
 	last *affinity.State
 	// daemonBanned and daemonBannedBy are the running daemon's record,
 	// saved back unchanged.
 	daemonBanned   sysfs.CPUSet
-	daemonBannedBy map[string]sysfs.CPUSet
+	daemonBannedBy map[affinity.BanSource]sysfs.CPUSet
 }
 
 // open starts an operation. A writing one checks the privilege first,
 // then takes the state lock and reads the state under it.
 func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 	s := &session{env: env, writing: writing}
+	mode := state.Read
 	if writing {
 		check := env.CheckAccess
 		if check == nil {
@@ -78,111 +74,48 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 		if err := check(); err != nil {
 			return nil, err
 		}
+		mode = state.Write
 	}
-	saved := affinity.NewSaved()
-	daemonBanned := sysfs.CPUSet{}
-	var daemonBannedBy map[string]sysfs.CPUSet
-	if env.Store != nil {
-		if writing {
-			unlock, err := env.lock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			s.unlock = unlock
-		}
-		var err error
-		if writing {
-			saved, err = env.Store.LoadForUpdate()
-		} else {
-			saved, err = env.Store.Load()
-		}
-		if err := env.stateLoadError(err, writing); err != nil {
-			s.release()
-			return nil, err
-		}
-		s.daemonBanned, s.daemonBannedBy = saved.DaemonBanned, saved.DaemonBannedBy
-		if _, running := env.Store.DaemonRunning(); running {
-			// The daemon's bans come from its own flags and file: a
-			// command run beside it honours them, or the two would undo
-			// each other.
-			daemonBanned, daemonBannedBy = saved.DaemonBanned, saved.DaemonBannedBy
-		}
+	wait := env.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
 	}
+	sess, err := env.Store.Open(ctx, mode, state.Options{Logger: env.Logger, LockWait: wait})
+	if errors.Is(err, state.ErrInterrupted) {
+		return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.state = sess
+	saved, err := sess.Load()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	s.daemonBanned, s.daemonBannedBy = saved.DaemonBanned, saved.DaemonBannedBy
 	banned := env.Settings.Banned
-	banned.Daemon = banned.Daemon.Union(daemonBanned)
-	banned.DaemonBy = daemonBannedBy
+	if sess.DaemonRunning() {
+		// The daemon's bans come from its own flags and file: a command
+		// run beside it honours them, or the two would undo each other.
+		banned.Daemon = banned.Daemon.Union(saved.DaemonBanned)
+		banned.DaemonBy = saved.DaemonBannedBy
+	}
 	banned.Partitions = env.isolatedPartitions()
+	settings := env.Settings
+	settings.Banned = banned
 	s.engine = affinity.NewEngine(affinity.EngineConfig{
-		FS:            env.FS,
-		Kernel:        env.Kernel,
-		Hotplug:       env.Hotplug,
-		Banned:        banned,
-		Policy:        env.Settings.Policy,
-		IncludePinned: env.Settings.IncludePinned,
-		NUMA:          env.Settings.NUMA,
+		FS:      env.FS,
+		Kernel:  env.Kernel,
+		Hotplug: env.Hotplug,
 		// Only writing operations learn pins: they can probe a new pin
 		// (a managed queue looks like one on 6.1) and save it. list and
 		// dry runs show the pins already recorded.
 		TrackPins: writing && env.Store != nil,
 		Logger:    env.Logger,
-	})
+	}.With(settings))
 	s.engine.Restore(saved)
 	return s, nil
-}
-
-// stateLoadError says what a command does with an error of the state
-// file's Load: it refuses (the returned error) or goes on with a warning.
-func (env *Env) stateLoadError(err error, writing bool) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, affinity.ErrNotOurs), errors.Is(err, affinity.ErrStatePath):
-		return err
-	case errors.Is(err, affinity.ErrNewerState) && writing:
-		return err
-	case errors.Is(err, affinity.ErrNewerState):
-		env.logger().Warn("state file written by a newer irqshift; showing what this one understands of it", "path", env.Store.Path(), "err", err)
-	case writing:
-		env.logger().Warn("state file unusable; starting from a fresh state", "path", env.Store.Path(), "err", err)
-	default:
-		env.logger().Warn("state file unusable; showing no pins or drains", "path", env.Store.Path(), "err", err)
-	}
-	return nil
-}
-
-// lock takes the state lock, saying so when it has to wait.
-func (env *Env) lock(ctx context.Context) (func(), error) {
-	wait := env.LockWait
-	if wait <= 0 {
-		wait = DefaultLockWait
-	}
-	quick, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	unlock, err := env.Store.Lock(quick)
-	cancel()
-	if err == nil {
-		return unlock, nil
-	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("%w: while waiting for the state lock", ErrInterrupted)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		// Not held by anyone: the lock file cannot be made or locked
-		// (a read-only file system, no space, no permission).
-		return nil, fmt.Errorf("cannot take the state lock: %w; give --state a path on a writable file system, or --state none", err)
-	}
-	env.logger().Warn("waiting for the state lock another irqshift holds", "lock", env.Store.Path()+".lock")
-	bounded, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	unlock, err = env.Store.Lock(bounded)
-	switch {
-	case err == nil:
-		return unlock, nil
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("%w: while waiting for the state lock", ErrInterrupted)
-	case bounded.Err() != nil:
-		return nil, fmt.Errorf("the state lock %s.lock is still held by another irqshift after %s", env.Store.Path(), wait)
-	}
-	return nil, err
 }
 
 // load snapshots and classifies; for a writing operation it also probes
@@ -209,12 +142,12 @@ func (s *session) loadOnly() (*affinity.State, error) {
 	return st, nil
 }
 
-// close saves the state of a writing operation and lets go of the lock.
+// close commits the state of a writing operation and lets go of the lock.
 // A state that cannot be saved fails the operation: the operator's intent
 // would be lost.
 func (s *session) close(err *error) {
 	defer s.release()
-	if !s.writing || s.env.Store == nil {
+	if !s.writing {
 		return
 	}
 	if errors.Is(*err, affinity.ErrBadCPU) || errors.Is(*err, ErrBadRequest) {
@@ -222,20 +155,16 @@ func (s *session) close(err *error) {
 	}
 	saved := s.engine.Saved()
 	saved.DaemonBanned, saved.DaemonBannedBy = s.daemonBanned, s.daemonBannedBy
+	var present map[string]bool
 	if s.last != nil {
-		saved.Prune(s.last.Keys())
+		present = s.last.Keys()
 	}
-	if serr := s.env.Store.Save(saved); serr != nil {
+	if serr := s.state.Commit(saved, present); serr != nil {
 		*err = errors.Join(*err, fmt.Errorf("%w: %w", ErrStateNotSaved, serr))
 	}
 }
 
-func (s *session) release() {
-	if s.unlock != nil {
-		s.unlock()
-		s.unlock = nil
-	}
-}
+func (s *session) release() { s.state.Close() }
 
 // isolatedPartitions reads the CPUs of the isolated cgroup v2 cpuset
 // partitions, banned like isolcpus ones: none where the kernel has no

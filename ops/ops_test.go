@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
@@ -23,7 +24,7 @@ type rig struct {
 func newRig(t *testing.T, cfg sysfstest.Config) *rig {
 	t.Helper()
 	sim := sysfstest.New(t, cfg)
-	store, err := affinity.OpenStore(filepath.Join(t.TempDir(), "state.json"))
+	store, err := state.OpenStore(filepath.Join(t.TempDir(), "state.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func spread(counts map[int]int, cpus sysfs.CPUSet) int {
 	return hi - lo
 }
 
-func (r *rig) saved() affinity.Saved {
+func (r *rig) saved() state.Saved {
 	r.t.Helper()
 	s, err := r.env.Store.Load()
 	if err != nil {
@@ -351,7 +352,7 @@ func TestParallelPinsAllKept(t *testing.T) {
 	errs := make([]error, len(irqs))
 	for i, irq := range irqs {
 		wg.Go(func() {
-			store, err := affinity.OpenStore(r.env.Store.Path())
+			store, err := state.OpenStore(r.env.Store.Path())
 			if err != nil {
 				errs[i] = err
 				return
@@ -411,7 +412,7 @@ func TestNewerStateRefused(t *testing.T) {
 	if err := os.WriteFile(r.env.Store.Path(), newer, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Drain(context.Background(), r.env, DrainRequest{CPUs: []int{1}}); !errors.Is(err, affinity.ErrNewerState) {
+	if _, err := Drain(context.Background(), r.env, DrainRequest{CPUs: []int{1}}); !errors.Is(err, state.ErrNewerState) {
 		t.Errorf("drain on a newer state: %v, want ErrNewerState", err)
 	}
 	if got, _ := os.ReadFile(r.env.Store.Path()); string(got) != string(newer) {

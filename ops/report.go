@@ -73,6 +73,11 @@ func failedIRQs(results []affinity.Result) []int {
 
 // settle fills in NotDone after an apply and returns the operation's
 // error: interruption first, then missing privilege, then failed moves.
+// Summary counts the report's outcomes.
+func (r *ApplyReport) Summary() affinity.Summary {
+	return affinity.Summarize(len(r.Plan.Moves), r.Results, r.NotDone)
+}
+
 func (r *ApplyReport) settle(ctx context.Context) error {
 	r.NotDone = max(0, len(r.Plan.Moves)-len(r.Results))
 	return resultsError(ctx, r.Results, r.NotDone)

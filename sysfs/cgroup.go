@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/irqshift/irqshift/internal/quote"
 )
 
 // ErrNoIsolatedFile means the kernel gives no root cpuset.cpus.isolated to
@@ -49,7 +51,7 @@ func ParseMountInfo(data []byte) ([]Mount, error) {
 			}
 		}
 		if len(fields) < 7 || sep < 0 || sep+1 >= len(fields) {
-			return nil, fmt.Errorf("%w: mountinfo line %d: %s", ErrFileParse, n+1, Quote(string(line)))
+			return nil, fmt.Errorf("%w: mountinfo line %d: %s", ErrFileParse, n+1, quote.Bytes(line))
 		}
 		root, err1 := unescapeMount(fields[3])
 		point, err2 := unescapeMount(fields[4])
@@ -73,11 +75,11 @@ func unescapeMount(s string) (string, error) {
 			continue
 		}
 		if i+4 > len(s) {
-			return "", fmt.Errorf("bad escape in %s", Quote(s))
+			return "", fmt.Errorf("bad escape in %s", quote.Quote(s))
 		}
 		v, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
 		if err != nil {
-			return "", fmt.Errorf("bad escape in %s", Quote(s))
+			return "", fmt.Errorf("bad escape in %s", quote.Quote(s))
 		}
 		b.WriteByte(byte(v))
 		i += 3
@@ -126,7 +128,7 @@ func (fs FS) CgroupRoot() (string, error) {
 	if !fs.IsLive() {
 		rel, under := strings.CutPrefix(best, "/sys/")
 		if !under {
-			return "", fmt.Errorf("%w: cgroup2 mount %s is outside this tree's /sys", ErrNoIsolatedFile, Quote(best))
+			return "", fmt.Errorf("%w: cgroup2 mount %s is outside this tree's /sys", ErrNoIsolatedFile, quote.Quote(best))
 		}
 		best = fs.SysPath(filepath.FromSlash(rel))
 	}

@@ -3,6 +3,8 @@ package sysfs
 import (
 	"fmt"
 	"strings"
+
+	"github.com/irqshift/irqshift/internal/quote"
 )
 
 // maxNode bounds the node numbers parseNode accepts. The kernel's
@@ -48,7 +50,7 @@ func parseNode(data []byte) (int, error) {
 }
 
 func nodeError(data []byte) error {
-	return fmt.Errorf("%w: NUMA node %s", ErrFileParse, quote(data, maxQuote))
+	return fmt.Errorf("%w: NUMA node %s", ErrFileParse, quote.Bytes(data))
 }
 
 // ChipPCIAddress returns the PCI address ("0000:00:02.0") at the end of the

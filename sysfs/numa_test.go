@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/irqshift/irqshift/internal/quote"
 )
 
 func TestParseNode(t *testing.T) {
@@ -46,7 +48,7 @@ func TestParseNode(t *testing.T) {
 		}
 		if !errors.Is(err, ErrFileParse) {
 			t.Errorf("parseNode(%q) = %d, %v; want ErrFileParse", tt.in, got, err)
-		} else if !strings.Contains(err.Error(), Quote(tt.in)) {
+		} else if !strings.Contains(err.Error(), quote.Quote(tt.in)) {
 			t.Errorf("parseNode(%q): %v does not quote the content", tt.in, err)
 		}
 	}

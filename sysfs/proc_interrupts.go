@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/irqshift/irqshift/internal/quote"
 )
 
 // Interrupts is the parsed content of /proc/interrupts.
@@ -698,15 +700,15 @@ func (p *interruptsParser) keep(b []byte) string {
 }
 
 // interruptsLineError wraps ErrFileParse with the line number, the line
-// (quoted as Quote does) and why: a why that cites a token quotes it with
-// quoteToken, so the message stays short however long the line.
+// (quoted with quote.Bytes) and why: a why that cites a token quotes it
+// with quoteToken, so the message stays short however long the line.
 func interruptsLineError(lineNo int, line []byte, why string) error {
-	return fmt.Errorf("%w: /proc/interrupts line %d %s: %s", ErrFileParse, lineNo, quote(line, maxQuote), why)
+	return fmt.Errorf("%w: /proc/interrupts line %d %s: %s", ErrFileParse, lineNo, quote.Bytes(line), why)
 }
 
 // quoteToken quotes a token of a line that the message quotes too.
 func quoteToken(tok []byte) string {
-	return quote(tok, maxQuoteToken)
+	return quote.Token(tok)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/irqshift/irqshift/internal/quote"
 )
 
 // KernelIRQ is /sys/kernel/irq/N, present on CONFIG_SPARSE_IRQ kernels
@@ -44,7 +46,7 @@ func (fs FS) KernelIRQ(irq int) (KernelIRQ, error) {
 	}
 	if hwirq != "" {
 		if k.HWIRQ, err = strconv.ParseUint(hwirq, 10, 64); err != nil {
-			return k, fmt.Errorf("%w: %s/hwirq %s", ErrFileParse, dir, Quote(hwirq))
+			return k, fmt.Errorf("%w: %s/hwirq %s", ErrFileParse, dir, quote.Quote(hwirq))
 		}
 		k.HasHWIRQ = true
 	}

@@ -133,17 +133,17 @@ func (fs FS) hotpluggableCPUs() (CPUSet, error) {
 	if err != nil {
 		return CPUSet{}, fmt.Errorf("%w: %w", ErrFileRead, err)
 	}
-	var set CPUSet
+	var hotpluggable []int
 	for _, c := range cpus {
 		n, err := strconv.Atoi(c.Number())
 		if err != nil || n < 0 || n >= MaxCPUs {
 			continue // cpufreq, cpuidle and friends match cpu[0-9]* only by accident
 		}
 		if _, err := c.Online(); err == nil {
-			set.set(n)
+			hotpluggable = append(hotpluggable, n)
 		}
 	}
-	return set, nil
+	return NewCPUSet(hotpluggable...), nil
 }
 
 // cpuNodes reads /sys/devices/system/node/nodeN/cpulist for every node.

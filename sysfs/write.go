@@ -37,17 +37,42 @@ var (
 	ErrPermission = errors.New("permission denied: writing needs root")
 )
 
+// WriteErrorClass is the class of a write error as logs, JSON
+// (error_class) and the irqshift_write_errors_total{class} metric name it:
+// one of WriteErrorClasses.
+type WriteErrorClass string
+
+// The write error classes, each the label of a class sentinel, and
+// WriteClassOther for an error of none.
+const (
+	WriteClassUnmovable  WriteErrorClass = "unmovable"  // ErrUnmovable
+	WriteClassStaleMask  WriteErrorClass = "stale-mask" // ErrStaleMask
+	WriteClassNoSpace    WriteErrorClass = "no-space"   // ErrNoSpace
+	WriteClassGone       WriteErrorClass = "gone"       // ErrGone
+	WriteClassTransient  WriteErrorClass = "transient"  // ErrTransient
+	WriteClassPermission WriteErrorClass = "permission" // ErrPermission
+	WriteClassOther      WriteErrorClass = "other"      // no class sentinel
+)
+
+// WriteErrorClasses lists every class WriteClassName returns: the one
+// list that the metric's help text, the docs and the tests are checked
+// against.
+var WriteErrorClasses = []WriteErrorClass{
+	WriteClassUnmovable, WriteClassStaleMask, WriteClassNoSpace, WriteClassGone,
+	WriteClassTransient, WriteClassPermission, WriteClassOther,
+}
+
 // writeClasses are the class sentinels, each with its WriteClassName.
 var writeClasses = []struct {
 	class error
-	name  string
+	name  WriteErrorClass
 }{
-	{ErrUnmovable, "unmovable"},
-	{ErrStaleMask, "stale-mask"},
-	{ErrNoSpace, "no-space"},
-	{ErrGone, "gone"},
-	{ErrTransient, "transient"},
-	{ErrPermission, "permission"},
+	{ErrUnmovable, WriteClassUnmovable},
+	{ErrStaleMask, WriteClassStaleMask},
+	{ErrNoSpace, WriteClassNoSpace},
+	{ErrGone, WriteClassGone},
+	{ErrTransient, WriteClassTransient},
+	{ErrPermission, WriteClassPermission},
 }
 
 // WriteClass returns the class sentinel (ErrUnmovable, ErrStaleMask, …) of
@@ -62,15 +87,15 @@ func WriteClass(err error) error {
 }
 
 // WriteClassName is WriteClass as a short label for logs, JSON and
-// metrics: "unmovable", "stale-mask", "no-space", "gone", "transient",
-// "permission" or "other".
-func WriteClassName(err error) string {
+// metrics: one of WriteErrorClasses, WriteClassOther for an error of no
+// class.
+func WriteClassName(err error) WriteErrorClass {
 	for _, c := range writeClasses {
 		if errors.Is(err, c.class) {
 			return c.name
 		}
 	}
-	return "other"
+	return WriteClassOther
 }
 
 // ClassifyErrno maps the errno in err, of a failed open or write of

@@ -12,7 +12,7 @@ func TestClassifyErrno(t *testing.T) {
 	tests := []struct {
 		errno syscall.Errno
 		want  error
-		name  string
+		name  WriteErrorClass
 	}{
 		{syscall.EIO, ErrUnmovable, "unmovable"},
 		{syscall.EPERM, ErrUnmovable, "unmovable"},
@@ -136,5 +136,44 @@ func TestWriteAffinityFixture(t *testing.T) {
 	}
 	if err := fs.WriteAffinity(99, NewCPUSet(1)); !errors.Is(err, ErrGone) {
 		t.Errorf("missing IRQ: err = %v, want ErrGone", err)
+	}
+}
+
+// TestWriteErrorClasses: WriteErrorClasses lists each class once, every
+// class sentinel has one of them and every listed class but "other" is a
+// sentinel's; WriteClassName of any errno's write error, or of any error,
+// is one of them.
+func TestWriteErrorClasses(t *testing.T) {
+	listed := map[WriteErrorClass]bool{}
+	for _, c := range WriteErrorClasses {
+		if c == "" || listed[c] {
+			t.Errorf("WriteErrorClasses %v: %q empty or twice", WriteErrorClasses, c)
+		}
+		listed[c] = true
+	}
+	named := map[WriteErrorClass]bool{WriteClassOther: true}
+	for _, c := range writeClasses {
+		if !listed[c.name] {
+			t.Errorf("the class of %v, %q, is not in WriteErrorClasses %v", c.class, c.name, WriteErrorClasses)
+		}
+		if got := WriteClassName(fmt.Errorf("%w: %w", ErrWrite, c.class)); got != c.name {
+			t.Errorf("WriteClassName(%v) = %q, want %q", c.class, got, c.name)
+		}
+		named[c.name] = true
+	}
+	for _, c := range WriteErrorClasses {
+		if !named[c] {
+			t.Errorf("WriteErrorClasses lists %q, which WriteClassName never returns", c)
+		}
+	}
+	errs := []error{nil, errors.New("x"), os.ErrNotExist, ErrWrite}
+	for errno := syscall.Errno(1); errno < 256; errno++ {
+		pathErr := &os.PathError{Op: "write", Path: "/proc/irq/11/smp_affinity_list", Err: errno}
+		errs = append(errs, WriteError(11, NewCPUSet(2), pathErr), CPUOnlineError(1, pathErr))
+	}
+	for _, err := range errs {
+		if c := WriteClassName(err); !listed[c] {
+			t.Errorf("WriteClassName(%v) = %q, not in WriteErrorClasses %v", err, c, WriteErrorClasses)
+		}
 	}
 }

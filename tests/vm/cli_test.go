@@ -16,21 +16,6 @@ import (
 	"testing"
 )
 
-// interruptsHeaderCPUs returns the CPU numbers of the /proc/interrupts header.
-func interruptsHeaderCPUs(t *testing.T) []int {
-	t.Helper()
-	first, _, _ := strings.Cut(readTrim(t, "/proc/interrupts"), "\n")
-	var cpus []int
-	for _, f := range strings.Fields(first) {
-		n, err := strconv.Atoi(strings.TrimPrefix(f, "CPU"))
-		if err != nil {
-			t.Fatalf("/proc/interrupts header %q", first)
-		}
-		cpus = append(cpus, n)
-	}
-	return cpus
-}
-
 func irqNumbers(rows []irqRow) []int {
 	var n []int
 	for _, r := range rows {

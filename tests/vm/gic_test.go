@@ -22,12 +22,9 @@ func findAction(rows []irqRow, action string) (irqRow, bool) {
 
 func TestInterruptsParse(t *testing.T) {
 	mustRoot(t)
-	b, err := os.ReadFile("/proc/interrupts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("kernel %s, /proc/interrupts:\n%s", os.Getenv("IRQSHIFT_VM_KERNEL"), b)
-	rows := readInterrupts(t)
+	p := readProcInterrupts(t)
+	t.Logf("kernel %s, /proc/interrupts:\n%s", os.Getenv("IRQSHIFT_VM_KERNEL"), p.text)
+	rows := p.Rows(t)
 	if len(rows) < 5 {
 		t.Fatalf("only %d numbered rows", len(rows))
 	}

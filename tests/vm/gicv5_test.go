@@ -258,12 +258,7 @@ func TestGICv5KernelModel(t *testing.T) {
 		other := (a[0] + 1) % len(possible)
 		checkRefused(t, k.IRQ, fmt.Sprintf("IPI of CPU%d", a[0]), strconv.Itoa(other))
 	}
-	ipiRows := 0
-	for _, ln := range strings.Split(readTrim(t, "/proc/interrupts"), "\n") {
-		if f := strings.Fields(ln); len(f) > 0 && strings.HasPrefix(f[0], "IPI") && strings.HasSuffix(f[0], ":") {
-			ipiRows++
-		}
-	}
+	ipiRows := readProcInterrupts(t).IPIRows()
 	t.Logf("%d GICv5-IPI IRQs, per CPU %v; /proc/interrupts has %d IPIn rows", len(ipis), perCPUIPIs, ipiRows)
 	for _, c := range possible {
 		if perCPUIPIs[c] == 0 || perCPUIPIs[c] != ipiRows {

@@ -49,28 +49,53 @@ func readTrim(t *testing.T, path string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// readInterrupts parses /proc/interrupts: the header's CPU numbers give the count columns,
-// then the chip name, the hwirq (when present), the Level/Edge word and the actions.
-func readInterrupts(t *testing.T) []irqRow {
+// procInterrupts is one read of /proc/interrupts, parsed by parseInterrupts: the only parser of
+// that file in these tests. Its views keep the strictness their callers always had:
+//   - Rows (readInterrupts): every numbered row needs a field per header column, then a chip and
+//     Level or Edge;
+//   - CPUs (interruptsHeaderCPUs): every header column must be CPUn;
+//   - Counts (readCounts): the header as for CPUs, and a number in each count column of a
+//     numbered row (a numbered row too short to hold them is skipped);
+//   - IPIRows: the IPIn rows, counted.
+type procInterrupts struct {
+	text      string
+	cpus      []int // the header's CPU numbers
+	cpusErr   error
+	rows      []irqRow // the numbered rows, in file order
+	rowsErr   error
+	counts    map[int]map[int]uint64 // IRQ → header CPU → count
+	countsErr error
+	labels    []string // the first field of every other row: "IPI0:", "Err:", ...
+}
+
+// readProcInterrupts reads and parses /proc/interrupts once; its views fail the test when the
+// file does not have the shape they need.
+func readProcInterrupts(t *testing.T) procInterrupts {
 	t.Helper()
 	b, err := os.ReadFile("/proc/interrupts")
 	if err != nil {
 		t.Fatalf("read /proc/interrupts: %v", err)
 	}
-	rows, err := parseInterrupts(string(b))
-	if err != nil {
-		t.Fatalf("parse /proc/interrupts: %v\n%s", err, b)
-	}
-	return rows
+	return parseInterrupts(string(b))
 }
 
-func parseInterrupts(s string) ([]irqRow, error) {
+// parseInterrupts parses /proc/interrupts: the header's columns give the count columns of each
+// numbered row, then come the chip name, the hwirq (when present), the Level/Edge word and the
+// actions. Rows that are not numbered (IPIn:, Err:, ...) keep only their first field.
+func parseInterrupts(s string) procInterrupts {
+	p := procInterrupts{text: s, counts: map[int]map[int]uint64{}}
 	lines := strings.Split(s, "\n")
-	if len(lines) == 0 {
-		return nil, errors.New("empty")
+	header := strings.Fields(lines[0])
+	for _, f := range header {
+		c, err := strconv.Atoi(strings.TrimPrefix(f, "CPU"))
+		if err != nil {
+			p.cpus, p.cpusErr = nil, fmt.Errorf("header %q", lines[0])
+			break
+		}
+		p.cpus = append(p.cpus, c)
 	}
-	ncpu := len(strings.Fields(lines[0]))
-	var rows []irqRow
+	p.countsErr = p.cpusErr
+	ncpu := len(header)
 	for _, ln := range lines[1:] {
 		f := strings.Fields(ln)
 		if len(f) == 0 {
@@ -78,37 +103,124 @@ func parseInterrupts(s string) ([]irqRow, error) {
 		}
 		n, err := strconv.Atoi(strings.TrimSuffix(f[0], ":"))
 		if err != nil || !strings.HasSuffix(f[0], ":") {
-			continue // IPIn:, Err:, ...
+			p.labels = append(p.labels, f[0])
+			continue
 		}
-		if len(f) < 1+ncpu+1 {
-			return nil, fmt.Errorf("short row %q", ln)
-		}
-		rest := f[1+ncpu:]
-		trig := -1
-		for i, w := range rest {
-			if w == "Level" || w == "Edge" {
-				trig = i
-				break
+		if p.countsErr == nil && len(f) >= 1+ncpu {
+			m := map[int]uint64{}
+			for i, c := range p.cpus {
+				v, err := strconv.ParseUint(f[1+i], 10, 64)
+				if err != nil {
+					p.countsErr = fmt.Errorf("row %q: %v", ln, err)
+					break
+				}
+				m[c] = v
+			}
+			if p.countsErr == nil {
+				p.counts[n] = m
 			}
 		}
-		if trig < 1 {
-			return nil, fmt.Errorf("no Level/Edge in %q", ln)
+		if p.rowsErr == nil {
+			r, err := parseInterruptsRow(ln, f, n, ncpu)
+			if err != nil {
+				p.rows, p.rowsErr = nil, err
+			} else {
+				p.rows = append(p.rows, r)
+			}
 		}
-		r := irqRow{IRQ: n, HWIRQ: -1, Trigger: rest[trig]}
-		chip := rest[:trig]
-		if h, err := strconv.ParseInt(chip[len(chip)-1], 10, 64); err == nil && len(chip) > 1 {
-			r.HWIRQ = h
-			chip = chip[:len(chip)-1]
-		}
-		r.Chip = strings.Join(chip, " ")
-		// The actions are the raw text after the trigger word (they may hold spaces).
-		idx := strings.Index(ln, " "+r.Trigger+" ")
-		if idx >= 0 {
-			r.Actions = strings.TrimSpace(ln[idx+len(r.Trigger)+2:])
-		}
-		rows = append(rows, r)
 	}
-	return rows, nil
+	if p.countsErr != nil {
+		p.counts = nil
+	}
+	return p
+}
+
+// parseInterruptsRow parses numbered row n (ln, split into fields f) past its ncpu counts.
+func parseInterruptsRow(ln string, f []string, n, ncpu int) (irqRow, error) {
+	if len(f) < 1+ncpu+1 {
+		return irqRow{}, fmt.Errorf("short row %q", ln)
+	}
+	rest := f[1+ncpu:]
+	trig := -1
+	for i, w := range rest {
+		if w == "Level" || w == "Edge" {
+			trig = i
+			break
+		}
+	}
+	if trig < 1 {
+		return irqRow{}, fmt.Errorf("no Level/Edge in %q", ln)
+	}
+	r := irqRow{IRQ: n, HWIRQ: -1, Trigger: rest[trig]}
+	chip := rest[:trig]
+	if h, err := strconv.ParseInt(chip[len(chip)-1], 10, 64); err == nil && len(chip) > 1 {
+		r.HWIRQ = h
+		chip = chip[:len(chip)-1]
+	}
+	r.Chip = strings.Join(chip, " ")
+	// The actions are the raw text after the trigger word (they may hold spaces).
+	idx := strings.Index(ln, " "+r.Trigger+" ")
+	if idx >= 0 {
+		r.Actions = strings.TrimSpace(ln[idx+len(r.Trigger)+2:])
+	}
+	return r, nil
+}
+
+func (p procInterrupts) must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("parse /proc/interrupts: %v\n%s", err, p.text)
+	}
+}
+
+// Rows returns the numbered rows.
+func (p procInterrupts) Rows(t *testing.T) []irqRow {
+	t.Helper()
+	p.must(t, p.rowsErr)
+	return p.rows
+}
+
+// CPUs returns the CPU numbers of the header.
+func (p procInterrupts) CPUs(t *testing.T) []int {
+	t.Helper()
+	p.must(t, p.cpusErr)
+	return p.cpus
+}
+
+// Counts returns each numbered IRQ's count per CPU (CPU numbers from the header).
+func (p procInterrupts) Counts(t *testing.T) map[int]map[int]uint64 {
+	t.Helper()
+	p.must(t, p.countsErr)
+	return p.counts
+}
+
+// IPIRows is the number of IPIn rows (the architecture's IPIs, which have no IRQ number there).
+func (p procInterrupts) IPIRows() int {
+	n := 0
+	for _, l := range p.labels {
+		if strings.HasPrefix(l, "IPI") && strings.HasSuffix(l, ":") {
+			n++
+		}
+	}
+	return n
+}
+
+// readInterrupts returns the numbered rows of /proc/interrupts.
+func readInterrupts(t *testing.T) []irqRow {
+	t.Helper()
+	return readProcInterrupts(t).Rows(t)
+}
+
+// interruptsHeaderCPUs returns the CPU numbers of the /proc/interrupts header.
+func interruptsHeaderCPUs(t *testing.T) []int {
+	t.Helper()
+	return readProcInterrupts(t).CPUs(t)
+}
+
+// readCounts returns each numbered IRQ's count per CPU (CPU numbers from the header).
+func readCounts(t *testing.T) map[int]map[int]uint64 {
+	t.Helper()
+	return readProcInterrupts(t).Counts(t)
 }
 
 // gicChip reports whether the chip is the GIC itself (not an MSI domain stacked on it).

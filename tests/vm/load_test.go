@@ -20,45 +20,6 @@ import (
 
 const hwrngDir = "/sys/class/misc/hw_random"
 
-// readCounts returns each numbered IRQ's count per CPU (CPU numbers from the header).
-func readCounts(t *testing.T) map[int]map[int]uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/interrupts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(b), "\n")
-	var cpus []int
-	for _, f := range strings.Fields(lines[0]) {
-		c, err := strconv.Atoi(strings.TrimPrefix(f, "CPU"))
-		if err != nil {
-			t.Fatalf("/proc/interrupts header %q", lines[0])
-		}
-		cpus = append(cpus, c)
-	}
-	out := map[int]map[int]uint64{}
-	for _, ln := range lines[1:] {
-		f := strings.Fields(ln)
-		if len(f) < 1+len(cpus) || !strings.HasSuffix(f[0], ":") {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSuffix(f[0], ":"))
-		if err != nil {
-			continue
-		}
-		m := map[int]uint64{}
-		for i, c := range cpus {
-			v, err := strconv.ParseUint(f[1+i], 10, 64)
-			if err != nil {
-				t.Fatalf("/proc/interrupts row %q: %v", ln, err)
-			}
-			m[c] = v
-		}
-		out[n] = m
-	}
-	return out
-}
-
 // countDelta is after-before of one IRQ, per CPU, and its total.
 func countDelta(before, after map[int]map[int]uint64, irq int) (map[int]uint64, uint64) {
 	d := map[int]uint64{}

@@ -1,4 +1,4 @@
-package affinity
+package state
 
 // loadState and saveState are one Load or Save on a fresh Store, without
 // the lock: what a test of the file format needs.

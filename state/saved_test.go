@@ -1,4 +1,4 @@
-package affinity
+package state
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 
 func TestStateNewSavedMaps(t *testing.T) {
 	s := NewSaved()
-	if s.Pins == nil || s.Written == nil || s.Managed == nil || s.Drained == nil || s.Version != StateVersion {
-		t.Errorf("NewSaved() = %+v, want every map made and version %d", s, StateVersion)
+	if s.Pins == nil || s.Written == nil || s.Managed == nil || s.Drained == nil || s.Version != FormatVersion {
+		t.Errorf("NewSaved() = %+v, want every map made and version %d", s, FormatVersion)
 	}
 }
 

@@ -1,4 +1,4 @@
-package affinity
+package state
 
 import (
 	"bytes"
@@ -393,7 +393,7 @@ func TestStoreBadState(t *testing.T) {
 			if !errors.Is(err, ErrBadState) || errors.Is(err, ErrNewerState) {
 				t.Errorf("LoadForUpdate: %v, want ErrBadState", err)
 			}
-			if s.Pins == nil || len(s.Pins) != 0 || s.Drained == nil || s.Version != StateVersion {
+			if s.Pins == nil || len(s.Pins) != 0 || s.Drained == nil || s.Version != FormatVersion {
 				t.Errorf("state after a bad file = %+v, want a fresh one", s)
 			}
 			if got := readBytes(t, path+".bad"); string(got) != content {
@@ -537,7 +537,7 @@ func TestStoreMissingAndRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if back.Cursor.Next != 3 || back.Pins["21/GICv3/uart"].CPUs.String() != "2" || back.Written["22/GICv3/rtc"].String() != "1" ||
-		back.Managed["26/ITS-MSI/virtio2-req.2"] != "managed" || back.Version != StateVersion {
+		back.Managed["26/ITS-MSI/virtio2-req.2"] != "managed" || back.Version != FormatVersion {
 		t.Errorf("round trip = %+v", back)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))

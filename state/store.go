@@ -1,4 +1,4 @@
-package affinity
+package state
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/internal/regfile"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -354,13 +355,13 @@ func (st *Store) notOurs(head []byte) error {
 	what := "is empty"
 	if len(head) > 0 {
 		line, _, _ := bytes.Cut(head, []byte("\n"))
-		what = "begins with " + sysfs.Quote(string(line))
+		what = "begins with " + quote.Quote(string(line))
 	}
 	name := st.path
 	if st.real != st.path {
 		name += " (" + st.real + ")"
 	}
-	return fmt.Errorf("%s %s, %w: irqshift leaves it exactly as it is; give --state a path of irqshift's own (the default is %s) or move the file away", name, what, ErrNotOurs, DefaultStatePath)
+	return fmt.Errorf("%s %s, %w: irqshift leaves it exactly as it is; give --state a path of irqshift's own (the default is %s) or move the file away", name, what, ErrNotOurs, DefaultPath)
 }
 
 // decodeState decodes a state file. An error wrapping ErrNewerState comes
@@ -381,16 +382,16 @@ func decodeState(data []byte) (Saved, error) {
 	var s Saved
 	lenient := json.Unmarshal(data, &s)
 	s.normalize()
-	if version > StateVersion {
+	if version > FormatVersion {
 		// Whatever did not decode is the newer format's business.
 		s.Version = version
-		return s, fmt.Errorf("version %d (this irqshift knows up to %d): %w", version, StateVersion, ErrNewerState)
+		return s, fmt.Errorf("version %d (this irqshift knows up to %d): %w", version, FormatVersion, ErrNewerState)
 	}
 	if lenient != nil {
 		return NewSaved(), lenient
 	}
 	if version < 1 {
-		return NewSaved(), fmt.Errorf("version %d, this irqshift reads 1 to %d", version, StateVersion)
+		return NewSaved(), fmt.Errorf("version %d, this irqshift reads 1 to %d", version, FormatVersion)
 	}
 	for cpu := range s.Drained {
 		if cpu < 0 || cpu >= sysfs.MaxCPUs {
@@ -494,7 +495,7 @@ func (st *Store) Save(s Saved) error {
 		// An unusable file was kept aside: replace it.
 	}
 	target := st.real
-	s.Version = StateVersion
+	s.Version = FormatVersion
 	s.normalize()
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

@@ -1,4 +1,12 @@
-package sysfs
+// Package quote quotes untrusted text for messages, within a bound:
+// Quote and Bytes cite a bad line, Token a bad token of a line that the
+// message cites too, and Printable makes a name from the kernel safe to
+// print in a table.
+//
+// It imports nothing of irqshift's, so that every layer can use it: the
+// kernel file readers (sysfs, hotplug), the parsers of other leaf
+// packages (cpuset, envfile), the core (affinity) and the command line.
+package quote
 
 import (
 	"fmt"
@@ -21,16 +29,29 @@ const maxQuoteToken = 48
 
 // Quote returns s as a Go string literal (%q), cut to at most 200 bytes of
 // quoted text: a longer s is cut at a character boundary and followed by
-// "…(N bytes)", N being the length of all of s. Every parse error of this
-// package that echoes its input goes through it.
+// "…(N bytes)", N being the length of all of s. Every parse error that
+// echoes its input goes through it (or Bytes, or Token).
 func Quote(s string) string {
-	return quote(s, maxQuote)
+	return bounded(s, maxQuote)
 }
 
-// quote is Quote with the limit limit (at least 2, the quotes). It takes
+// Bytes is Quote for a byte slice: a 10 MB line is not copied into a
+// string to quote 200 bytes of it.
+func Bytes(b []byte) string {
+	return bounded(b, maxQuote)
+}
+
+// Token is Quote cut to 48 bytes of quoted text: for a token of a line
+// that the same message quotes with Quote or Bytes, so that the two
+// together stay under 400 bytes.
+func Token[T string | []byte](s T) string {
+	return bounded(s, maxQuoteToken)
+}
+
+// bounded is Quote with the limit limit (at least 2, the quotes). It takes
 // bytes too, so that a 10 MB line is not copied into a string to quote 200
 // bytes of it.
-func quote[T string | []byte](s T, limit int) string {
+func bounded[T string | []byte](s T, limit int) string {
 	if len(s) <= limit {
 		if q := strconv.Quote(string(s)); len(q) <= limit {
 			return q

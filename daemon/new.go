@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/ops"
+	"github.com/irqshift/irqshift/state"
+	"github.com/irqshift/irqshift/sysfs"
+)
+
+// Config is what `irqshift watch` is built from: the operator's resolved
+// settings and the daemon's own flags. New builds everything else.
+type Config struct {
+	FS sysfs.FS
+	// Store is the state file shared with the CLI; nil keeps the state in
+	// memory only.
+	Store    *state.Store
+	Settings affinity.Settings
+	// Reload resolves the settings again on SIGHUP (the config file and
+	// the environment; what a flag set stays); nil keeps them.
+	Reload func() (affinity.Settings, error)
+	// CheckInterval is how often to settle from a full snapshot when
+	// nothing happened; 0 turns it off.
+	CheckInterval      time.Duration
+	NoInitialRebalance bool
+	// Coexist runs beside irqbalance, which otherwise is refused.
+	Coexist bool
+	// MetricsAddress serves Prometheus metrics there; "" serves none.
+	MetricsAddress string
+	// Verify confirms, over VerifyWindow after each settle that moved
+	// IRQs, that they fire on their new CPUs (eBPF, else /proc/interrupts).
+	Verify       bool
+	VerifyWindow time.Duration
+	// BanFiles, Partitions and DefaultAffinity are the ban sources
+	// followed while running (Bans).
+	BanFiles        []string
+	Partitions      bool
+	DefaultAffinity bool
+	Logger          *slog.Logger
+	// CheckAccess tells whether this process may write the kernel's
+	// files; nil asks FS.
+	CheckAccess func() error
+}
+
+// New refuses what must not run, before anything is read or written:
+// irqbalance running (the two would undo each other's moves; unless
+// Coexist), another daemon on the same state, a process that may not write
+// the kernel's files. Then it builds the daemon: its engine, event source,
+// ban sources, metrics, service manager notifications and the eBPF
+// confirmation. Run runs it.
+func New(cfg Config) (*Daemon, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if pids, err := cfg.FS.ProcessesNamed("irqbalance"); err == nil && len(pids) > 0 && !cfg.Coexist {
+		return nil, fmt.Errorf("irqbalance is running (PID %v): it rewrites every IRQ's affinity on each pass, "+
+			"which would undo irqshift's moves and the pins it restores; stop it "+
+			"(systemctl disable --now irqbalance) or pass --coexist", pids)
+	}
+	if cfg.Store != nil {
+		if pid, running := cfg.Store.DaemonRunning(); running {
+			return nil, &state.DaemonRunningError{Path: cfg.Store.Path(), PID: pid}
+		}
+	}
+	check := cfg.CheckAccess
+	if check == nil {
+		check = cfg.FS.CheckWriteAccess
+	}
+	if err := check(); err != nil {
+		return nil, err
+	}
+	if err := checkBanFiles(cfg.BanFiles); err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		Engine: affinity.NewEngine(affinity.EngineConfig{FS: cfg.FS, Logger: cfg.Logger}.With(cfg.Settings)),
+		Source: &hotplug.Watcher{
+			CheckInterval: cfg.CheckInterval,
+			OnlinePath:    cfg.FS.SysPath(sysfs.CPUDir, "online"),
+			Logger:        cfg.Logger,
+		},
+		Store:              cfg.Store,
+		NoInitialRebalance: cfg.NoInitialRebalance,
+		Logger:             cfg.Logger,
+		CheckInterval:      cfg.CheckInterval,
+		Bans: &Bans{FS: cfg.FS, Files: cfg.BanFiles, Partitions: cfg.Partitions,
+			DefaultAffinity: cfg.DefaultAffinity, Logger: cfg.Logger},
+		Notify: func(st string) {
+			if _, err := sddaemon.SdNotify(false, st); err != nil {
+				log.Warn("sd_notify failed", "state", st, "err", err)
+			}
+		},
+		reloadOnSIGHUP: true,
+		reloadSettings: cfg.Reload,
+	}
+	if interval, err := sddaemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		// Half the interval, as sd_watchdog_enabled(3) advises.
+		d.WatchdogInterval = interval / 2
+	}
+	if cfg.MetricsAddress != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		d.Metrics = NewMetrics(reg)
+		d.metricsAddress, d.registry = cfg.MetricsAddress, reg
+	}
+	if cfg.Verify {
+		sampler := ops.NewSampler(cfg.FS, func(reason string) { log.Warn("move confirmation is coarser", "reason", reason) })
+		confirmer := &Confirmer{Sampler: sampler, Window: cfg.VerifyWindow, Metrics: d.Metrics, Logger: log}
+		d.AfterApply = confirmer.AfterApply
+	}
+	log.Info("configuration", "banned_cpus", cfg.Settings.Banned.User.String(),
+		"include_isolated", cfg.Settings.Banned.IncludeIsolated)
+	return d, nil
+}
+
+// checkBanFiles refuses, at start, a ban file path that exists and is not
+// a regular file (Bans.check).
+func checkBanFiles(files []string) error {
+	return (&Bans{Files: files}).check()
+}
+
+// MetricsPath is the one path the metrics server serves; the scrape
+// configuration and the DaemonSet's probes in deploy/ name it.
+const MetricsPath = "/metrics"
+
+// serveMetrics starts the metrics server of a daemon built by New; stop
+// ends it.
+func (d *Daemon) serveMetrics(ctx context.Context) (stop func(), err error) {
+	if d.metricsAddress == "" {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle(MetricsPath, MetricsHandler(d.registry))
+	_, stop, err = ServeMetrics(ctx, MetricsServerConfig{Address: d.metricsAddress, Logger: d.Logger}, mux)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address: %w", err)
+	}
+	return stop, nil
+}
+
+// sighup turns SIGHUP into reloads, until stop.
+func sighup() (reloads <-chan struct{}, stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, func() {
+		signal.Stop(hup)
+		close(done)
+	}
+}
+
+// reload applies the settings Config.Reload resolves anew.
+func (d *Daemon) reload() error {
+	if d.reloadSettings == nil {
+		return nil
+	}
+	settings, err := d.reloadSettings()
+	if err != nil {
+		return err
+	}
+	d.Engine.Configure(settings)
+	d.log().Info("configuration reloaded", "banned_cpus", settings.Banned.User.String(),
+		"banned_irqs", len(settings.Policy.BannedIRQs), "include_isolated", settings.Banned.IncludeIsolated)
+	return nil
+}
