@@ -384,10 +384,10 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		statePath, _ := r.get(settingState)
 		if path := resolveStatePath(statePath, fs); path != "" {
 			if env.Store, err = state.OpenStore(path); err != nil {
-				return err
+				return withHint(c, err)
 			}
 		}
-		return action(c, &options{
+		return withHint(c, action(c, &options{
 			fs:       fs,
 			env:      env,
 			resolver: r,
@@ -396,9 +396,44 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 			dryRun:   c.Bool("dry-run"),
 			stdout:   stdout,
 			stderr:   stderr,
-		})
+		}))
 	}
 }
+
+// withHint adds to an error what the operator can do about it, in the
+// words of this command's flags: the core's errors name no flag.
+func withHint(c *cli.Context, err error) error {
+	hint := ""
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sysfs.ErrPermission):
+		hint = "run as root (sudo)"
+		if slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "dry-run") }) {
+			hint += ", or use --dry-run to see the plan"
+		}
+	case errors.Is(err, state.ErrNotOurs):
+		hint = "give --state a path of irqshift's own (the default is " + state.DefaultPath + "), or move the file away"
+	case errors.Is(err, state.ErrStatePath):
+		hint = "give --state the path of a regular file of irqshift's, or --state none"
+	case errors.Is(err, state.ErrLockUnavailable):
+		hint = "give --state a path on a writable file system, or --state none"
+	case errors.Is(err, ops.ErrNoState):
+		hint = "give --state PATH"
+	default:
+		return err
+	}
+	return hintError{err: err, hint: hint}
+}
+
+// hintError is an error with what to do about it.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e hintError) Error() string { return e.err.Error() + "; " + e.hint }
+func (e hintError) Unwrap() error { return e.err }
 
 // resolveStatePath applies the --state default: the system's state file on
 // the live system, none on a fixture tree (tests must not touch /run).

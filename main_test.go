@@ -199,3 +199,23 @@ func TestStrayArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestRootHintNamesOnlyFlagsTheCommandHas: a refusal for want of root
+// suggests --dry-run only to the commands that have it.
+func TestRootHintNamesOnlyFlagsTheCommandHas(t *testing.T) {
+	defer func(orig func(sysfs.FS) error) { checkWriteAccess = orig }(checkWriteAccess)
+	checkWriteAccess = func(sysfs.FS) error {
+		return fmt.Errorf("%w: writing IRQ affinity needs root", sysfs.ErrPermission)
+	}
+	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
+	base := []string{"--proc", proc, "--sys", sys, "--state", filepath.Join(t.TempDir(), "state.json")}
+	for _, tc := range []struct {
+		args   []string
+		dryRun bool
+	}{{[]string{"rebalance"}, true}, {[]string{"drain", "1"}, true}, {[]string{"offline", "1"}, false}, {[]string{"pin", "13", "1"}, false}} {
+		code, _, stderr := runCLI(t, nil, append(base, tc.args...)...)
+		if code != exitError || !strings.Contains(stderr, "run as root") || strings.Contains(stderr, "--dry-run") != tc.dryRun {
+			t.Errorf("%v: exit %d, %q; want a root hint, mentioning --dry-run: %v", tc.args, code, stderr, tc.dryRun)
+		}
+	}
+}

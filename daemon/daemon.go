@@ -15,6 +15,7 @@ import (
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/internal/filewatch"
 	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -478,7 +479,7 @@ func (d *Daemon) watchState(ctx context.Context) <-chan struct{} {
 }
 
 // watchFiles returns a channel that has a value whenever one of paths may
-// have changed (hotplug.FileWatcher). It returns once the first watch was
+// have changed (filewatch.Watcher). It returns once the first watch was
 // tried, or after watchWait with a warning, so that a read after it
 // cannot miss a change. what names the files and effect what a missed
 // change delays, for the logs; failed, when set, is called if the files
@@ -491,7 +492,7 @@ func watchFiles(ctx context.Context, paths []string, what, effect string, log *s
 	// Ready once the first directory was tried: one that does not exist
 	// yet (/etc/sysconfig on Debian) is polled, and its files are reported
 	// once it is watched, so nothing is missed either way.
-	w := &hotplug.FileWatcher{Paths: paths, Logger: log,
+	w := &filewatch.Watcher{Paths: paths, Logger: log,
 		Watching: func(string, bool) { once.Do(func() { close(ready) }) }}
 	defer func() {
 		select {

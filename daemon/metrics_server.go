@@ -20,35 +20,35 @@ import (
 // kubelet's probes open one per probe and close it, an admin's curl one
 // more. Anything beyond that is a client to be kept from hurting the daemon.
 const (
-	// DefaultMetricsMaxConnections bounds the connections the server holds
+	// defaultMetricsMaxConnections bounds the connections the server holds
 	// at once: a handful is all its clients need, and 16 connections and
 	// the listener are 17 file descriptors and ~1 MiB at most. Connections
 	// beyond it wait in the kernel's listen backlog, which costs the
 	// process no descriptor and no memory, until one is closed.
-	DefaultMetricsMaxConnections = 16
-	// DefaultMetricsIdleTimeout closes a keep-alive connection that has sent
+	defaultMetricsMaxConnections = 16
+	// defaultMetricsIdleTimeout closes a keep-alive connection that has sent
 	// no request for this long: twice the 30 s scrape interval of
 	// deploy/prometheus/scrape.yaml, so Prometheus keeps its connection
 	// between scrapes, while one left open by anyone else gives its slot
 	// back within a minute.
-	DefaultMetricsIdleTimeout = 60 * time.Second
-	// DefaultMetricsReadHeaderTimeout bounds the wait for a request's
+	defaultMetricsIdleTimeout = 60 * time.Second
+	// defaultMetricsReadHeaderTimeout bounds the wait for a request's
 	// headers: a scraper sends its few hundred bytes at once, so 5 s is
 	// lenient on a slow network and stops a client that dribbles them
 	// (slowloris) from holding a slot.
-	DefaultMetricsReadHeaderTimeout = 5 * time.Second
-	// DefaultMetricsReadTimeout bounds reading a whole request. A scrape is
+	defaultMetricsReadHeaderTimeout = 5 * time.Second
+	// defaultMetricsReadTimeout bounds reading a whole request. A scrape is
 	// a GET without a body: twice the header timeout is plenty.
-	DefaultMetricsReadTimeout = 10 * time.Second
-	// DefaultMetricsWriteTimeout bounds gathering and writing a response
+	defaultMetricsReadTimeout = 10 * time.Second
+	// defaultMetricsWriteTimeout bounds gathering and writing a response
 	// (tens of KiB, gathered in milliseconds). It is three times
 	// Prometheus's default 10 s scrape timeout, after which Prometheus has
 	// given up anyway, and frees the slot of a client that stops reading.
-	DefaultMetricsWriteTimeout = 30 * time.Second
-	// DefaultMetricsMaxRequestsInFlight bounds the gathers running at once:
+	defaultMetricsWriteTimeout = 30 * time.Second
+	// defaultMetricsMaxRequestsInFlight bounds the gathers running at once:
 	// two Prometheus replicas and the kubelet's two probes. A request
 	// beyond it is answered 503 at once rather than queued.
-	DefaultMetricsMaxRequestsInFlight = 4
+	defaultMetricsMaxRequestsInFlight = 4
 )
 
 const (
@@ -64,9 +64,9 @@ const (
 	metricsFDShare = 4
 )
 
-// MetricsServerConfig configures ServeMetrics. A zero field takes its
+// metricsServerConfig configures serveMetricsOn. A zero field takes its
 // Default* value.
-type MetricsServerConfig struct {
+type metricsServerConfig struct {
 	// Address is the TCP host:port to listen on, as net.Listen takes it:
 	// 127.0.0.1:9815, [::1]:9815, :9815 (every address: reachable from
 	// the network).
@@ -84,16 +84,16 @@ type MetricsServerConfig struct {
 	Logger *slog.Logger
 }
 
-// MetricsHandler serves reg's metrics in the Prometheus exposition
-// formats, at most DefaultMetricsMaxRequestsInFlight requests at once.
-func MetricsHandler(reg *prometheus.Registry) http.Handler {
+// metricsHandler serves reg's metrics in the Prometheus exposition
+// formats, at most defaultMetricsMaxRequestsInFlight requests at once.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		Registry:            reg,
-		MaxRequestsInFlight: DefaultMetricsMaxRequestsInFlight,
+		MaxRequestsInFlight: defaultMetricsMaxRequestsInFlight,
 	})
 }
 
-// ServeMetrics listens on cfg.Address and serves h (MetricsHandler's, on
+// serveMetricsOn listens on cfg.Address and serves h (metricsHandler's, on
 // the caller's paths) until ctx is done or stop is called. It returns the
 // address it listens on. The server holds at most cfg.MaxConnections
 // connections and the listener, so it never takes the file descriptors
@@ -105,12 +105,12 @@ func MetricsHandler(reg *prometheus.Registry) http.Handler {
 // stop closes the listener, lets requests in progress finish for up to
 // 2 s, closes every connection left and returns when the server is done;
 // it may be called more than once.
-func ServeMetrics(ctx context.Context, cfg MetricsServerConfig, h http.Handler) (addr net.Addr, stop func(), err error) {
+func serveMetricsOn(ctx context.Context, cfg metricsServerConfig, h http.Handler) (addr net.Addr, stop func(), err error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	maxConns := orDefault(cfg.MaxConnections, DefaultMetricsMaxConnections)
+	maxConns := orDefault(cfg.MaxConnections, defaultMetricsMaxConnections)
 	if limit, ok := fdSoftLimit(); ok {
 		if capped := capConnections(maxConns, limit); capped < maxConns {
 			logger.Warn("metrics connections capped to leave file descriptors to the daemon",
@@ -126,10 +126,10 @@ func ServeMetrics(ctx context.Context, cfg MetricsServerConfig, h http.Handler) 
 	addr = ln.Addr()
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, DefaultMetricsReadHeaderTimeout),
-		ReadTimeout:       orDefault(cfg.ReadTimeout, DefaultMetricsReadTimeout),
-		WriteTimeout:      orDefault(cfg.WriteTimeout, DefaultMetricsWriteTimeout),
-		IdleTimeout:       orDefault(cfg.IdleTimeout, DefaultMetricsIdleTimeout),
+		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, defaultMetricsReadHeaderTimeout),
+		ReadTimeout:       orDefault(cfg.ReadTimeout, defaultMetricsReadTimeout),
+		WriteTimeout:      orDefault(cfg.WriteTimeout, defaultMetricsWriteTimeout),
+		IdleTimeout:       orDefault(cfg.IdleTimeout, defaultMetricsIdleTimeout),
 		MaxHeaderBytes:    metricsMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

@@ -32,7 +32,7 @@ const (
 // startMetrics serves a registry with one counter on cfg.Address
 // (127.0.0.1:0 if empty) and stops it when the test ends. It returns the
 // address and its port.
-func startMetrics(t *testing.T, ctx context.Context, cfg MetricsServerConfig) (string, int, func()) {
+func startMetrics(t *testing.T, ctx context.Context, cfg metricsServerConfig) (string, int, func()) {
 	t.Helper()
 	if cfg.Address == "" {
 		cfg.Address = "127.0.0.1:0"
@@ -42,8 +42,8 @@ func startMetrics(t *testing.T, ctx context.Context, cfg MetricsServerConfig) (s
 	c.Add(7)
 	reg.MustRegister(c)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", MetricsHandler(reg))
-	addr, stop, err := ServeMetrics(ctx, cfg, mux)
+	mux.Handle("/metrics", metricsHandler(reg))
+	addr, stop, err := serveMetricsOn(ctx, cfg, mux)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func storm(addr string, clients int, sample func()) []error {
 func TestMetricsServerBoundsAndClosesIdleConnections(t *testing.T) {
 	needProc(t)
 	const maxConns, clients = 4, 50
-	addr, port, _ := startMetrics(t, t.Context(), MetricsServerConfig{MaxConnections: maxConns, IdleTimeout: 200 * time.Millisecond})
+	addr, port, _ := startMetrics(t, t.Context(), metricsServerConfig{MaxConnections: maxConns, IdleTimeout: 200 * time.Millisecond})
 
 	most := 0
 	errs := storm(addr, clients, func() { most = max(most, serverSockets(t, port)) })
@@ -244,7 +244,7 @@ func TestMetricsServerLeavesFileDescriptorsToTheDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addr, port, _ := startMetrics(t, t.Context(), MetricsServerConfig{MaxConnections: maxConns, IdleTimeout: 200 * time.Millisecond})
+	addr, port, _ := startMetrics(t, t.Context(), metricsServerConfig{MaxConnections: maxConns, IdleTimeout: 200 * time.Millisecond})
 
 	// The budget: what is open now (the listener included), each client's
 	// end, the server's bound, a settle's files, a small margin (the
@@ -340,7 +340,7 @@ func TestMetricsServerWarnsWhenNotLoopback(t *testing.T) {
 		t.Run(tc.address, func(t *testing.T) {
 			var buf bytes.Buffer
 			logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			addr, stop, err := ServeMetrics(t.Context(), MetricsServerConfig{Address: tc.address, Logger: logger}, http.NotFoundHandler())
+			addr, stop, err := serveMetricsOn(t.Context(), metricsServerConfig{Address: tc.address, Logger: logger}, http.NotFoundHandler())
 			if err != nil {
 				switch tc.address {
 				case "127.0.0.1:0", "0.0.0.0:0", ":0":
@@ -375,7 +375,7 @@ func TestMetricsServerWarnsWhenNotLoopback(t *testing.T) {
 func TestMetricsServerStopFreesPort(t *testing.T) {
 	needProc(t)
 	t.Run("stop", func(t *testing.T) {
-		addr, port, stop := startMetrics(t, t.Context(), MetricsServerConfig{
+		addr, port, stop := startMetrics(t, t.Context(), metricsServerConfig{
 			ReadHeaderTimeout: time.Hour, ReadTimeout: time.Hour, IdleTimeout: time.Hour})
 		if err := scrape(addr); err != nil {
 			t.Fatal(err)
@@ -407,7 +407,7 @@ func TestMetricsServerStopFreesPort(t *testing.T) {
 	})
 	t.Run("context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		addr, _, stop := startMetrics(t, ctx, MetricsServerConfig{})
+		addr, _, stop := startMetrics(t, ctx, metricsServerConfig{})
 		if err := scrape(addr); err != nil {
 			t.Fatal(err)
 		}
@@ -424,7 +424,7 @@ func TestMetricsServerStopFreesPort(t *testing.T) {
 }
 
 // TestMetricsHandlerLimitsRequestsInFlight: with
-// DefaultMetricsMaxRequestsInFlight gathers running, one more request is
+// defaultMetricsMaxRequestsInFlight gathers running, one more request is
 // answered 503 at once instead of queueing another gather.
 func TestMetricsHandlerLimitsRequestsInFlight(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -432,8 +432,8 @@ func TestMetricsHandlerLimitsRequestsInFlight(t *testing.T) {
 	release := make(chan struct{})
 	reg.MustRegister(blockingCollector{entered: entered, release: release})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", MetricsHandler(reg))
-	a, stop, err := ServeMetrics(t.Context(), MetricsServerConfig{Address: "127.0.0.1:0"}, mux)
+	mux.Handle("/metrics", metricsHandler(reg))
+	a, stop, err := serveMetricsOn(t.Context(), metricsServerConfig{Address: "127.0.0.1:0"}, mux)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,14 +453,14 @@ func TestMetricsHandlerLimitsRequestsInFlight(t *testing.T) {
 	defer wg.Wait()
 	var releaseOnce sync.Once
 	defer releaseOnce.Do(func() { close(release) })
-	for range DefaultMetricsMaxRequestsInFlight {
+	for range defaultMetricsMaxRequestsInFlight {
 		wg.Go(func() {
 			if code, err := get(); err != nil || code != http.StatusOK {
 				t.Errorf("a gather in flight: %d, %v", code, err)
 			}
 		})
 	}
-	for i := range DefaultMetricsMaxRequestsInFlight {
+	for i := range defaultMetricsMaxRequestsInFlight {
 		select {
 		case <-entered:
 		case <-time.After(metricsTestDeadline):
@@ -470,7 +470,7 @@ func TestMetricsHandlerLimitsRequestsInFlight(t *testing.T) {
 	code, err := get()
 	releaseOnce.Do(func() { close(release) })
 	if err != nil || code != http.StatusServiceUnavailable {
-		t.Errorf("one request more than %d in flight: %d, %v, want 503", DefaultMetricsMaxRequestsInFlight, code, err)
+		t.Errorf("one request more than %d in flight: %d, %v, want 503", defaultMetricsMaxRequestsInFlight, code, err)
 	}
 }
 

@@ -144,8 +144,8 @@ func (d *Daemon) serveMetrics(ctx context.Context) (stop func(), err error) {
 		return func() {}, nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle(MetricsPath, MetricsHandler(d.registry))
-	_, stop, err = ServeMetrics(ctx, MetricsServerConfig{Address: d.metricsAddress, Logger: d.Logger}, mux)
+	mux.Handle(MetricsPath, metricsHandler(d.registry))
+	_, stop, err = serveMetricsOn(ctx, metricsServerConfig{Address: d.metricsAddress, Logger: d.Logger}, mux)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-address: %w", err)
 	}

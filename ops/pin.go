@@ -69,7 +69,7 @@ type UnpinRequest struct {
 // drop it.
 func Unpin(ctx context.Context, env *Env, req UnpinRequest) (report *UnpinReport, err error) {
 	if env.Store == nil {
-		return nil, badRequest("unpin: pins are kept in the state file; give --state PATH")
+		return nil, badRequest("unpin: %w", ErrNoState)
 	}
 	s, err := env.open(ctx, true)
 	if err != nil {
@@ -99,7 +99,7 @@ func Unpin(ctx context.Context, env *Env, req UnpinRequest) (report *UnpinReport
 // state file, and the IRQ must exist. On error nothing is held.
 func (env *Env) openForIRQ(ctx context.Context, verb string, n int) (*session, *affinity.State, affinity.IRQ, error) {
 	if env.Store == nil {
-		return nil, nil, affinity.IRQ{}, badRequest("%s: pins are kept in the state file; give --state PATH", verb)
+		return nil, nil, affinity.IRQ{}, badRequest("%s: %w", verb, ErrNoState)
 	}
 	s, err := env.open(ctx, true)
 	if err != nil {

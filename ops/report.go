@@ -22,13 +22,16 @@ var (
 	// ErrStateNotSaved: the writes happened, but the state file could not
 	// be saved, so what the operator decided is not recorded.
 	ErrStateNotSaved = errors.New("the state could not be saved")
+	// ErrNoState: the operation keeps what it did in the state file, and
+	// there is none.
+	ErrNoState = errors.New("pins are kept in the state file, and there is none")
 	// ErrNotMoved: the operation finished but some IRQs could not be moved
 	// or are still where they must not be.
 	ErrNotMoved = errors.New("not every IRQ could be moved")
 )
 
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %w", ErrBadRequest, fmt.Errorf(format, args...))
 }
 
 // ApplyReport is what a planning operation did: the plan, and unless it

@@ -23,6 +23,10 @@ const (
 // another irqshift holds (the daemon holds it only while it settles).
 const DefaultLockWait = 30 * time.Second
 
+// ErrLockUnavailable means the lock file cannot be made or locked, while
+// nobody holds it: a read-only file system, no space, no permission.
+var ErrLockUnavailable = errors.New("cannot take the state lock")
+
 // ErrInterrupted means the context ended while a Session waited for the
 // lock: nothing was read or written.
 var ErrInterrupted = errors.New("interrupted")
@@ -95,7 +99,7 @@ func (st *Store) lockFor(ctx context.Context, opts Options) (func(), error) {
 	case !errors.Is(err, context.DeadlineExceeded):
 		// Not held by anyone: the lock file cannot be made or locked (a
 		// read-only file system, no space, no permission).
-		return nil, fmt.Errorf("cannot take the state lock: %w; give --state a path on a writable file system, or --state none", err)
+		return nil, fmt.Errorf("%w: %w", ErrLockUnavailable, err)
 	}
 	if opts.Logger != nil {
 		opts.Logger.Warn("waiting for the state lock another irqshift holds", "lock", st.lockPath())

@@ -105,7 +105,7 @@ func OpenStore(path string) (*Store, error) {
 	}
 	if real != path {
 		if _, err := os.Lstat(real); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s is a symbolic link to %s, which does not exist: irqshift creates no file at the end of a link; give --state the file's own path, %w", path, real, ErrStatePath)
+			return nil, fmt.Errorf("%s is a symbolic link to %s, which does not exist: irqshift creates no file at the end of a link, %w", path, real, ErrStatePath)
 		}
 	}
 	if err := checkRegular(real, false); err != nil {
@@ -135,7 +135,7 @@ func checkOneName(path string) error {
 		return nil // missing: Load and Save look again
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-		return fmt.Errorf("%s has %d names (hard links): irqshift replaces its state file on every save, which would split them; give --state a file with one name, %w", path, st.Nlink, ErrStatePath)
+		return fmt.Errorf("%s has %d names (hard links): irqshift replaces its state file on every save, which would split them, %w", path, st.Nlink, ErrStatePath)
 	}
 	return nil
 }
@@ -361,7 +361,7 @@ func (st *Store) notOurs(head []byte) error {
 	if st.real != st.path {
 		name += " (" + st.real + ")"
 	}
-	return fmt.Errorf("%s %s, %w: irqshift leaves it exactly as it is; give --state a path of irqshift's own (the default is %s) or move the file away", name, what, ErrNotOurs, DefaultPath)
+	return fmt.Errorf("%s %s, %w: irqshift leaves it exactly as it is", name, what, ErrNotOurs)
 }
 
 // decodeState decodes a state file. An error wrapping ErrNewerState comes

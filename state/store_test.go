@@ -476,8 +476,8 @@ func TestStoreNotOurs(t *testing.T) {
 			if !errors.Is(err, ErrNotOurs) || errors.Is(err, ErrBadState) {
 				t.Errorf("LoadForUpdate: %v, want ErrNotOurs", err)
 			}
-			if err != nil && !strings.Contains(err.Error(), "--state") {
-				t.Errorf("error %q does not say what to do", err)
+			if err != nil && !strings.Contains(err.Error(), "leaves it exactly as it is") {
+				t.Errorf("error %q does not say the file is left alone", err)
 			}
 			if err := st.Save(NewSaved()); !errors.Is(err, ErrNotOurs) {
 				t.Errorf("Save: %v, want ErrNotOurs", err)

@@ -193,7 +193,7 @@ func (e *accessError) Error() string {
 	if filepath.Base(e.path) == "online" {
 		what = "CPU online state"
 	}
-	return fmt.Sprintf("writing %s needs root (%s: %v); run with sudo, or use --dry-run", what, e.path, e.err)
+	return fmt.Sprintf("writing %s needs root (%s: %v)", what, e.path, e.err)
 }
 
 func (e *accessError) Unwrap() []error { return []error{ErrPermission, e.err} }

@@ -4,6 +4,7 @@ package filewatch
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
 // hang guards only: nothing here asserts how fast a notification arrives.
@@ -121,8 +122,8 @@ func (r *fwRun) expectThrough(t *testing.T, what, want string, allowed ...string
 func (r *fwRun) changes(t *testing.T, what string) []string {
 	t.Helper()
 	r.n++
-	// By rename: one event (Create, from IN_MOVED_TO) per call. A write that creates the file
-	// would be two (Create, Write), and the second could come back as the next call's sentinel.
+	// By rename: one event (IN_MOVED_TO) per call. A write that creates the file would be two
+	// (IN_CREATE, IN_CLOSE_WRITE), and the second could come back as the next call's sentinel.
 	renameOver(t, r.sentinel, strconv.Itoa(r.n))
 	var got []string
 	for {
@@ -151,8 +152,8 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-// renameOver writes text to a temporary file next to path and renames it over path, as CRI-O
-// and irqshift's state file do.
+// renameOver writes text to a temporary file next to path and renames it over path, as
+// `sed -i` and irqshift's state file do.
 func renameOver(t *testing.T, path, text string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -489,48 +490,6 @@ func TestFileWatcherRelativePath(t *testing.T) {
 	r.expect(t, "relative path", "state.json")
 }
 
-// An overflow (the kernel dropped events) queues every path, in every directory.
-func TestFileWatcherOverflowSendsEveryPath(t *testing.T) {
-	d1, d2 := t.TempDir(), t.TempDir()
-	paths := []string{filepath.Join(d1, "a"), filepath.Join(d1, "b"), filepath.Join(d2, "c"), filepath.Join(t.TempDir(), "missing", "d")}
-	dirs, err := groupPaths(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fw.Close()
-	s := &fileWatch{fw: fw, log: slog.New(slog.DiscardHandler), dirs: dirs}
-	for _, d := range dirs {
-		s.watch(d, false)
-	}
-	if s.pending.len() != 0 {
-		t.Fatalf("pending %v before any event", s.pending.order)
-	}
-	if err := s.handleError(fsnotify.ErrEventOverflow); err != nil {
-		t.Fatalf("overflow: %v", err)
-	}
-	if !slices.Equal(s.pending.order, paths) {
-		t.Fatalf("after the overflow pending %v, want %v", s.pending.order, paths)
-	}
-	// The watched directories are still watched.
-	for _, d := range dirs[:2] {
-		if d.key != d.dir || !slices.Contains(fw.WatchList(), d.dir) {
-			t.Errorf("%s not watched after the overflow (key %q, fsnotify %q)", d.dir, d.key, fw.WatchList())
-		}
-	}
-	// An event for a file of Paths queues it; one for another name, or a chmod, does not.
-	s.pending = pendingPaths{}
-	s.handle(fsnotify.Event{Name: filepath.Join(d1, "zzz"), Op: fsnotify.Create})
-	s.handle(fsnotify.Event{Name: filepath.Join(d1, "a"), Op: fsnotify.Chmod})
-	s.handle(fsnotify.Event{Name: filepath.Join(d1, "b"), Op: fsnotify.Rename})
-	if !slices.Equal(s.pending.order, []string{paths[1]}) {
-		t.Fatalf("pending %v, want [%s]", s.pending.order, paths[1])
-	}
-}
-
 // Changing a file's attributes (touch, chmod) is no change of its content.
 func TestFileWatcherAttributesOnly(t *testing.T) {
 	dir := t.TempDir()
@@ -547,33 +506,34 @@ func TestFileWatcherAttributesOnly(t *testing.T) {
 	r.expect(t, "chmod and touch")
 }
 
-// A file written in place is reported at each write(2) and at its truncation, before it is
-// closed: fsnotify has no event for the close after a write (inotify's IN_CLOSE_WRITE). So a
-// reader can see the file empty or half-written; the last write is still followed by a
-// notification.
-func TestFileWatcherReportsEachWrite(t *testing.T) {
+// A file written in place is reported once it is closed, not at its truncation nor at each
+// write(2): CRI-O rewrites /etc/sysconfig/irqbalance with os.WriteFile, and a notification at
+// the truncation would have the daemon read it empty, which bans nothing. This is why the
+// package uses inotify directly: fsnotify cannot ask for IN_CLOSE_WRITE (see the package doc).
+func TestFileWatcherReportsAtClose(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "irqbalance")
 	writeFile(t, p, "IRQBALANCE_BANNED_CPULIST=3\n")
 	r := startFileWatcher(t, 0, p)
 	r.waitWatch(t, dir, true)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0) // as os.WriteFile, which CRI-O uses
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0) // as os.WriteFile
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r.expect(t, "truncated, still open", p)
+	r.expect(t, "truncated, still open")
 	if _, err := f.WriteString("IRQBALANCE_BANNED_CPULIST="); err != nil {
 		t.Fatal(err)
 	}
-	r.expect(t, "first write, still open", p)
+	r.expect(t, "first write, still open")
 	if _, err := f.WriteString("2-3\n"); err != nil {
 		t.Fatal(err)
 	}
+	r.expect(t, "last write, still open")
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r.expect(t, "last write and close", p)
+	r.expect(t, "closed", p)
 }
 
 // A parent that is a file is not watched (an inotify watch on it would follow the file); it is
@@ -642,4 +602,80 @@ func TestFileWatcherSymlinkedDirectory(t *testing.T) {
 	r.expect(t, "b in the new directory", b)
 	writeFile(t, a, "a3")
 	r.expect(t, "a in the new directory", a)
+}
+
+// inotifyBytes encodes events as the kernel's read(2) returns them (names NUL-padded to 16).
+func inotifyBytes(evs ...inotifyEvent) []byte {
+	var b []byte
+	for _, ev := range evs {
+		n := 0
+		if ev.name != "" {
+			n = (len(ev.name) + 1 + 15) / 16 * 16
+		}
+		h := make([]byte, unix.SizeofInotifyEvent)
+		binary.NativeEndian.PutUint32(h[0:], uint32(ev.wd))
+		binary.NativeEndian.PutUint32(h[4:], ev.mask)
+		binary.NativeEndian.PutUint32(h[12:], uint32(n))
+		name := make([]byte, n)
+		copy(name, ev.name)
+		b = append(append(b, h...), name...)
+	}
+	return b
+}
+
+func TestParseInotify(t *testing.T) {
+	want := []inotifyEvent{
+		{wd: 1, mask: unix.IN_CLOSE_WRITE, name: "state.json"},
+		{wd: -1, mask: unix.IN_Q_OVERFLOW},
+		{wd: 2, mask: unix.IN_MOVED_TO, name: "a-name-of-exactly-32-bytes-12345"},
+		{wd: 2, mask: unix.IN_IGNORED},
+	}
+	got, err := parseInotify(inotifyBytes(want...))
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("parseInotify = %+v, %v, want %+v", got, err, want)
+	}
+	b := inotifyBytes(want[0])
+	for _, cut := range []int{1, unix.SizeofInotifyEvent - 1, unix.SizeofInotifyEvent + 3} {
+		if _, err := parseInotify(b[:cut]); err == nil {
+			t.Errorf("parseInotify of %d bytes: no error", cut)
+		}
+	}
+}
+
+// An IN_Q_OVERFLOW (the kernel dropped events) queues every path, in every directory.
+func TestFileWatcherOverflowSendsEveryPath(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	paths := []string{filepath.Join(d1, "a"), filepath.Join(d1, "b"), filepath.Join(d2, "c"), filepath.Join(t.TempDir(), "missing", "d")}
+	dirs, err := groupPaths(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	s := &fileWatch{fd: fd, log: slog.New(slog.DiscardHandler), dirs: dirs, byWD: map[int][]*watchedDir{}}
+	for _, d := range dirs {
+		s.watch(d, false)
+	}
+	if s.pending.len() != 0 {
+		t.Fatalf("pending %v before any event", s.pending.order)
+	}
+	s.handle([]inotifyEvent{{wd: -1, mask: unix.IN_Q_OVERFLOW}})
+	if !slices.Equal(s.pending.order, paths) {
+		t.Fatalf("after IN_Q_OVERFLOW pending %v, want %v", s.pending.order, paths)
+	}
+	// The watched directories are still watched, under the same descriptors.
+	for _, d := range dirs[:2] {
+		if d.wd < 0 || !slices.Contains(s.byWD[d.wd], d) {
+			t.Errorf("%s not watched after the overflow (wd %d)", d.dir, d.wd)
+		}
+	}
+	// An event for a file of Paths queues it; one for another name does not.
+	s.pending = pendingPaths{}
+	s.handle([]inotifyEvent{{wd: int32(dirs[0].wd), mask: unix.IN_CREATE, name: "zzz"}, {wd: int32(dirs[0].wd), mask: unix.IN_MOVED_FROM, name: "b"}})
+	if !slices.Equal(s.pending.order, []string{paths[1]}) {
+		t.Fatalf("pending %v, want [%s]", s.pending.order, paths[1])
+	}
 }

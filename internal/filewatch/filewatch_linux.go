@@ -1,6 +1,6 @@
 //go:build linux
 
-package hotplug
+package filewatch
 
 import (
 	"bytes"
@@ -45,14 +45,14 @@ func parseInotify(b []byte) ([]inotifyEvent, error) {
 	var evs []inotifyEvent
 	for len(b) > 0 {
 		if len(b) < unix.SizeofInotifyEvent {
-			return evs, fmt.Errorf("hotplug: inotify: %d bytes left, an event header is %d", len(b), unix.SizeofInotifyEvent)
+			return evs, fmt.Errorf("filewatch: inotify: %d bytes left, an event header is %d", len(b), unix.SizeofInotifyEvent)
 		}
 		wd := int32(binary.NativeEndian.Uint32(b[0:4]))
 		mask := binary.NativeEndian.Uint32(b[4:8])
 		n := int(binary.NativeEndian.Uint32(b[12:16]))
 		b = b[unix.SizeofInotifyEvent:]
 		if n > len(b) {
-			return evs, fmt.Errorf("hotplug: inotify: event name of %d bytes, %d left", n, len(b))
+			return evs, fmt.Errorf("filewatch: inotify: event name of %d bytes, %d left", n, len(b))
 		}
 		name := b[:n]
 		if i := bytes.IndexByte(name, 0); i >= 0 {
@@ -89,9 +89,9 @@ func (s *fileWatch) watch(d *watchedDir, queueExisting bool) bool {
 		if msg := err.Error(); msg != d.err {
 			d.err = msg
 			if errors.Is(err, unix.ENOENT) {
-				s.log.Debug("hotplug: directory of watched files does not exist; checking it periodically", "dir", d.dir)
+				s.log.Debug("filewatch: directory of watched files does not exist; checking it periodically", "dir", d.dir)
 			} else {
-				s.log.Warn("hotplug: cannot watch the directory of watched files; checking it periodically", "dir", d.dir, "err", err)
+				s.log.Warn("filewatch: cannot watch the directory of watched files; checking it periodically", "dir", d.dir, "err", err)
 			}
 		}
 		if s.watching != nil {
@@ -100,7 +100,7 @@ func (s *fileWatch) watch(d *watchedDir, queueExisting bool) bool {
 		return false
 	}
 	if d.err != "" {
-		s.log.Debug("hotplug: watching directory", "dir", d.dir)
+		s.log.Debug("filewatch: watching directory", "dir", d.dir)
 	}
 	d.err = ""
 	d.wd = wd
@@ -141,7 +141,7 @@ func (s *fileWatch) detach(wd int) {
 	_, _ = unix.InotifyRmWatch(s.fd, uint32(wd))
 	for _, d := range ds {
 		d.wd = -1
-		s.log.Debug("hotplug: watched directory went away", "dir", d.dir)
+		s.log.Debug("filewatch: watched directory went away", "dir", d.dir)
 		s.pending.addDir(d)
 		s.watch(d, true)
 	}
@@ -169,7 +169,7 @@ func (s *fileWatch) handle(evs []inotifyEvent) {
 	for _, ev := range evs {
 		switch {
 		case ev.mask&unix.IN_Q_OVERFLOW != 0:
-			s.log.Warn("hotplug: inotify event queue overflowed; reporting every watched file")
+			s.log.Warn("filewatch: inotify event queue overflowed; reporting every watched file")
 			for _, d := range s.dirs {
 				s.pending.addDir(d)
 			}
@@ -189,12 +189,12 @@ func (s *fileWatch) handle(evs []inotifyEvent) {
 }
 
 // Run watches the files until ctx is done, sending a path of Paths on changed after each
-// change to that file (see FileWatcher), and returns nil then. The send never blocks Run past
+// change to that file (see Watcher), and returns nil then. The send never blocks Run past
 // ctx. It returns an error when a path is empty or names no file ("/", "."), when the inotify
 // descriptor cannot be created, or when reading it fails. With no Paths it waits for ctx.
 // Run does not close changed. When Run returns, the goroutine it started has ended and the
 // descriptor is closed.
-func (w *FileWatcher) Run(ctx context.Context, changed chan<- string) error {
+func (w *Watcher) Run(ctx context.Context, changed chan<- string) error {
 	log := w.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -214,7 +214,7 @@ func (w *FileWatcher) Run(ctx context.Context, changed chan<- string) error {
 
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("hotplug: inotify_init1: %w", err)
+		return fmt.Errorf("filewatch: inotify_init1: %w", err)
 	}
 	// A non-blocking descriptor given to os.NewFile joins the runtime's poller: a Read waiting
 	// for events parks its goroutine, and a read deadline in the past ends it.
@@ -241,7 +241,7 @@ func (w *FileWatcher) Run(ctx context.Context, changed chan<- string) error {
 			}
 			var r inotifyRead
 			if err != nil {
-				r.err = fmt.Errorf("hotplug: reading inotify events: %w", err)
+				r.err = fmt.Errorf("filewatch: reading inotify events: %w", err)
 			} else {
 				r.events, r.err = parseInotify(buf[:n])
 			}
