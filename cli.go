@@ -106,10 +106,23 @@ func exitCode(err error) int {
 	return exitError
 }
 
-// globalValueFlags are the global flags that take a separate value.
-var globalValueFlags = map[string]bool{
-	"--proc": true, "--sys": true, "--config": true, "--numa": true, "--banned-cpus": true, "--banned-irqs": true, "--log-level": true, "--state": true,
-	"-proc": true, "-sys": true, "-config": true, "-numa": true, "-banned-cpus": true, "-banned-irqs": true, "-log-level": true, "-state": true,
+// globalValueFlags and globalBoolFlags are the global flags, with one
+// and two dashes, that take a separate value and that take none; derived
+// from globalFlags, so a new flag needs no entry here.
+var globalValueFlags, globalBoolFlags = flagSpellings(globalFlags())
+
+func flagSpellings(flags []cli.Flag) (value, boolean map[string]bool) {
+	value, boolean = map[string]bool{}, map[string]bool{}
+	for _, f := range flags {
+		set := value
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			set = boolean
+		}
+		for _, name := range f.Names() {
+			set["-"+name], set["--"+name] = true, true
+		}
+	}
+	return value, boolean
 }
 
 // reorderable are the commands that take arguments and only boolean flags.
@@ -156,9 +169,6 @@ func flagsFirst(args []string) []string {
 	out = append(out, flags...)
 	return append(out, positional...)
 }
-
-// globalBoolFlags are the global flags without a value.
-var globalBoolFlags = map[string]bool{"--include-isolated": true, "--include-pinned": true, "-include-isolated": true, "-include-pinned": true}
 
 // hoistGlobalFlags moves global flags given after the command name before
 // it, where urfave/cli reads them: the unit runs `irqshift … watch
@@ -235,18 +245,8 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError("%w", err)
 		},
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system root (a fixture tree in tests)"},
-			&cli.StringFlag{Name: "sys", Value: "/sys", Usage: "sys file system root (a fixture tree in tests)"},
-			&cli.StringFlag{Name: "config", Usage: "an EnvironmentFile of IRQSHIFT_* settings, re-read by the daemon on SIGHUP (default " + DefaultConfigPath + " on the live system when it exists; \"none\" reads none)"},
-			&cli.StringFlag{Name: "banned-cpus", Usage: "cpulist of CPUs no IRQ may be moved to (" + affinity.EnvBannedCPUsFlag + "); " + affinity.EnvBannedCPUList + " and " + affinity.EnvBannedCPUs + " are added"},
-			&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches (" + affinity.EnvBannedIRQs + ")"},
-			&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets (" + affinity.EnvIncludeIsolated + ")"},
-			&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned (" + affinity.EnvIncludePinned + ")"},
-			&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + state.DefaultPath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
-			&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
-		},
+		Flags: globalFlags(),
+
 		Commands: []*cli.Command{
 			{
 				Name:   "list",
@@ -322,6 +322,23 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		cmd.OnUsageError = app.OnUsageError
 	}
 	return app
+}
+
+// globalFlags are the flags every command takes. Those of a setting name
+// its environment key; settings.go resolves them in one order (flag >
+// environment > config file > default), so no flag here has EnvVars.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system root (a fixture tree in tests)"},
+		&cli.StringFlag{Name: "sys", Value: "/sys", Usage: "sys file system root (a fixture tree in tests)"},
+		&cli.StringFlag{Name: "config", Usage: "an EnvironmentFile of IRQSHIFT_* settings, re-read by the daemon on SIGHUP (default " + DefaultConfigPath + " on the live system when it exists; \"none\" reads none)"},
+		&cli.StringFlag{Name: "banned-cpus", Usage: "cpulist of CPUs no IRQ may be moved to (" + settingBannedCPUs.key + "); " + settingBannedCPUList.key + " and " + settingBannedCPUMask.key + " are added"},
+		&cli.StringFlag{Name: "banned-irqs", Usage: "comma-separated IRQ numbers irqshift never touches (" + settingBannedIRQs.key + ")"},
+		&cli.BoolFlag{Name: "include-isolated", Usage: "allow isolated and nohz_full CPUs as targets (" + settingIncludeIsolated.key + ")"},
+		&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned (" + settingIncludePinned.key + ")"},
+		&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + state.DefaultPath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
+		&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
+		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"}}
 }
 
 // noArgs refuses stray arguments of a command that takes none.

@@ -29,25 +29,30 @@ type setting struct {
 // The settings. Every one is resolved by resolver.get, in one order:
 // flag > environment > config file > default.
 var (
-	settingBannedCPUs      = setting{"banned-cpus", affinity.EnvBannedCPUsFlag}
-	settingBannedCPUList   = setting{"", affinity.EnvBannedCPUList}
-	settingBannedCPUMask   = setting{"", affinity.EnvBannedCPUs}
-	settingBannedIRQs      = setting{"banned-irqs", affinity.EnvBannedIRQs}
-	settingIncludeIsolated = setting{"include-isolated", affinity.EnvIncludeIsolated}
-	settingIncludePinned   = setting{"include-pinned", affinity.EnvIncludePinned}
-	settingState           = setting{"state", "IRQSHIFT_STATE"}
-	settingNUMA            = setting{"numa", "IRQSHIFT_NUMA"}
-	settingCheckInterval   = setting{"check-interval", "IRQSHIFT_CHECK_INTERVAL"}
-	settingMetricsAddress  = setting{"metrics-address", "IRQSHIFT_METRICS_ADDRESS"}
-	settingNoVerify        = setting{"no-verify", "IRQSHIFT_NO_VERIFY"}
+	settingBannedCPUs      = newSetting("banned-cpus", "IRQSHIFT_BANNED_CPUS")
+	settingBannedCPUList   = newSetting("", affinity.EnvBannedCPUList)
+	settingBannedCPUMask   = newSetting("", affinity.EnvBannedCPUs)
+	settingBannedIRQs      = newSetting("banned-irqs", "IRQSHIFT_BANNED_IRQS")
+	settingIncludeIsolated = newSetting("include-isolated", "IRQSHIFT_INCLUDE_ISOLATED")
+	settingIncludePinned   = newSetting("include-pinned", "IRQSHIFT_INCLUDE_PINNED")
+	settingState           = newSetting("state", "IRQSHIFT_STATE")
+	settingNUMA            = newSetting("numa", "IRQSHIFT_NUMA")
+	settingCheckInterval   = newSetting("check-interval", "IRQSHIFT_CHECK_INTERVAL")
+	settingMetricsAddress  = newSetting("metrics-address", "IRQSHIFT_METRICS_ADDRESS")
+	settingNoVerify        = newSetting("no-verify", "IRQSHIFT_NO_VERIFY")
 )
 
-// allSettings are every key irqshift reads from the environment and the
-// config file; keyUnitArgs is one more that only the unit reads.
-var allSettings = []setting{settingBannedCPUs, settingBannedCPUList, settingBannedCPUMask, settingBannedIRQs,
-	settingIncludeIsolated, settingIncludePinned, settingState, settingNUMA, settingCheckInterval,
-	settingMetricsAddress, settingNoVerify}
+// allSettings are every setting, in the order declared: each newSetting
+// adds one, so a new setting is one line above and its use.
+var allSettings []setting
 
+func newSetting(flag, key string) setting {
+	s := setting{flag, key}
+	allSettings = append(allSettings, s)
+	return s
+}
+
+// keyUnitArgs is a key only the unit reads: extra arguments of watch.
 const keyUnitArgs = "IRQSHIFT_ARGS"
 
 // DefaultConfigPath is read when it exists on the live system and no

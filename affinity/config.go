@@ -10,7 +10,6 @@ import (
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// Configuration keys, read from the environment (systemd's EnvironmentFile)
 // and from the same file again on SIGHUP.
 const (
 	EnvBannedCPUsFlag  = "IRQSHIFT_BANNED_CPUS"

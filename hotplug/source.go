@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/irqshift/irqshift/sysfs"
+	"github.com/irqshift/irqshift/internal/cpuset"
 )
 
 // Source delivers CPU hotplug events until ctx is done.
@@ -119,7 +119,7 @@ func (w *Watcher) Run(ctx context.Context, events chan<- Event) error {
 	// Read the online CPUs after the socket is open, so that a change
 	// between the two is seen by one or the other.
 	check := w.CheckInterval > 0
-	var online sysfs.CPUSet
+	var online cpuset.Set
 	if check {
 		if online, err = w.readOnline(); err != nil {
 			return err
@@ -266,12 +266,12 @@ func receiveLoop(ctx context.Context, conn Conn, out chan<- received) {
 }
 
 // readOnline reads and parses the online CPU list.
-func (w *Watcher) readOnline() (sysfs.CPUSet, error) {
+func (w *Watcher) readOnline() (cpuset.Set, error) {
 	var text string
 	if w.ReadOnline != nil {
 		s, err := w.ReadOnline()
 		if err != nil {
-			return sysfs.CPUSet{}, fmt.Errorf("hotplug: reading the online CPUs: %w", err)
+			return cpuset.Set{}, fmt.Errorf("hotplug: reading the online CPUs: %w", err)
 		}
 		text = s
 	} else {
@@ -281,13 +281,13 @@ func (w *Watcher) readOnline() (sysfs.CPUSet, error) {
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return sysfs.CPUSet{}, fmt.Errorf("hotplug: reading the online CPUs: %w", err)
+			return cpuset.Set{}, fmt.Errorf("hotplug: reading the online CPUs: %w", err)
 		}
 		text = string(data)
 	}
-	set, err := sysfs.ParseCPUList(text)
+	set, err := cpuset.ParseList(text)
 	if err != nil {
-		return sysfs.CPUSet{}, fmt.Errorf("hotplug: online CPUs: %w", err)
+		return cpuset.Set{}, fmt.Errorf("hotplug: online CPUs: %w", err)
 	}
 	return set, nil
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/irqshift/irqshift/sysfs"
+	"github.com/irqshift/irqshift/internal/cpuset"
 )
 
 // ErrMalformed is wrapped by every error of ParseUevent, and by Conn
@@ -155,7 +155,7 @@ const cpuDevPathPrefix = "/devices/system/cpu/cpu"
 // ACTION online or offline and DEVPATH /devices/system/cpu/cpuN. ok is false
 // for anything else: other subsystems (memory blocks also go online and
 // offline), other actions (add, remove, change, bind, unbind), other devpaths
-// and CPU numbers that are not canonical decimals below sysfs.MaxCPUs.
+// and CPU numbers that are not canonical decimals below cpuset.MaxCPUs.
 // Received is left zero.
 func CPUEvent(u Uevent) (ev Event, ok bool) {
 	if u.Subsystem != "cpu" {
@@ -190,7 +190,7 @@ func parseCPUNumber(s string) (int, bool) {
 		}
 		n = n*10 + int(c-'0')
 	}
-	if n >= sysfs.MaxCPUs {
+	if n >= cpuset.MaxCPUs {
 		return 0, false
 	}
 	return n, true

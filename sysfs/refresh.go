@@ -19,39 +19,33 @@ import (
 var ErrNoRefresh = errors.New("snapshot cannot be refreshed; take a full one")
 
 // Refresh is the snapshot of a CPU hotplug event: it brings prev up to
-// date reading only what the event can have changed, so that its cost
-// does not grow with the machine. It reads the online CPUs, lists
-// /proc/irq to find IRQs that appeared or vanished, and reads /proc/irq/N
-// again only for the IRQs an offline or online of the CPUs in changed can
-// have moved:
+// date reading only what the caller says the event can have changed, so
+// that its cost does not grow with the machine. Which IRQs an event can
+// have moved is not decided here but by the caller, which knows how each
+// IRQ is classified (affinity.Engine.LoadChanged); Refresh only reads:
 //
-//   - an IRQ effective on one of them (the kernel migrated it away on
-//     offline; a managed IRQ is shut down or started with its CPU);
-//   - an IRQ whose mask has no CPU that stayed online (the kernel
-//     overwrote it with the online mask);
-//   - the IRQs of also: those a driver's own hotplug callback rewrites
-//     (virtio-net), which the caller learned from full snapshots.
+//   - /proc/irq/N again for each IRQ of prev that reread lists (in any
+//     order; a number prev has no row for is ignored); Reread lists them
+//     in the order of prev's rows;
+//   - /proc/irq, to find the IRQs that appeared or vanished. It is listed
+//     again only when its link count (2 + its subdirectories; procfs
+//     keeps it exact) changed: listing 4096 directories was half of the
+//     refresh.
 //
-// CPUs whose online state differs between prev and now count as changed
-// even when changed does not name them. /proc/irq is listed again only
-// when its link count (2 + its subdirectories; procfs keeps it exact)
-// changed: listing 4096 directories was half of the refresh. An IRQ freed
-// while another was allocated keeps the count: the one freed is found
-// gone when read or written (ErrGone), the new one by the next full
-// snapshot, which the daemon takes right after. A new IRQ is described from
-// /sys/kernel/irq/N; one without an action is left out, as
-// /proc/interrupts leaves it out until it counts an interrupt. Per-CPU
-// IRQs are never read again.
+// online is the online CPUs as the caller read them (FS.OnlineCPUs) just
+// before, which it needs to choose reread; it becomes the result's. Every
+// other IRQ keeps prev's files. An IRQ freed while another was allocated
+// keeps the count: the one freed is found gone when read or written
+// (ErrGone), the new one by the next full snapshot, which the daemon
+// takes right after. A new IRQ is described from /sys/kernel/irq/N; one
+// without an action is left out, as /proc/interrupts leaves it out until
+// it counts an interrupt.
 //
 // The result is Incremental: its /proc/interrupts counts and header are
 // prev's. prev is not modified.
-func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, error) {
+func (fs FS) Refresh(prev *Snapshot, online CPUSet, reread []int) (*Snapshot, error) {
 	if prev == nil || prev.dirs == nil || prev.rawNodes == nil {
 		return nil, ErrNoRefresh
-	}
-	online, err := fs.OnlineCPUs()
-	if err != nil {
-		return nil, err
 	}
 	links, err := fs.irqDirLinks()
 	if err != nil {
@@ -64,8 +58,9 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 			return nil, fmt.Errorf("%w: %w", ErrNoRefresh, err)
 		}
 	}
-	moved := changed.Union(online.Difference(prev.CPUs.Online)).Union(prev.CPUs.Online.Difference(online))
-	stayed := online.Difference(moved)
+	if !slices.IsSorted(reread) {
+		reread = slices.Sorted(slices.Values(reread))
+	}
 	cpus := prev.CPUs
 	cpus.Online = online
 	snap := &Snapshot{
@@ -80,16 +75,21 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 		rawNodes:    prev.rawNodes,
 		shared:      true,
 	}
-	extra := make(map[int]bool, len(also))
-	for _, irq := range also {
-		extra[irq] = true
-	}
 	rows := make([]Interrupt, 0, len(prev.Interrupts.IRQs))
 	var buf []byte
 	var path irqPath
+	// next walks reread alongside prev's rows, which come in IRQ order:
+	// every number before it is below the last row's.
+	next, last := 0, -1
 	for _, row := range prev.Interrupts.IRQs {
-		aff, ok := prev.Affinity[row.IRQ]
-		if !ok {
+		if row.IRQ < last {
+			next = 0 // rows out of order: search reread from its start
+		}
+		last = row.IRQ
+		for next < len(reread) && reread[next] < row.IRQ {
+			next++
+		}
+		if _, ok := prev.Affinity[row.IRQ]; !ok {
 			continue // gone already when prev was read
 		}
 		if !sameDirs {
@@ -98,13 +98,7 @@ func (fs FS) Refresh(prev *Snapshot, changed CPUSet, also []int) (*Snapshot, err
 				continue
 			}
 		}
-		perCPU := aff.HasEffective && aff.Effective.IsEmpty()
-		where := aff.Affinity
-		if aff.HasEffective {
-			where = aff.Effective
-		}
-		stale := !perCPU && (where.Intersects(moved) || !aff.Affinity.Intersects(stayed) || (len(extra) > 0 && extra[row.IRQ]))
-		if stale {
+		if next < len(reread) && reread[next] == row.IRQ {
 			path.reset(fs.proc, row.IRQ)
 			var fresh IRQAffinity
 			fresh, buf, err = irqAffinityAt(&path, row.IRQ, buf, true)
