@@ -94,8 +94,10 @@ func (e *env) drain(list string) (affinity.Plan, []affinity.Result) {
 	return plan, e.apply(st, plan, drained)
 }
 
-// pinAll writes cpu to every movable IRQ through the simulator, as the
-// admin of KERNEL-FACTS.md did.
+// pinAll writes cpu to every movable IRQ through the simulator, as an admin
+// pins every IRQ to CPU2 before that CPU goes offline in
+// TestKernelHotplugBaseline (tests/vm/hotplug_test.go; docs/KERNELS.md,
+// "Pinned masks are overwritten with the online mask and never restored").
 func (e *env) pinAll(cpu int) {
 	e.t.Helper()
 	for _, irq := range e.sim.IRQs() {

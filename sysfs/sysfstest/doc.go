@@ -5,8 +5,9 @@
 // and Root()/sys) so that the real sysfs readers (sysfs.FS.SnapshotWith
 // and friends) read it unchanged. It also implements affinity.Kernel
 // (WriteAffinity, ReadEffective, OnlineCPUs) with the kernel's semantics as
-// recorded in shared/KERNEL-FACTS.md, and rewrites the files after every
-// change so that a later Snapshot sees what the kernel would show:
+// measured in the arm64 VM (docs/KERNELS.md, "Kernel facts irqshift relies
+// on", each with the VM test that shows it), and rewrites the files after
+// every change so that a later Snapshot sees what the kernel would show:
 //
 //   - per-CPU IRQs, descriptors without an action and managed IRQs refuse
 //     writes: EIO on kernel 6.1, EPERM on 6.12, where smp_affinity and

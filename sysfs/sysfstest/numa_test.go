@@ -16,8 +16,10 @@ import (
 var numa8Local = []int{20, 21, 23, 28, 31, 32, 33, 34}
 
 // TestNUMA8 is the DT-booted 6.12 VM with its PCI bridge on node 1
-// (KERNEL-FACTS "Bigger and NUMA VMs"): node-local default masks 4-7,
-// least-loaded within them, virtio-net on 0-7, SPIs on node -1 and CPU0.
+// (docs/KERNELS.md, "NUMA: a device's node and the kernel's default
+// masks", shown by TestNUMAVMLocality in tests/vm/numa_test.go): node-local
+// default masks 4-7, least-loaded within them, virtio-net on 0-7, SPIs on
+// node -1 and CPU0.
 func TestNUMA8(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.String(), func(t *testing.T) {

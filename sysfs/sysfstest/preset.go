@@ -7,9 +7,9 @@ import (
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// VM4 is the 4-CPU arm64 QEMU VM of shared/KERNEL-FACTS.md (-M
-// virt,gic-version=3 -smp 4, virtio-net, virtio-blk with four queues,
-// virtio-rng over PCI and over mmio), just after boot:
+// VM4 is the 4-CPU arm64 QEMU VM that make test boots (tests/vm/run.sh's
+// default: -M virt,gic-version=3 -smp 4, virtio-net, virtio-blk with four
+// queues, virtio-rng over PCI and over mmio), just after boot:
 //
 //   - per-CPU: arch_timer (PPI 27) and arm-pmu (PPI 23), listed; the IPIs
 //     (hidden) and three PPIs without an action (not listed);
@@ -19,7 +19,9 @@ import (
 //   - 4 managed virtio-blk queues, one per CPU.
 //
 // Kernel61 uses the IRQ numbers, chip names ("ITS-MSI", global hwirqs) and
-// counts printed in KERNEL-FACTS.md; Kernel612 those of the capture in
+// counts of the 6.1 VM's /proc/interrupts (the capture in
+// sysfs/testdata/proc-interrupts/20-qemu-arm64-6.1-4cpu.txt); Kernel612 those
+// of the capture in
 // tests/testdata/vm-gicv3-4cpu ("ITS-PCI-MSIX-<bdf>" chips with the MSI-X
 // index as hwirq, rtc and pmu at 18 and 19, eight IPIs). With the ITS's
 // least-loaded rule the MSIs land 2/2/1/1 and the SPIs all on CPU0: 5/2/1/1
@@ -81,9 +83,10 @@ func VM4(v Version) Config {
 }
 
 // NUMA8 is VM4's machine grown to 8 CPUs on two NUMA nodes, 0-3 and 4-7,
-// with its PCI host bridge on node 1: the DT-booted 6.12 VM of
-// shared/KERNEL-FACTS.md ("Bigger and NUMA VMs", numa-node-id = <1> in
-// pcie@10000000), just after boot.
+// with its PCI host bridge on node 1: the DT-booted 6.12 NUMA VM of
+// tests/vm/README.md ("NUMA"; run.sh --pci-node 1 adds numa-node-id = <1>
+// to pcie@10000000; docs/KERNELS.md, "NUMA: a device's node and the
+// kernel's default masks"), just after boot.
 //
 //   - VM4's devices and IRQ numbers; every PCI MSI (the config vectors,
 //     virtio-rng's input, virtio-net's queues and the managed virtio-blk

@@ -195,7 +195,11 @@ func mapsEqual(a, b map[int]int) bool {
 }
 
 // TestInterruptsFormat compares the simulator's /proc/interrupts with lines
-// printed by the 6.1 VM (shared/KERNEL-FACTS.md), byte for byte.
+// printed by the 6.1 VM, byte for byte: the header, IRQs 11, 13, 20, 21 and
+// 22, IPI6 and Err as in its capture,
+// sysfs/testdata/proc-interrupts/20-qemu-arm64-6.1-4cpu.txt; IRQ 15 (no
+// action, added by withUnbound) and IPI0 (whose counts the simulator does
+// not keep) in the same format.
 func TestInterruptsFormat(t *testing.T) {
 	s := sysfstest.New(t, withUnbound(sysfstest.VM4(sysfstest.Kernel61)))
 	lines := strings.Split(readTree(t, s, "proc/interrupts"), "\n")
@@ -359,8 +363,9 @@ func TestErrorsMatchSysfs(t *testing.T) {
 	}
 }
 
-// pinAll writes cpu to every movable IRQ, as the admin of KERNEL-FACTS.md
-// did before taking CPU2 offline.
+// pinAll writes cpu to every movable IRQ, as an admin pins every IRQ to CPU2
+// before that CPU goes offline in TestKernelHotplugBaseline
+// (tests/vm/hotplug_test.go).
 func pinAll(t *testing.T, s *sysfstest.Sim, cpu int) {
 	t.Helper()
 	for _, irq := range s.IRQs() {
@@ -383,9 +388,12 @@ func placements(s *sysfstest.Sim, irqs ...int) map[int]placement {
 	return out
 }
 
-// TestOfflineMigratesLikeTheKernel replays the KERNEL-FACTS.md experiment:
-// every movable IRQ pinned to CPU2 (one SPI to 2-3), then CPU2 offline and
-// online again.
+// TestOfflineMigratesLikeTheKernel replays the experiment of
+// TestKernelHotplugBaseline in the arm64 VM (tests/vm/hotplug_test.go): an
+// admin pins every movable IRQ to CPU2 (one SPI to 2-3), then CPU2 goes
+// offline and comes back. What the kernel does then is in docs/KERNELS.md,
+// "Kernel facts irqshift relies on", from "Offline: the kernel moves a dying
+// CPU's IRQs itself" to "Managed IRQs are shut down with their CPU".
 func TestOfflineMigratesLikeTheKernel(t *testing.T) {
 	s := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel61))
 	pinAll(t, s, 2)

@@ -55,7 +55,9 @@ func then(cfg sysfstest.Config, steps ...func(*sysfstest.Sim) error) func(string
 	}
 }
 
-// pinAll writes cpu to every movable IRQ, as the admin of KERNEL-FACTS.md.
+// pinAll writes cpu to every movable IRQ, as an admin pins every IRQ to CPU2 before that CPU goes
+// offline in TestKernelHotplugBaseline (tests/vm/hotplug_test.go; docs/KERNELS.md, "Pinned masks
+// are overwritten with the online mask and never restored").
 func pinAll(cpu int) func(*sysfstest.Sim) error {
 	return func(s *sysfstest.Sim) error {
 		for _, irq := range s.IRQs() {

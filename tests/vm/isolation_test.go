@@ -113,8 +113,9 @@ func banCycles(t *testing.T, d *daemonProc, kind string, ban, free func(), check
 }
 
 // TestIsolatedPartition: CPUs 2-3 become an isolated cpuset partition while the daemon runs. The
-// kernel moves no IRQ off them (KERNEL-FACTS: runtime isolation); the daemon drains them, spread
-// ≤ 1 over 0-1, and gives them IRQs back when the partition is dissolved.
+// kernel moves no IRQ off them (docs/KERNELS.md, "Isolated cpuset partitions move nothing and
+// notify nobody"); the daemon drains them, spread ≤ 1 over 0-1, and gives them IRQs back when the
+// partition is dissolved.
 func TestIsolatedPartition(t *testing.T) {
 	needIrqshift(t, 4)
 	restoreAtEnd(t)

@@ -63,9 +63,10 @@ ln -s busybox "$stage/bin/sh"
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
 mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
 
-# Virtio modules, in load order (KERNEL-FACTS), then ext4 and what it needs (modinfo -F depends
-# on 6.1, 6.12 and 7.3: jbd2, mbcache, crc16) for the systemd VM's root file system. Built-in ones
-# (6.12 has virtio_pci built in) are simply absent; /init insmods whatever /lib/modules/order lists.
+# Virtio modules, in load order (docs/KERNELS.md, "The virtio modules and their load order"), then
+# ext4 and what it needs (modinfo -F depends on 6.1, 6.12 and 7.3: jbd2, mbcache, crc16) for the
+# systemd VM's root file system. Built-in ones (6.12 has virtio_pci built in) are simply absent;
+# /init insmods whatever /lib/modules/order lists.
 : >"$stage/lib/modules/order"
 for m in virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio-rng \
 	virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 ext4; do

@@ -203,10 +203,10 @@ func (v *numaVM) check(t *testing.T, label string) {
 	t.Logf("%s (online %s): %s", label, formatCPUList(online), strings.Join(parts, "; "))
 }
 
-// TestNUMAVMLocality pins down the VM itself (KERNEL-FACTS "Bigger and NUMA VMs"): every PCI
-// device on the node run.sh --pci-node put the host bridge on, the kernel's /proc/irq/N/node of
-// its MSIs and their boot masks (node-local unless a driver or the managed spreading set them),
-// and irqshift's nodes in list --json against those files.
+// TestNUMAVMLocality pins down the VM itself (docs/KERNELS.md, "NUMA: a device's node and the
+// kernel's default masks"): every PCI device on the node run.sh --pci-node put the host bridge on,
+// the kernel's /proc/irq/N/node of its MSIs and their boot masks (node-local unless a driver or the
+// managed spreading set them), and irqshift's nodes in list --json against those files.
 func TestNUMAVMLocality(t *testing.T) {
 	v := needNUMA(t)
 	devNode := pciDeviceNodes(t)

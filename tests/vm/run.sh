@@ -240,8 +240,9 @@ qemu_cmd() {
 	fi
 }
 
-# --pci-node K: QEMU's DT-booted virt machine gives every PCI device numa_node -1 (KERNEL-FACTS,
-# "Bigger and NUMA VMs"); a numa-node-id in the host bridge's node puts them all on node K.
+# --pci-node K: QEMU's DT-booted virt machine gives every PCI device numa_node -1 (docs/KERNELS.md,
+# "NUMA: a device's node and the kernel's default masks"); a numa-node-id in the host bridge's node
+# puts them all on node K.
 dtbargs=()
 if [ -n "$pcinode" ]; then
 	command -v dtc >/dev/null || die "dtc not installed (package device-tree-compiler): run tests/vm/fetch.sh"
