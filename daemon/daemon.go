@@ -20,7 +20,9 @@ import (
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// Daemon is `irqshift watch`. Set the fields, then call Run once.
+// Daemon is `irqshift watch`: New builds one from a Config, Run runs it
+// once. Tests set the fields of the parts they replace (the event source,
+// the state's change notifications) and call Run.
 type Daemon struct {
 	Engine *affinity.Engine
 	Source hotplug.Source

@@ -119,6 +119,8 @@ type hwrngLoad struct {
 	once   sync.Once
 	// known makes a rescued read a logged QEMU fault instead of a test error (rescue).
 	known bool
+	// rescues counts the stuck reads waitIdle freed.
+	rescues atomic.Int32
 }
 
 func startHwrngLoad(t *testing.T, irq int) *hwrngLoad {
@@ -185,6 +187,7 @@ func (l *hwrngLoad) waitIdle(t *testing.T) {
 		_ = writeAffinity(l.irq, strconv.Itoa(cpu))
 		select {
 		case <-idle:
+			l.rescues.Add(1)
 			report := t.Errorf
 			if l.known {
 				report = t.Logf
@@ -538,30 +541,33 @@ func (b *bgRun) waitAttached(t *testing.T, before map[cebpf.ProgramID]bool) time
 // TestEBPFVerifyMisrouted: an expectation that is wrong is reported. `irqshift verify` reads the
 // busy IRQ's effective CPU (1) when it starts; while it samples, the IRQ is moved by hand to
 // CPU3: the interrupts after the move land outside the expectation: verdict misrouted, exit 3.
+//
+// On GICv2 a move that meets a read of the kernel's own hwrng thread can strand its interrupt in
+// QEMU (see hwrngLoad): the attempt is then repeated, up to three times, and only a stranding in
+// every attempt fails the test.
 func TestEBPFVerifyMisrouted(t *testing.T) {
 	needIrqshift(t, 4)
 	restoreAtEnd(t)
 	row := pciRNG(t)
 	load := startHwrngLoad(t, row.IRQ)
-	load.around(t, func() { mustExit(t, irqshift(t, "pin", strconv.Itoa(row.IRQ), "1"), 0) })
-	before := bpfProgramIDs(t)
-	b := startIrqshift(t, "verify", "--json", "--irq", strconv.Itoa(row.IRQ), "--duration", "1s")
-	attached := b.waitAttached(t, before)
-	time.Sleep(300 * time.Millisecond) // let it count on CPU1 first
-	load.around(t, func() {
-		if err := writeAffinity(row.IRQ, "3"); err != nil {
-			t.Fatalf("move IRQ %d to CPU3 by hand: %v", row.IRQ, err)
-		}
-	})
-	t.Logf("verify's program loaded %.2fs after its start; IRQ %d moved by hand to CPU3 0.3 s later", attached.Seconds(), row.IRQ)
-	r := b.wait(t)
+	const attempts = 3
+	var r cliRun
 	var doc verifyJSON
-	decodeJSON(t, r, &doc)
-	c, ok := doc.irq(row.IRQ)
-	if !ok {
-		t.Fatalf("IRQ %d not in %s", row.IRQ, r.Stdout)
+	var c verifyIRQ
+	for attempt := 1; ; attempt++ {
+		rescues := load.rescues.Load()
+		load.known = load.gicv2 && attempt < attempts
+		r, doc, c = misrouteOnce(t, load, row.IRQ)
+		load.known = false
+		if load.rescues.Load() == rescues {
+			break
+		}
+		if attempt == attempts {
+			t.Fatalf("QEMU's GICv2 stranded IRQ %d's interrupt in all %d attempts (see hwrngLoad)", row.IRQ, attempts)
+		}
+		t.Logf("attempt %d: QEMU's GICv2 stranded IRQ %d's interrupt (see hwrngLoad); trying again", attempt, row.IRQ)
+		load.resume()
 	}
-	t.Logf("IRQ %d: expected %v fired %v verdict %s", row.IRQ, c.Expected, c.Fired, c.Verdict)
 	if r.Code != 3 {
 		t.Errorf("exit %d, want 3", r.Code)
 	}
@@ -574,6 +580,36 @@ func TestEBPFVerifyMisrouted(t *testing.T) {
 	if !strings.Contains(r.Stderr, "misrouted") {
 		t.Errorf("stderr does not say misrouted: %q", r.Stderr)
 	}
+}
+
+// misrouteOnce pins irq to CPU1, starts `irqshift verify` on it and, while it samples, moves irq
+// by hand to CPU3.
+func misrouteOnce(t *testing.T, load *hwrngLoad, irq int) (cliRun, verifyJSON, verifyIRQ) {
+	t.Helper()
+	load.around(t, func() { mustExit(t, irqshift(t, "pin", strconv.Itoa(irq), "1"), 0) })
+	before := bpfProgramIDs(t)
+	b := startIrqshift(t, "verify", "--json", "--irq", strconv.Itoa(irq), "--duration", "1s")
+	attached := b.waitAttached(t, before)
+	time.Sleep(300 * time.Millisecond) // let it count on CPU1 first
+	load.around(t, func() {
+		if err := writeAffinity(irq, "3"); err != nil {
+			t.Fatalf("move IRQ %d to CPU3 by hand: %v", irq, err)
+		}
+	})
+	t.Logf("verify's program loaded %.2fs after its start; IRQ %d moved by hand to CPU3 0.3 s later", attached.Seconds(), irq)
+	r := b.wait(t)
+	// A read stranded during the window stays stuck: find it now (waitIdle rescues it and
+	// counts it), not at the end of the test.
+	load.pause(t)
+	load.resume()
+	var doc verifyJSON
+	decodeJSON(t, r, &doc)
+	c, ok := doc.irq(irq)
+	if !ok {
+		t.Fatalf("IRQ %d not in %s", irq, r.Stdout)
+	}
+	t.Logf("IRQ %d: expected %v fired %v verdict %s", irq, c.Expected, c.Fired, c.Verdict)
+	return r, doc, c
 }
 
 // TestEBPFRebalanceVerify: `irqshift rebalance --verify --json` under load carries a verify member
