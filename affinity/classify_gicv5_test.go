@@ -164,7 +164,7 @@ func TestClassifyGICv5IPIFromSysfs(t *testing.T) {
 	if err := os.WriteFile(path, []byte("1\n"), 0o444); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := fs.Refresh(prev, sysfs.CPUSet{}, nil)
+	snap, err := fs.Refresh(prev, prev.CPUs.Online, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -306,13 +306,15 @@ func (e *Engine) Load() (*State, error) {
 }
 
 // LoadChanged is Load for a CPU hotplug event of the CPUs in changed, at a
-// cost that does not grow with the machine: it refreshes the last
-// snapshot (sysfs.FS.Refresh), reading again only the IRQs the event can
-// have moved, those irqshift wrote since, those a driver rewrites on
-// hotplug, and IRQs that appeared. It learns no pins (the masks an event
-// leaves are the kernel's) and keeps the transient online sets for the
-// next Load. Without a last snapshot, or where one cannot be refreshed,
-// it is Load.
+// cost that does not grow with the machine: it reads the online CPUs,
+// decides from the classification of the last snapshot which IRQs the
+// event can have moved (hotplugRereads: those effective on a CPU that
+// changed, those whose mask kept no online CPU, those irqshift wrote
+// since, those a driver rewrites on hotplug; never a per-CPU one), and
+// has sysfs.FS.Refresh read only those again, and the IRQs that appeared
+// or vanished. It learns no pins (the masks an event leaves are the
+// kernel's) and keeps the transient online sets for the next Load.
+// Without a last snapshot, or where one cannot be refreshed, it is Load.
 func (e *Engine) LoadChanged(changed sysfs.CPUSet) (*State, error) {
 	if e.last == nil {
 		return e.Load()
@@ -326,8 +328,14 @@ func (e *Engine) LoadChanged(changed sysfs.CPUSet) (*State, error) {
 	for irq := range e.followers {
 		also = append(also, irq)
 	}
+	slices.Sort(also)
 	for try := 0; try < 5; try++ {
-		snap, err := e.fs.Refresh(e.last, changed, also)
+		online, err := e.fs.OnlineCPUs()
+		if err != nil {
+			return nil, err
+		}
+		reread := hotplugRereads(e.lastIRQs, e.last.CPUs.Online, online, changed, also)
+		snap, err := e.fs.Refresh(e.last, online, reread)
 		if errors.Is(err, sysfs.ErrNoRefresh) {
 			return e.Load()
 		}
