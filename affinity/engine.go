@@ -330,7 +330,7 @@ func (e *Engine) LoadChanged(changed sysfs.CPUSet) (*State, error) {
 	}
 	slices.Sort(also)
 	for try := 0; try < 5; try++ {
-		online, err := e.fs.OnlineCPUs()
+		online, err := e.fs.OnlineWithin(e.last.CPUs.Possible)
 		if err != nil {
 			return nil, err
 		}

@@ -104,6 +104,17 @@ func (fs FS) CPUInfo() (CPUInfo, error) {
 	return info, nil
 }
 
+// OnlineWithin reads the online CPUs, as OnlineCPUs, and refuses a list
+// with CPUs outside possible (checkOnline): the quick path of a hotplug
+// event reads only this file.
+func (fs FS) OnlineWithin(possible CPUSet) (CPUSet, error) {
+	online, err := fs.OnlineCPUs()
+	if err != nil {
+		return CPUSet{}, err
+	}
+	return online, fs.checkOnline(CPUInfo{Online: online, Possible: possible})
+}
+
 // checkOnline refuses an online list with CPUs the kernel does not
 // count as possible: a real kernel never prints one, and planning for such
 // CPUs would write masks naming CPUs that do not exist.

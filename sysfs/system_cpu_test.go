@@ -103,6 +103,10 @@ func TestOnlineBeyondPossibleRefused(t *testing.T) {
 	for name, read := range map[string]func() (CPUInfo, error){
 		"full":  fs.CPUInfo,
 		"quick": func() (CPUInfo, error) { return fs.onlineWith(&info) },
+		"event": func() (CPUInfo, error) {
+			online, err := fs.OnlineWithin(info.Possible)
+			return CPUInfo{Online: online}, err
+		},
 	} {
 		_, err := read()
 		if !errors.Is(err, ErrFileParse) || !strings.Contains(err.Error(), "4-5") || !strings.Contains(err.Error(), "possible") {
