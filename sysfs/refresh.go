@@ -32,7 +32,7 @@ var ErrNoRefresh = errors.New("snapshot cannot be refreshed; take a full one")
 //     keeps it exact) changed: listing 4096 directories was half of the
 //     refresh.
 //
-// online is the online CPUs as the caller read them (FS.OnlineCPUs) just
+// online is the online CPUs as the caller read them (FS.OnlineWithin) just
 // before, which it needs to choose reread; it becomes the result's. Every
 // other IRQ keeps prev's files. An IRQ freed while another was allocated
 // keeps the count: the one freed is found gone when read or written
