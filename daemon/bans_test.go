@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/sys/unix"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/internal/envfile"
+	"github.com/irqshift/irqshift/internal/fifotest"
 	"github.com/irqshift/irqshift/sysfs"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
@@ -179,33 +179,6 @@ func TestBansPollSkipsFiles(t *testing.T) {
 	}
 }
 
-// makeFIFO makes a FIFO at path. Code that reads it may block: at cleanup
-// its other end is opened, so that such a read ends and the test's
-// goroutine with it.
-func makeFIFO(t *testing.T, path string) {
-	t.Helper()
-	if err := unix.Mkfifo(path, 0o644); err != nil {
-		t.Skipf("cannot make a FIFO: %v", err)
-	}
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
-	})
-}
-
-// within runs f and fails the test when it does not return in 5 s.
-func within(t *testing.T, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { f(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s did not return within 5 s", what)
-	}
-}
-
 // TestBansRefuseNonRegularFile: at start, a ban file path that exists and
 // is not a regular file (also through a symbolic link) is an error that
 // says what to give instead, and Run returns it at once, before any
@@ -215,7 +188,7 @@ func within(t *testing.T, what string, f func()) {
 func TestBansRefuseNonRegularFile(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	makeFIFO(t, fifo)
+	fifotest.Make(t, fifo)
 	regular := filepath.Join(dir, "irqbalance")
 	if err := os.WriteFile(regular, []byte("IRQBALANCE_BANNED_CPULIST=1\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -257,7 +230,7 @@ func TestBansRefuseNonRegularFile(t *testing.T) {
 		Bans:   &Bans{FS: sim.FS(), Files: []string{fifo}},
 	}
 	var err error
-	within(t, "Run with a FIFO as ban file", func() { err = d.Run(context.Background()) })
+	fifotest.Within(t, "Run with a FIFO as ban file", func() { err = d.Run(context.Background()) })
 	if err == nil || !strings.Contains(err.Error(), "is a FIFO, not a regular file") {
 		t.Errorf("Run: %v, want the FIFO refused", err)
 	}
@@ -304,7 +277,7 @@ func TestBansKeepOnNonRegularFile(t *testing.T) {
 		warned string // the warning logged once, "" for none
 	}{
 		{"a regular file", write(path, "IRQBALANCE_BANNED_CPULIST=1-2\n"), "1-2", ""},
-		{"a FIFO", func() { makeFIFO(t, path) }, "1-2", "ban file is not a regular file; keeping what it banned"},
+		{"a FIFO", func() { fifotest.Make(t, path) }, "1-2", "ban file is not a regular file; keeping what it banned"},
 		{"a link to /dev/zero", link("/dev/zero"), "1-2", "a character device, not a regular file"},
 		{"a file over 1 MiB", write(path, strings.Repeat("# a comment line\n", envfile.MaxSize/16)), "1-2", "malformed ban file; keeping what it banned"},
 		{"a link to a regular file", func() { write(other, "IRQBALANCE_BANNED_CPUS=8\n")(); link(other)() }, "3", ""},
@@ -313,7 +286,7 @@ func TestBansKeepOnNonRegularFile(t *testing.T) {
 		replace(step.make)
 		logs.Reset()
 		for range 3 {
-			within(t, "a read of "+step.what, func() { b.apply(&banned, false) })
+			fifotest.Within(t, "a read of "+step.what, func() { b.apply(&banned, false) })
 			if got := banned.Files[path].String(); got != step.want {
 				t.Errorf("%s: bans %q, want %q", step.what, got, step.want)
 			}

@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/irqshift/irqshift/internal/fifotest"
 	"github.com/irqshift/irqshift/internal/regfile"
 )
 
@@ -35,50 +33,19 @@ func TestRead(t *testing.T) {
 	}
 }
 
-// makeFIFO makes a FIFO at path. A test that opens it may block on broken
-// code: unblock, at cleanup, opens its other end so that such an open
-// returns and the test's goroutine ends.
-func makeFIFO(t *testing.T, path string) {
-	t.Helper()
-	if err := unix.Mkfifo(path, 0o644); err != nil {
-		t.Skipf("cannot make a FIFO: %v", err)
-	}
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
-	})
-}
-
-// within runs read and fails the test when it does not return in 2 s: a
-// read of a FIFO without a writer blocks for ever, and one of /dev/zero
-// never ends.
-func within(t *testing.T, what string, read func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- read() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(2 * time.Second):
-		t.Fatalf("%s did not return within 2 s", what)
-		return nil
-	}
-}
-
 // TestReadRefusesNonRegular: a FIFO or a device given as --config
 // neither hangs nor grows the process, and a file larger than
 // MaxSize is refused.
 func TestReadRefusesNonRegular(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	makeFIFO(t, fifo)
+	fifotest.Make(t, fifo)
 	for _, path := range []string{fifo, "/dev/zero", dir} {
 		if _, err := os.Stat(path); err != nil {
 			t.Logf("%s: %v", path, err)
 			continue
 		}
-		if err := within(t, path, func() error { _, err := Read(path); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		if err := fifotest.WithinErr(t, path, func() error { _, err := Read(path); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("Read(%s): %v, want not a regular file", path, err)
 		}
 	}

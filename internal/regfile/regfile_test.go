@@ -5,39 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/irqshift/irqshift/internal/fifotest"
 )
-
-func makeFIFO(t *testing.T, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	// Should a read block after all, a writer that opens and closes ends
-	// it, so the test fails instead of hanging.
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
-	})
-}
-
-// within runs read and fails the test if it has not returned after 20 s:
-// a hang guard (a FIFO opened for reading blocks), not a speed check.
-func within(t *testing.T, what string, read func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- read() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not return within 20 s", what)
-		return nil
-	}
-}
 
 // TestRead: what is not a regular file is refused without
 // blocking or reading it (a FIFO, a device, a directory, a symbolic link
@@ -54,14 +25,14 @@ func TestRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifo := filepath.Join(dir, "fifo")
-	makeFIFO(t, fifo)
+	fifotest.Make(t, fifo)
 	fifoLink := filepath.Join(dir, "fifo-link")
 	if err := os.Symlink(fifo, fifoLink); err != nil {
 		t.Fatal(err)
 	}
 	for _, path := range []string{regular, link} {
 		var data []byte
-		err := within(t, path, func() (err error) { data, err = Read(path, 4); return err })
+		err := fifotest.WithinErr(t, path, func() (err error) { data, err = Read(path, 4); return err })
 		if err != nil || string(data) != "A=1\n" {
 			t.Errorf("%s: %q, %v", path, data, err)
 		}
@@ -71,7 +42,7 @@ func TestRead(t *testing.T) {
 			t.Logf("%s: %v", path, err)
 			continue
 		}
-		err := within(t, path, func() error { _, err := Read(path, 1<<20); return err })
+		err := fifotest.WithinErr(t, path, func() error { _, err := Read(path, 1<<20); return err })
 		var notRegular *NotRegularError
 		if !errors.As(err, &notRegular) || !strings.HasPrefix(err.Error(), path+" is ") || !strings.HasSuffix(err.Error(), kind+", not a regular file") {
 			t.Errorf("%s: %v, want %s, not a regular file", path, err, kind)
@@ -88,7 +59,7 @@ func TestRead(t *testing.T) {
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	makeFIFO(t, fifo)
+	fifotest.Make(t, fifo)
 	if err := Check(filepath.Join(dir, "missing")); err != nil {
 		t.Errorf("a missing file: %v, want nil", err)
 	}
