@@ -5,8 +5,7 @@
 // pins back when the CPU returns.
 //
 // New(Config) is the whole daemon: it refuses what must not run
-// (irqbalance, a second daemon on the same state, no privilege, a ban file
-// that is not a regular file) and builds the engine, the event source, the
+// (irqbalance, a second daemon on the same state, no privilege) and builds the engine, the event source, the
 // ban sources, the metrics server and the eBPF confirmation; main only
 // turns flags into a Config. Run(ctx) is one loop: events from a
 // hotplug.Source are coalesced (one plan per settled state), each settle

@@ -58,7 +58,8 @@ type Config struct {
 // New refuses what must not run, before anything is read or written:
 // irqbalance running (the two would undo each other's moves; unless
 // Coexist), another daemon on the same state, a process that may not write
-// the kernel's files. Then it builds the daemon: its engine, event source,
+// the kernel's files. (A ban file that is not a regular file is refused
+// by Run, first thing, for every daemon.) Then it builds the daemon: its engine, event source,
 // ban sources, metrics, service manager notifications and the eBPF
 // confirmation. Run runs it.
 func New(cfg Config) (*Daemon, error) {
@@ -81,9 +82,6 @@ func New(cfg Config) (*Daemon, error) {
 		check = cfg.FS.CheckWriteAccess
 	}
 	if err := check(); err != nil {
-		return nil, err
-	}
-	if err := checkBanFiles(cfg.BanFiles); err != nil {
 		return nil, err
 	}
 	d := &Daemon{
@@ -125,12 +123,6 @@ func New(cfg Config) (*Daemon, error) {
 	log.Info("configuration", "banned_cpus", cfg.Settings.Banned.User.String(),
 		"include_isolated", cfg.Settings.Banned.IncludeIsolated)
 	return d, nil
-}
-
-// checkBanFiles refuses, at start, a ban file path that exists and is not
-// a regular file (Bans.check).
-func checkBanFiles(files []string) error {
-	return (&Bans{Files: files}).check()
 }
 
 // MetricsPath is the one path the metrics server serves; the scrape

@@ -119,8 +119,8 @@ func (st *Store) lockFor(ctx context.Context, opts Options) (func(), error) {
 }
 
 // Changed reports whether the state file changed since this Store's last
-// Load or Commit (Store.Changed); always true for a nil Store's first
-// question, so that a caller loads once.
+// Load or Commit (Store.Changed); false for a nil Store, whose state
+// lives in memory only.
 func (s *Session) Changed() bool {
 	if s.store == nil {
 		return false
