@@ -53,6 +53,9 @@ type IRQ struct {
 	Node   int
 	Class  Class
 	Reason string
+	// Rate is the IRQ's interrupts per second where it was measured
+	// (Engine.SetRates, from two snapshots' counts), else 0.
+	Rate float64
 }
 
 // Movable reports whether irqshift may write this IRQ's affinity.

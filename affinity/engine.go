@@ -24,6 +24,8 @@ type EngineConfig struct {
 	Policy  Policy
 	// IncludePinned lets rebalance move pinned IRQs.
 	IncludePinned bool
+	// Balance is what the planner evens out; "" is BalanceLoad.
+	Balance Balance
 	// NUMA keeps each IRQ on its device's NUMA node (--numa local); false
 	// spreads every IRQ over all allowed CPUs (--numa ignore).
 	NUMA bool
@@ -37,6 +39,10 @@ type EngineConfig struct {
 	// ForgetCPUs drops the cache.
 	CacheStaticCPUs bool
 	Logger          *slog.Logger
+	// Clock stamps each state (State.Taken), the time rates are measured
+	// by; nil is time.Now. Tests pass the clock they advance the
+	// simulator's counts with.
+	Clock func() time.Time
 }
 
 // Engine ties snapshot, classification, planning and applying together. The
@@ -79,13 +85,19 @@ type Engine struct {
 	// rewrote (virtio-net sets its queues to the online CPUs), number →
 	// Key: LoadChanged reads them again on every event.
 	followers map[int]string
+	// rates are the IRQs' rates the planner sees (SetRates), by Key.
+	rates Rates
+	clock func() time.Time
 }
 
 // NewEngine builds an Engine with an empty state.
 func NewEngine(c EngineConfig) *Engine {
 	e := &Engine{fs: c.FS, kernel: c.Kernel, hotplug: c.Hotplug, banned: c.Banned, policy: c.Policy,
-		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, numa: c.NUMA, logger: c.Logger}
-	e.planner.IncludePinned = c.IncludePinned
+		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, numa: c.NUMA, logger: c.Logger, clock: c.Clock}
+	if e.clock == nil {
+		e.clock = time.Now
+	}
+	e.planner.IncludePinned, e.planner.Balance = c.IncludePinned, c.Balance
 	e.init()
 	return e
 }
@@ -99,19 +111,72 @@ type Settings struct {
 	IncludePinned bool
 	// NUMA keeps each IRQ on its device's NUMA node (--numa local).
 	NUMA bool
+	// Balance is what the planner evens out (--balance); "" is
+	// BalanceLoad.
+	Balance Balance
 }
 
 // With returns c configured with s: the one way an engine gets the
 // operator's settings, in a command and in the daemon.
 func (c EngineConfig) With(s Settings) EngineConfig {
-	c.Banned, c.Policy, c.IncludePinned, c.NUMA = s.Banned, s.Policy, s.IncludePinned, s.NUMA
+	c.Banned, c.Policy, c.IncludePinned, c.NUMA, c.Balance = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance
 	return c
 }
 
 // Configure replaces the operator's configuration (SIGHUP): the bans it
 // keeps are those the settings give.
 func (e *Engine) Configure(s Settings) {
-	e.banned, e.policy, e.planner.IncludePinned, e.numa = s.Banned, s.Policy, s.IncludePinned, s.NUMA
+	e.banned, e.policy, e.planner.IncludePinned, e.numa, e.planner.Balance = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance
+}
+
+// SetRates gives the planner the IRQs' rates, by Key (MeasureRates, or a
+// RateHistory's smoothed rates); the next states carry them in IRQ.Rate.
+// nil forgets them.
+func (e *Engine) SetRates(r Rates) { e.rates = r }
+
+// Rates are the rates SetRates gave.
+func (e *Engine) Rates() Rates { return e.rates }
+
+// Sample loads the state, lets window pass with wait (nil sleeps), loads it
+// again and gives the planner the rates measured in between. It returns the
+// second state, carrying the rates. A window of 0 loads once and measures
+// nothing.
+func (e *Engine) Sample(ctx context.Context, window time.Duration, wait func(context.Context, time.Duration) error) (*State, error) {
+	first, err := e.Load()
+	if err != nil || window <= 0 {
+		return first, err
+	}
+	if wait == nil {
+		wait = sleepCtx
+	}
+	if err := wait(ctx, window); err != nil {
+		return nil, err
+	}
+	second, err := e.Load()
+	if err != nil {
+		return nil, err
+	}
+	e.SetRates(MeasureRates(first, second))
+	e.applyRates(second)
+	return second, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// applyRates sets IRQ.Rate of st's IRQs from the engine's rates.
+func (e *Engine) applyRates(st *State) {
+	for i := range st.IRQs {
+		st.IRQs[i].Rate = e.rates[Key(st.IRQs[i])]
+	}
 }
 
 // NodeCPUs turns CPUInfo.Node (CPU → node) into node → CPUs.
@@ -218,7 +283,10 @@ func (e *Engine) SetCPUOnline(cpu int, online bool) error {
 // State is one classified snapshot.
 type State struct {
 	Snapshot *sysfs.Snapshot
-	IRQs     []IRQ
+	// Taken is when the snapshot was read (EngineConfig.Clock): rates are
+	// measured between two states' Taken.
+	Taken time.Time
+	IRQs  []IRQ
 	// Banned is every CPU no IRQ may go to by configuration or isolation;
 	// Drained those the operator drained; Allowed is online minus both.
 	Banned  sysfs.CPUSet
@@ -375,14 +443,19 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 		irqs = Classify(snap, e.memory, e.policy)
 	}
 	e.lastIRQs = irqs
-	return &State{
+	st := &State{
 		Snapshot: snap,
+		Taken:    e.clock(),
 		IRQs:     irqs,
 		Banned:   e.banned.All(snap.CPUs),
 		BannedBy: e.banned.By(snap.CPUs),
 		Drained:  drained,
 		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
 	}
+	if e.rates != nil {
+		e.applyRates(st)
+	}
+	return st
 }
 
 // learnFollowers finds, after a hotplug burst, the movable IRQs whose mask

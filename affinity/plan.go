@@ -81,6 +81,10 @@ type Planner struct {
 	// IRQ within its pin where it can.
 	Pins          Pins
 	IncludePinned bool
+	// Balance is what the plan evens out beyond the counts: with
+	// BalanceLoad (or "") the IRQs' rates (IRQ.Rate), with BalanceCount
+	// nothing more.
+	Balance Balance
 	// Nodes maps a NUMA node to its CPUs (from sysfs.CPUInfo.Node). Nil or
 	// empty means NUMA is ignored: every IRQ's home is all allowed CPUs.
 	Nodes map[int]sysfs.CPUSet

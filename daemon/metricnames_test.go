@@ -22,17 +22,21 @@ func TestMetricFamilies(t *testing.T) {
 		typ    string
 		labels []string
 	}{
-		"irqshift_hotplug_events_total": {"counter", []string{"action"}},
-		"irqshift_irq_moves_total":      {"counter", []string{"reason"}},
-		"irqshift_write_errors_total":   {"counter", []string{"class"}},
-		"irqshift_reaction_seconds":     {"histogram", nil},
-		"irqshift_movable_irqs":         {"gauge", []string{"cpu"}},
-		"irqshift_unmovable_irqs":       {"gauge", []string{"class"}},
-		"irqshift_resyncs_total":        {"counter", []string{"reason"}},
-		"irqshift_settles_total":        {"counter", nil},
-		"irqshift_verified_moves_total": {"counter", nil},
-		"irqshift_misrouted_irqs_total": {"counter", nil},
-		"irqshift_banned_cpus":          {"gauge", []string{"source"}},
+		"irqshift_hotplug_events_total":         {"counter", []string{"action"}},
+		"irqshift_irq_moves_total":              {"counter", []string{"reason"}},
+		"irqshift_write_errors_total":           {"counter", []string{"class"}},
+		"irqshift_reaction_seconds":             {"histogram", nil},
+		"irqshift_movable_irqs":                 {"gauge", []string{"cpu"}},
+		"irqshift_unmovable_irqs":               {"gauge", []string{"class"}},
+		"irqshift_resyncs_total":                {"counter", []string{"reason"}},
+		"irqshift_settles_total":                {"counter", nil},
+		"irqshift_verified_moves_total":         {"counter", nil},
+		"irqshift_misrouted_irqs_total":         {"counter", nil},
+		"irqshift_banned_cpus":                  {"gauge", []string{"source"}},
+		"irqshift_cpu_interrupt_rate":           {"gauge", []string{"cpu"}},
+		"irqshift_busiest_cpu_rate_share":       {"gauge", nil},
+		"irqshift_busiest_cpu_rate_share_best":  {"gauge", nil},
+		"irqshift_movable_irqs_on_offline_cpus": {"gauge", nil},
 	}
 	if len(got) != len(want) {
 		t.Errorf("MetricFamilies gives %d families, want %d: %v", len(got), len(want), got)

@@ -43,6 +43,10 @@ type Metrics struct {
 	verifiedMoves prometheus.Counter
 	misroutedIRQs prometheus.Counter
 	bannedCPUs    *prometheus.GaugeVec
+	cpuRate       *prometheus.GaugeVec
+	busiestShare  prometheus.Gauge
+	bestShare     prometheus.Gauge
+	onOffline     prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -94,8 +98,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "CPUs no IRQ may go to, by source (" + listed(affinity.BanSources) + "); a CPU banned by two sources counts in both.",
 		}, []string{"source"}),
 	}
+	m.cpuRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "irqshift_cpu_interrupt_rate",
+		Help: "Interrupts per second of the movable IRQs delivered to each online CPU, at the rates the planner last measured.",
+	}, []string{"cpu"})
+	m.busiestShare = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "irqshift_busiest_cpu_rate_share",
+		Help: "The busiest CPU's share (0-1) of the movable IRQs' interrupt rate; 0 while no rate is measured.",
+	})
+	m.bestShare = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "irqshift_busiest_cpu_rate_share_best",
+		Help: "The lowest busiest-CPU share any placement could reach: the busiest IRQ's share of the rate, or one over the allowed CPUs if that is more; 0 while no rate is measured.",
+	})
+	m.onOffline = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "irqshift_movable_irqs_on_offline_cpus",
+		Help: "Movable IRQs delivered to a CPU that is offline (effective affinity, or a mask with no online CPU): 0 unless something went wrong.",
+	})
 	reg.MustRegister(m.events, m.moves, m.writeErrors, m.reaction, m.movablePerCPU, m.unmovable,
-		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs, m.bannedCPUs)
+		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs, m.bannedCPUs,
+		m.cpuRate, m.busiestShare, m.bestShare, m.onOffline)
 	return m
 }
 
@@ -152,6 +173,14 @@ func (m *Metrics) observeState(st *affinity.State) {
 			m.movablePerCPU.WithLabelValues(itoa(cpu)).Inc()
 		}
 	}
+	load := affinity.MeasureLoad(st)
+	m.cpuRate.Reset()
+	for _, cpu := range st.Snapshot.CPUs.Online.CPUs() {
+		m.cpuRate.WithLabelValues(itoa(cpu)).Set(load.PerCPU[cpu])
+	}
+	m.busiestShare.Set(load.BusiestShare())
+	m.bestShare.Set(load.BestShare(st.Allowed.Len()))
+	m.onOffline.Set(float64(load.OnOffline))
 }
 
 // Verified counts moves that eBPF confirmed, and misrouted IRQs.

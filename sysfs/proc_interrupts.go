@@ -58,11 +58,19 @@ type Interrupt struct {
 	Trigger  string   // "Level", "Edge", or "" where none printed (x86)
 	Handler  string   // flow handler name without the dash: "event" (Xen "-event"), "edge"/"fasteoi" (x86 "8-edge"), "" if none
 	Actions  []string // action names, split on ", "; empty (nil or len 0) when the line ends after the trigger
+
+	// sum is the row's total where the parser was asked to skip the
+	// counts (Counts nil): a rate needs only the total, and the daemon
+	// is spared the per-CPU slab.
+	sum uint64
 }
 
-// Total returns the sum of Counts. It saturates at math.MaxUint64 rather
-// than wrapping.
+// Total returns the sum of the counts (also where they were skipped). It
+// saturates at math.MaxUint64 rather than wrapping.
 func (i Interrupt) Total() uint64 {
+	if i.Counts == nil {
+		return i.sum
+	}
 	var sum uint64
 	for _, c := range i.Counts {
 		var carry uint64
@@ -387,7 +395,7 @@ func (p *interruptsParser) parseRow(in *Interrupts, line []byte, start int) stri
 	if !p.skipCounts {
 		dst = p.takeCounts()
 	}
-	n, next, bad, why := parseCounts(line, j+1, dst, p.ncpu)
+	n, next, sum, bad, why := parseCounts(line, j+1, dst, p.ncpu)
 	switch {
 	case why != "":
 		return why
@@ -404,7 +412,7 @@ func (p *interruptsParser) parseRow(in *Interrupts, line []byte, start int) stri
 		p.counts = p.counts[:len(p.counts)+n]
 		irqRow = Interrupt{IRQ: irq, Counts: dst[:n:n]}
 	} else {
-		irqRow = Interrupt{IRQ: irq}
+		irqRow = Interrupt{IRQ: irq, sum: sum}
 	}
 	if why := p.parseTail(&irqRow, line, next); why != "" {
 		return why
@@ -443,14 +451,14 @@ func (p *interruptsParser) checkDuplicate(in *Interrupts, irq int) string {
 // read again rather than the count taken for a word of the description.
 func (p *interruptsParser) parseNamed(in *Interrupts, label, line []byte, pos int) string {
 	if !p.keepNamed {
-		n, next, _, why := parseCounts(line, pos, nil, p.ncpu)
+		n, next, _, _, why := parseCounts(line, pos, nil, p.ncpu)
 		if why == "" && n == p.ncpu {
 			why = p.countPastHeader(line, next, false)
 		}
 		return why
 	}
 	dst := p.takeCounts()
-	n, next, _, why := parseCounts(line, pos, dst, p.ncpu)
+	n, next, _, _, why := parseCounts(line, pos, dst, p.ncpu)
 	if why == "" && n == p.ncpu {
 		why = p.countPastHeader(line, next, false)
 	}
@@ -481,12 +489,12 @@ func (p *interruptsParser) takeCounts() []uint64 {
 // stops early at the end of the line or at a token that is not a number
 // (then bad is true). next is where the first unread token starts, or
 // where reading stopped. why is set when a number overflows uint64.
-func parseCounts(line []byte, pos int, dst []uint64, want int) (n, next int, bad bool, why string) {
+func parseCounts(line []byte, pos int, dst []uint64, want int) (n, next int, sum uint64, bad bool, why string) {
 	i := pos
 	for n < want {
 		i = skipSpace(line, i)
 		if i == len(line) {
-			return n, i, false, ""
+			return n, i, sum, false, ""
 		}
 		start := i
 		var v uint64
@@ -499,20 +507,24 @@ func parseCounts(line []byte, pos int, dst []uint64, want int) (n, next int, bad
 			i++
 		}
 		if i == start || (i < len(line) && !isSpace(line[i])) {
-			return n, start, true, ""
+			return n, start, sum, true, ""
 		}
 		if i-start > 19 { // 19 digits always fit in a uint64
 			var ok bool
 			if v, ok = parseDecimalUint(line[start:i]); !ok {
-				return n, start, false, fmt.Sprintf("count %s overflows uint64", quoteToken(line[start:i]))
+				return n, start, sum, false, fmt.Sprintf("count %s overflows uint64", quoteToken(line[start:i]))
 			}
 		}
 		if dst != nil {
 			dst[n] = v
 		}
+		var carry uint64
+		if sum, carry = bits.Add64(sum, v, 0); carry != 0 {
+			sum = math.MaxUint64
+		}
 		n++
 	}
-	return n, i, false, ""
+	return n, i, sum, false, ""
 }
 
 // countPastHeader returns why a row is malformed when the token at or

@@ -110,6 +110,8 @@ type Sim struct {
 	asRoot bool // root opens read-only files for writing
 	writes []Write
 	denied bool // DenyWrites: a process without root
+	// rates are the IRQs given a rate (SetRate), fired by Advance.
+	rates map[int]*rate
 }
 
 // New builds the tree of cfg in TempDir(t) and fails the test on error.
