@@ -1,8 +1,10 @@
 package affinity
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/irqshift/irqshift/sysfs"
@@ -85,6 +87,13 @@ type Planner struct {
 	// BalanceLoad (or "") the IRQs' rates (IRQ.Rate), with BalanceCount
 	// nothing more.
 	Balance Balance
+	// Steady says that the IRQs are where an earlier plan with rates left
+	// them (the daemon, once it planned with rates): the busiest CPU is
+	// then cut only when the cut is material (MaterialCut). Otherwise (a
+	// command, the daemon's first plan with rates) it is cut as far as it
+	// goes, so that what the daemon then keeps is a placement the planner
+	// chose, not one it merely tolerated.
+	Steady bool
 	// Nodes maps a NUMA node to its CPUs (from sysfs.CPUInfo.Node). Nil or
 	// empty means NUMA is ignored: every IRQ's home is all allowed CPUs.
 	Nodes map[int]sysfs.CPUSet
@@ -229,6 +238,13 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	if allowed.IsEmpty() {
 		return plan, fmt.Errorf("%w: no allowed online CPU to place IRQs on", ErrBadCPU)
 	}
+	// The rates on each CPU, for Balance "load": first the IRQs the plan
+	// does not place (unmovable device IRQs, pinned ones), then each
+	// group's as it is placed. nil: counts only.
+	var rates *cpuRates
+	if p.byLoad() {
+		rates = newCPURates(irqs, allowed)
+	}
 	// The node homes in node order, then the node-less IRQs.
 	type group struct {
 		node int // the lowest node with this home
@@ -250,6 +266,7 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 			// its pin; one whose pin has no allowed CPU left is spread
 			// like the others until its CPUs return.
 			if target, pin, ok := p.Pins.pinTarget(*irq, allowed); ok && !target.IsEmpty() {
+				rates.add(pinnedCPU(irq, target), irq.Rate)
 				if irq.Affinity.Equal(target) && (!irq.HasEffective || irq.Effective.IsSubsetOf(target)) {
 					plan.Skipped = append(plan.Skipped, Skip{IRQ: irq.IRQ, Class: SkipPinned, Reason: pinnedReason(pin)})
 				} else {
@@ -284,7 +301,7 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	total := make([]int, allowed.Last()+1)
 	for _, g := range groups {
 		load := make([]int, len(total))
-		p.spreadGroup(&plan, g.irqs, g.home, load, func(irq *IRQ) string {
+		p.spreadGroup(&plan, g.irqs, g.home, load, rates, func(irq *IRQ) string {
 			if irq.Where().IsSubsetOf(g.home) {
 				return "rebalance"
 			}
@@ -294,16 +311,31 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 			total[cpu] += n
 		}
 	}
-	p.spreadGroup(&plan, nodeless, allowed, total, func(*IRQ) string { return "rebalance" })
+	p.spreadGroup(&plan, nodeless, allowed, total, rates, func(*IRQ) string { return "rebalance" })
 	sortPlan(&plan)
 	return plan, nil
+}
+
+// byLoad reports whether plans look at rates (Balance "load", the default).
+func (p *Planner) byLoad() bool { return p.Balance != BalanceCount }
+
+// pinnedCPU is the CPU a pinned IRQ fires on once on target: where it is
+// delivered if that is in target, else the first CPU of target, which is
+// where the GIC delivers an IRQ of a multi-CPU mask.
+func pinnedCPU(irq *IRQ, target sysfs.CPUSet) int {
+	if cpu := deliveryCPU(irq); cpu >= 0 && target.Contains(cpu) {
+		return cpu
+	}
+	return target.First()
 }
 
 // spreadGroup plans group, the IRQs of one home, over home with fewest
 // moves (see Rebalance). load is indexed by CPU and covers home; it holds
 // on entry what other groups leave on each CPU and on return that plus
-// this group. reason names a move that changes an IRQ's CPU.
-func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load []int, reason func(*IRQ) string) {
+// this group. rates, when not nil (Balance "load"), holds the rates on
+// each CPU in the same way, and the group is placed with them (keep,
+// filler, improve). reason names a move that changes an IRQ's CPU.
+func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load []int, rates *cpuRates, reason func(*IRQ) string) {
 	if len(group) == 0 {
 		return
 	}
@@ -326,12 +358,27 @@ func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load 
 			rest = append(rest, irq)
 		}
 	}
-	// Each CPU keeps its settled IRQs first, then those to narrow, each in
+	// Each CPU keeps its settled IRQs first, then those to narrow; within
+	// each kind the busy ones first, the busiest first (by load), then in
 	// IRQ order.
 	keepFirst := func(cpu int) {
 		slices.SortFunc(on[cpu], func(a, b *IRQ) int {
 			if d := boolRank(!settledOn(a, cpu)) - boolRank(!settledOn(b, cpu)); d != 0 {
 				return d
+			}
+			if rates != nil {
+				ab, bb := rates.isBusy(a.Rate), rates.isBusy(b.Rate)
+				switch {
+				case ab && !bb:
+					return -1
+				case bb && !ab:
+					return 1
+				case ab && a.Rate != b.Rate:
+					if a.Rate > b.Rate {
+						return -1
+					}
+					return 1
+				}
 			}
 			return a.IRQ - b.IRQ
 		})
@@ -349,30 +396,47 @@ func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load 
 	slices.SortStableFunc(over, func(a, b int) int {
 		return boolRank(!settledOn(on[a][capacity[a]], a)) - boolRank(!settledOn(on[b][capacity[b]], b))
 	})
-	for _, cpu := range over[:min(extra, len(over))] {
+	granted := min(extra, len(over))
+	for _, cpu := range over[:granted] {
 		capacity[cpu]++
 	}
 
+	placements := make([]placed, 0, len(group))
 	for cpu := home.First(); cpu >= 0; cpu = home.Next(cpu) {
 		kept := min(len(on[cpu]), capacity[cpu])
 		load[cpu] += kept
 		for _, irq := range on[cpu][:kept] {
-			if !settledOn(irq, cpu) {
-				plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Narrow: true, Reason: "narrow"})
-			}
+			placements = append(placements, placed{irq: irq, cpu: cpu})
+			rates.add(cpu, irq.Rate)
 		}
 		rest = append(rest, on[cpu][kept:]...)
 	}
-	// The least-loaded CPU is always below its place: the kept IRQs fill no
-	// CPU beyond the level, and beyond it by one on at most extra CPUs,
-	// while the group holds enough IRQs to bring every CPU to the level and
-	// extra more; so this ends with every CPU that was at or below the
-	// level at it or one above, extra of them above.
+	// The kept IRQs fill no CPU beyond the level, and beyond it by one on
+	// at most extra CPUs, while the group holds enough IRQs to bring every
+	// CPU to the level and extra more; so the filler always finds room,
+	// and this ends with every CPU that was at or below the level at it or
+	// one above, extra of them above. Without rates the IRQs go in IRQ
+	// order, each to the least-loaded CPU (cursor for ties).
 	slices.SortStableFunc(rest, func(a, b *IRQ) int { return a.IRQ - b.IRQ })
-	spread := newSpreader(&p.Cursor, home, load)
+	if rates != nil {
+		busyFirst(rest, rates)
+	}
+	fill := &filler{home: home, count: load, rates: rates, level: level, extra: extra - granted, cursor: &p.Cursor, steady: p.Steady}
 	for _, irq := range rest {
-		cpu := spread.place()
-		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: reason(irq)})
+		placements = append(placements, placed{irq: irq, cpu: fill.place(irq), why: reason(irq)})
+	}
+	if rates != nil {
+		fill.improve(placements, loadReason(rates))
+	}
+	for _, pl := range placements {
+		irq := pl.irq
+		switch {
+		case pl.cpu == deliveryCPU(irq) && settledOn(irq, pl.cpu):
+		case pl.cpu == deliveryCPU(irq):
+			plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(pl.cpu), Narrow: true, Reason: "narrow"})
+		default:
+			plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(pl.cpu), Reason: pl.why})
+		}
 	}
 }
 
@@ -472,6 +536,17 @@ func (p *Planner) Drain(irqs []IRQ, drained, allowed sysfs.CPUSet) (Plan, error)
 		free = append(free, irq)
 	}
 	slices.SortStableFunc(free, func(a, b *IRQ) int { return a.IRQ - b.IRQ })
+	reason := func(irq *IRQ, home sysfs.CPUSet) string {
+		if home.Equal(targets) {
+			return "drain " + drained.String()
+		}
+		return fmt.Sprintf("drain %s within node %d", drained, irq.Node)
+	}
+	if p.byLoad() {
+		p.drainByLoad(&plan, irqs, free, drained, targets, load, reason)
+		sortPlan(&plan)
+		return plan, nil
+	}
 	// One spreader per home, all on the same load: loads only grow, so a
 	// spreader whose lowest load went stale finds it again.
 	spreaders := map[string]*spreader{}
@@ -482,15 +557,83 @@ func (p *Planner) Drain(irqs []IRQ, drained, allowed sysfs.CPUSet) (Plan, error)
 			spread = newSpreader(&p.Cursor, home, load)
 			spreaders[home.String()] = spread
 		}
-		reason := "drain " + drained.String()
-		if !home.Equal(targets) {
-			reason += fmt.Sprintf(" within node %d", irq.Node)
-		}
 		cpu := spread.place()
-		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: reason})
+		plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: reason(irq, home)})
 	}
 	sortPlan(&plan)
 	return plan, nil
+}
+
+// drainByLoad places the free IRQs of a drain with their rates: grouped by
+// home, the node homes first in node order and then those whose home is
+// every target, each group water-filled over its home on the shared load
+// (the counts end as the count-only drain's would), the busy IRQs first,
+// each to the CPU of its home with the lowest rate that has room. Only the
+// drained CPUs' IRQs move: a drain does not improve the rest.
+func (p *Planner) drainByLoad(plan *Plan, irqs []IRQ, free []*IRQ, drained, targets sysfs.CPUSet, load []int, reason func(*IRQ, sysfs.CPUSet) string) {
+	rates := &cpuRates{rate: make([]float64, len(load)), busy: make([]int, len(load)), threshold: busyThreshold(irqs)}
+	for i := range irqs {
+		irq := &irqs[i]
+		if irq.Class == ClassPerCPU || irq.Rate == 0 {
+			continue
+		}
+		if where := irq.Where(); !where.Intersect(drained).IsEmpty() {
+			continue // leaves with the drain (pinned ones are in plan)
+		}
+		if cpu := deliveryCPU(irq); cpu >= 0 && targets.Contains(cpu) {
+			rates.add(cpu, irq.Rate)
+		}
+	}
+	for _, m := range plan.Moves {
+		if irq := irqByNumber(irqs, m.IRQ); irq != nil {
+			rates.add(pinnedCPU(irq, m.To), irq.Rate)
+		}
+	}
+	type group struct {
+		node int
+		home sysfs.CPUSet
+		irqs []*IRQ
+	}
+	var groups []*group
+	byHome := map[string]*group{}
+	for _, irq := range free {
+		home := p.Home(*irq, targets)
+		g := byHome[home.String()]
+		if g == nil {
+			g = &group{node: irq.Node, home: home}
+			if home.Equal(targets) {
+				g.node = math.MaxInt // after every node home
+			}
+			byHome[home.String()] = g
+			groups = append(groups, g)
+		}
+		g.node = min(g.node, irq.Node)
+		if home.Equal(targets) {
+			g.node = math.MaxInt
+		}
+		g.irqs = append(g.irqs, irq)
+	}
+	slices.SortStableFunc(groups, func(a, b *group) int { return cmp.Compare(a.node, b.node) })
+	for _, g := range groups {
+		level, extra := waterLevel(g.home, load, len(g.irqs))
+		fill := &filler{home: g.home, count: load, rates: rates, level: level, extra: extra, cursor: &p.Cursor}
+		busyFirst(g.irqs, rates)
+		for _, irq := range g.irqs {
+			cpu := fill.place(irq)
+			plan.Moves = append(plan.Moves, Move{IRQ: irq.IRQ, From: irq.Where(), To: sysfs.NewCPUSet(cpu), Reason: reason(irq, g.home)})
+		}
+	}
+}
+
+// irqByNumber returns the IRQ numbered n of irqs, nil if none. Linear: for
+// the few pinned moves of a drain.
+func irqByNumber(irqs []IRQ, n int) *IRQ {
+	for i := range irqs {
+		if irqs[i].IRQ == n {
+			return &irqs[i]
+		}
+	}
+	return nil
 }
 
 func sortPlan(plan *Plan) {
