@@ -125,13 +125,19 @@ func flagSpellings(flags []cli.Flag) (value, boolean map[string]bool) {
 	return value, boolean
 }
 
-// reorderable are the commands that take arguments and only boolean flags.
+// reorderable are the commands that take arguments, whose flags are
+// booleans or in commandValueFlags.
 var reorderable = map[string]bool{"drain": true, "undrain": true, "offline": true, "online": true, "pin": true, "unpin": true}
+
+// commandValueFlags are the flags of reorderable commands that take a
+// value: flagsFirst moves the value with its flag.
+var commandValueFlags = map[string]bool{"--sample": true, "-sample": true}
 
 // flagsFirst moves a command's flags before its CPU arguments, so that
 // "irqshift drain 2 --dry-run" works as people type it: urfave/cli stops
-// reading flags at the first argument. Every command flag is a boolean, so
-// no value is separated from its flag. "--" ends the reordering.
+// reading flags at the first argument. A flag of commandValueFlags takes
+// its value along (unless written flag=value); every other command flag is
+// a boolean. "--" ends the reordering.
 func flagsFirst(args []string) []string {
 	cmd := -1
 	for i := 1; i < len(args); i++ {
@@ -154,14 +160,20 @@ func flagsFirst(args []string) []string {
 		return args
 	}
 	var flags, positional []string
-	for i, arg := range args[cmd+1:] {
+	tail := args[cmd+1:]
+	for i := 0; i < len(tail); i++ {
+		arg := tail[i]
 		if arg == "--" {
-			positional = append(positional, args[cmd+1+i:]...)
+			positional = append(positional, tail[i:]...)
 			break
 		}
-		if strings.HasPrefix(arg, "-") && len(arg) > 1 && (arg[1] < '0' || arg[1] > '9') {
+		switch {
+		case commandValueFlags[arg] && i+1 < len(tail):
+			flags = append(flags, arg, tail[i+1])
+			i++
+		case strings.HasPrefix(arg, "-") && len(arg) > 1 && (arg[1] < '0' || arg[1] > '9'):
 			flags = append(flags, arg)
-		} else {
+		default:
 			positional = append(positional, arg)
 		}
 	}
@@ -230,6 +242,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (format in the README)"}
 	dryRunFlag := &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, write nothing"}
 	verifyFlag := &cli.BoolFlag{Name: "verify", Usage: "afterwards, prove with eBPF over 2 s that moved IRQs fire on their new CPUs (exit 3 if not)"}
+	sampleFlag := &cli.DurationFlag{Name: "sample", Value: defaultSample, Usage: "measure each IRQ's interrupt rate for this long first (0: counts only; 0 unless given on a fixture tree)"}
 	// Options that also come from the environment and the config file
 	// name their variable; settings.go resolves them in one order (flag >
 	// environment > config file > default), so no flag here has EnvVars.
@@ -251,20 +264,20 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			{
 				Name:   "list",
 				Usage:  "show every IRQ with its chip, affinity, effective CPU, count and class",
-				Flags:  []cli.Flag{jsonFlag},
+				Flags:  []cli.Flag{jsonFlag, sampleFlag},
 				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdList)),
 			},
 			{
 				Name:   "rebalance",
 				Usage:  "spread every movable IRQ round-robin over the allowed CPUs",
-				Flags:  []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
+				Flags:  []cli.Flag{jsonFlag, dryRunFlag, verifyFlag, sampleFlag},
 				Action: withOptions(stdout, stderr, getenv, true, noArgs(cmdRebalance)),
 			},
 			{
 				Name:      "drain",
 				Usage:     "move every movable IRQ off the given CPUs and keep them off until undrain",
 				ArgsUsage: "CPU...",
-				Flags:     []cli.Flag{jsonFlag, dryRunFlag, verifyFlag},
+				Flags:     []cli.Flag{jsonFlag, dryRunFlag, verifyFlag, sampleFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdDrain),
 			},
 			{
@@ -278,7 +291,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Name:      "offline",
 				Usage:     "drain the given CPUs, take them offline, and check that no movable IRQ is left on them",
 				ArgsUsage: "CPU...",
-				Flags:     []cli.Flag{jsonFlag, verifyFlag},
+				Flags:     []cli.Flag{jsonFlag, verifyFlag, sampleFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOffline),
 			},
 			watchCommand(withOptions(stdout, stderr, getenv, true, noArgs(cmdWatch))),
@@ -338,6 +351,7 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "include-pinned", Usage: "let rebalance move IRQs the admin pinned (" + settingIncludePinned.key + ")"},
 		&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + state.DefaultPath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 		&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
+		&cli.StringFlag{Name: "balance", Usage: "load (default): with IRQ counts per CPU within one, put busy IRQs on distinct CPUs and keep the busiest CPU's interrupt rate low; count: counts only (" + settingBalance.key + ")"},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"}}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,8 +16,31 @@ import (
 // Each command turns its flags into a request, calls one operation and
 // renders the report; the operations are in package ops.
 
+// defaultSample is how long list, rebalance, drain and offline measure
+// interrupt rates by default: a second gives a busy IRQ (tens to
+// thousands a second) a rate, and is short beside the commands' own work.
+const defaultSample = time.Second
+
+// sample returns --sample, refusing a negative window. On a fixture tree
+// (--proc/--sys elsewhere than the live system) the counts never change,
+// so unless given it is 0 there.
+func (o *options) sample(c *cli.Context) (time.Duration, error) {
+	d := c.Duration("sample")
+	if d < 0 {
+		return 0, usageError("--sample: %s is negative (0 counts only)", d)
+	}
+	if !c.IsSet("sample") && !o.fs.IsLive() {
+		return 0, nil
+	}
+	return d, nil
+}
+
 func cmdList(c *cli.Context, o *options) error {
-	report, err := ops.List(c.Context, o.env)
+	window, err := o.sample(c)
+	if err != nil {
+		return err
+	}
+	report, err := ops.List(c.Context, o.env, ops.ListRequest{Sample: window})
 	if err != nil {
 		return err
 	}
@@ -27,7 +51,11 @@ func cmdList(c *cli.Context, o *options) error {
 }
 
 func cmdRebalance(c *cli.Context, o *options) error {
-	report, err := ops.Rebalance(c.Context, o.env, ops.RebalanceRequest{DryRun: o.dryRun})
+	window, err := o.sample(c)
+	if err != nil {
+		return err
+	}
+	report, err := ops.Rebalance(c.Context, o.env, ops.RebalanceRequest{DryRun: o.dryRun, Sample: window})
 	return o.renderApply(c, report, err)
 }
 
@@ -36,7 +64,11 @@ func cmdDrain(c *cli.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	report, err := ops.Drain(c.Context, o.env, ops.DrainRequest{CPUs: cpus, DryRun: o.dryRun})
+	window, err := o.sample(c)
+	if err != nil {
+		return err
+	}
+	report, err := ops.Drain(c.Context, o.env, ops.DrainRequest{CPUs: cpus, DryRun: o.dryRun, Sample: window})
 	return o.renderApply(c, report, err)
 }
 
@@ -87,7 +119,11 @@ func cmdOffline(c *cli.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	report, opErr := ops.Offline(c.Context, o.env, ops.OfflineRequest{CPUs: cpus})
+	window, err := o.sample(c)
+	if err != nil {
+		return err
+	}
+	report, opErr := ops.Offline(c.Context, o.env, ops.OfflineRequest{CPUs: cpus, Sample: window})
 	if report == nil {
 		return opErr
 	}

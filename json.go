@@ -1,7 +1,9 @@
 package main
 
 import (
+	"math"
 	"strconv"
+	"time"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/ops"
@@ -27,18 +29,20 @@ type cpusJSON struct {
 }
 
 type irqJSON struct {
-	IRQ       int               `json:"irq"`
-	Chip      string            `json:"chip"`
-	HWIRQ     *uint64           `json:"hwirq"`
-	Trigger   string            `json:"trigger"`
-	Actions   []string          `json:"actions"`
-	Counts    map[string]uint64 `json:"counts"`
-	Total     uint64            `json:"total"`
-	Affinity  sysfs.CPUSet      `json:"affinity"`
-	Effective sysfs.CPUSet      `json:"effective"`
-	Class     affinity.Class    `json:"class"`
-	Movable   bool              `json:"movable"`
-	Reason    string            `json:"reason"`
+	IRQ     int               `json:"irq"`
+	Chip    string            `json:"chip"`
+	HWIRQ   *uint64           `json:"hwirq"`
+	Trigger string            `json:"trigger"`
+	Actions []string          `json:"actions"`
+	Counts  map[string]uint64 `json:"counts"`
+	Total   uint64            `json:"total"`
+	// Rate is interrupts per second over --sample, null with --sample 0.
+	Rate      *float64       `json:"rate"`
+	Affinity  sysfs.CPUSet   `json:"affinity"`
+	Effective sysfs.CPUSet   `json:"effective"`
+	Class     affinity.Class `json:"class"`
+	Movable   bool           `json:"movable"`
+	Reason    string         `json:"reason"`
 	// Node is the NUMA node of the IRQ's device, -1 when unknown.
 	Node int `json:"node"`
 	// Pin is the admin's mask irqshift keeps for this IRQ, or null.
@@ -146,6 +150,7 @@ func listJSON(report *ops.ListReport) listDoc {
 			Actions:   irq.Actions,
 			Counts:    make(map[string]uint64, len(irq.Counts)),
 			Total:     irq.Total,
+			Rate:      rateJSON(report.Sampled, irq.Rate),
 			Affinity:  irq.Affinity,
 			Effective: irq.Effective,
 			Class:     irq.Class,
@@ -201,4 +206,14 @@ func nonNil(results []affinity.Result) []affinity.Result {
 		return []affinity.Result{}
 	}
 	return results
+}
+
+// rateJSON is an IRQ's rate rounded to a hundredth, or null when no window
+// was sampled.
+func rateJSON(window time.Duration, rate float64) *float64 {
+	if window <= 0 {
+		return nil
+	}
+	r := math.Round(rate*100) / 100
+	return &r
 }

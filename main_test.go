@@ -86,6 +86,9 @@ func TestFlagsFirst(t *testing.T) {
 		{"irqshift watch --log-level debug --coexist", "irqshift --log-level debug watch --coexist"},
 		{"irqshift --state /s watch --metrics-address :1 --include-pinned", "irqshift --state /s --include-pinned watch --metrics-address :1"},
 		{"irqshift drain 2 --log-level=info --json", "irqshift --log-level=info drain --json 2"},
+		{"irqshift drain 2 --sample 3s 5", "irqshift drain --sample 3s 2 5"},
+		{"irqshift offline 2 --sample=0", "irqshift offline --sample=0 2"},
+		{"irqshift --balance count drain 2 --sample 0 --json", "irqshift --balance count drain --sample 0 --json 2"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(flagsFirst(strings.Fields(tt.in)), " "); got != tt.want {
@@ -111,7 +114,8 @@ func TestGlobalValueFlagsComplete(t *testing.T) {
 }
 
 // TestReorderableCommandsHaveOnlyBoolFlags keeps flagsFirst safe: moving a
-// flag that takes a value would separate it from its value.
+// flag that takes a value would separate it from its value, unless
+// flagsFirst knows it (commandValueFlags).
 func TestReorderableCommandsHaveOnlyBoolFlags(t *testing.T) {
 	app := newApp(nil, nil, func(string) string { return "" })
 	for _, cmd := range app.Commands {
@@ -119,8 +123,13 @@ func TestReorderableCommandsHaveOnlyBoolFlags(t *testing.T) {
 			continue
 		}
 		for _, f := range cmd.Flags {
-			if _, ok := f.(*cli.BoolFlag); !ok {
-				t.Errorf("command %s is reorderable but flag %v takes a value", cmd.Name, f.Names())
+			if _, ok := f.(*cli.BoolFlag); ok {
+				continue
+			}
+			for _, name := range f.Names() {
+				if !commandValueFlags["--"+name] || !commandValueFlags["-"+name] {
+					t.Errorf("command %s is reorderable but flag %q takes a value flagsFirst does not know", cmd.Name, name)
+				}
 			}
 		}
 	}

@@ -59,7 +59,7 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 		fmt.Fprintf(w, "CPUs drained %s: %s; irqshift undrain gives them back\n", drained, strings.Join(parts, ", "))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IRQ\tCHIP\tHWIRQ\tTRIGGER\tNODE\tAFFINITY\tEFFECTIVE\tTOTAL\tCLASS\tACTIONS\tWHY NOT MOVABLE")
+	fmt.Fprintln(tw, "IRQ\tCHIP\tHWIRQ\tTRIGGER\tNODE\tAFFINITY\tEFFECTIVE\tTOTAL\tRATE/S\tCLASS\tACTIONS\tWHY NOT MOVABLE")
 	for _, irq := range st.IRQs {
 		hw := "-"
 		if irq.HasHWIRQ {
@@ -77,8 +77,12 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 		if irq.Node >= 0 {
 			node = strconv.Itoa(irq.Node)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", irq.IRQ, dash(irq.Chip), hw, dash(trigger), node,
-			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, class, actionsText(irq.Actions), dash(irq.Reason))
+		rate := "-"
+		if report.Sampled > 0 {
+			rate = strconv.FormatFloat(irq.Rate, 'f', 1, 64)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", irq.IRQ, dash(irq.Chip), hw, dash(trigger), node,
+			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, rate, class, actionsText(irq.Actions), dash(irq.Reason))
 	}
 	return tw.Flush()
 }

@@ -37,6 +37,7 @@ var (
 	settingIncludePinned   = newSetting("include-pinned", "IRQSHIFT_INCLUDE_PINNED")
 	settingState           = newSetting("state", "IRQSHIFT_STATE")
 	settingNUMA            = newSetting("numa", "IRQSHIFT_NUMA")
+	settingBalance         = newSetting("balance", "IRQSHIFT_BALANCE")
 	settingCheckInterval   = newSetting("check-interval", "IRQSHIFT_CHECK_INTERVAL")
 	settingMetricsAddress  = newSetting("metrics-address", "IRQSHIFT_METRICS_ADDRESS")
 	settingNoVerify        = newSetting("no-verify", "IRQSHIFT_NO_VERIFY")
@@ -253,6 +254,12 @@ func (r *resolver) settings() (ops.Settings, error) {
 	case "ignore":
 	default:
 		return out, usageError("%s: %s is not local or ignore", originName(origin, settingNUMA), quote.Quote(text))
+	}
+	out.Balance = affinity.BalanceLoad
+	if text, origin := r.get(settingBalance); strings.TrimSpace(text) != "" {
+		if out.Balance, err = affinity.ParseBalance(strings.TrimSpace(text)); err != nil {
+			return out, usageError("%s: %s is not load or count", originName(origin, settingBalance), quote.Quote(text))
+		}
 	}
 	return out, nil
 }

@@ -43,6 +43,10 @@ type EngineConfig struct {
 	// by; nil is time.Now. Tests pass the clock they advance the
 	// simulator's counts with.
 	Clock func() time.Time
+	// TrackRates makes every full Load measure the IRQs' rates since the
+	// last full Load at least MinRateWindow before, and plan with the
+	// median of the last three such windows (RateHistory): the daemon.
+	TrackRates bool
 }
 
 // Engine ties snapshot, classification, planning and applying together. The
@@ -88,12 +92,18 @@ type Engine struct {
 	// rates are the IRQs' rates the planner sees (SetRates), by Key.
 	rates Rates
 	clock func() time.Time
+	// trackRates, history and lastFull measure rates between full loads
+	// (EngineConfig.TrackRates): lastFull is the start of the window.
+	trackRates bool
+	history    RateHistory
+	lastFull   *State
 }
 
 // NewEngine builds an Engine with an empty state.
 func NewEngine(c EngineConfig) *Engine {
 	e := &Engine{fs: c.FS, kernel: c.Kernel, hotplug: c.Hotplug, banned: c.Banned, policy: c.Policy,
-		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, numa: c.NUMA, logger: c.Logger, clock: c.Clock}
+		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, numa: c.NUMA, logger: c.Logger, clock: c.Clock,
+		trackRates: c.TrackRates}
 	if e.clock == nil {
 		e.clock = time.Now
 	}
@@ -172,6 +182,27 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// measure ends a rate window at st, a full load, if the window is long
+// enough (else the window goes on to the next one), and gives st the
+// smoothed rates.
+func (e *Engine) measure(st *State) {
+	if e.lastFull == nil {
+		e.lastFull = st
+		return
+	}
+	if st.Taken.Sub(e.lastFull.Taken) < MinRateWindow {
+		return
+	}
+	e.history.Add(MeasureRates(e.lastFull, st))
+	e.lastFull = st
+	e.SetRates(e.history.Smoothed())
+	e.applyRates(st)
+}
+
+// RateWindows is how many rate windows the engine has measured, up to
+// the three it keeps (EngineConfig.TrackRates).
+func (e *Engine) RateWindows() int { return e.history.Windows() }
+
 // applyRates sets IRQ.Rate of st's IRQs from the engine's rates.
 func (e *Engine) applyRates(st *State) {
 	for i := range st.IRQs {
@@ -202,6 +233,10 @@ func (e *Engine) SetTrackPins(on bool) { e.trackPins = on }
 // SetNoCounts makes snapshots leave the interrupt counts out (the daemon,
 // which plans from the rows and never shows counts; Total is then 0).
 func (e *Engine) SetNoCounts(on bool) { e.noCounts = on }
+
+// SetTrackRates turns measuring rates between full loads on or off
+// (EngineConfig.TrackRates).
+func (e *Engine) SetTrackRates(on bool) { e.trackRates = on }
 
 // SetCacheStaticCPUs turns the cache of the static CPU files on or off.
 func (e *Engine) SetCacheStaticCPUs(on bool) { e.cacheStaticCPUs = on }
@@ -350,6 +385,9 @@ func (e *Engine) Load() (*State, error) {
 		e.staticCPUs = &cpus
 	}
 	st := e.state(snap)
+	if e.trackRates {
+		e.measure(st)
+	}
 	if e.trackPins && consistent {
 		e.learnFollowers(st)
 		// The kernel's own masks are not pins: the online sets of a
@@ -581,6 +619,9 @@ func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Resu
 	if err != nil {
 		return st, plan, nil, err
 	}
+	// From now on the IRQs are where a plan with rates put them: the next
+	// plans keep a cut of the busiest CPU only when it is material.
+	e.planner.Steady = e.planner.Steady || len(e.rates) > 0
 	results := e.Applier(st, sysfs.CPUSet{}).Apply(ctx, plan, st.IRQs)
 	refused := func(rs []Result) bool {
 		return slices.ContainsFunc(rs, func(r Result) bool { return r.Status == StatusUnmovable })

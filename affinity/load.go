@@ -444,13 +444,16 @@ func quietCPUs(cpus []int, r *cpuRates, count []int) []int {
 	return quiet
 }
 
+// LoadReasonPrefix begins the Reason of every move made for load.
+const LoadReasonPrefix = "load: "
+
 // loadReason is the Reason of a move made for load: one that takes a busy
 // IRQ away from another, cuts a CPU's rate, or makes room for such a move.
 func loadReason(r *cpuRates) func(from, to int, x *IRQ, swap bool) string {
 	return func(from, to int, x *IRQ, swap bool) string {
 		if swap {
-			return fmt.Sprintf("load: makes room on CPU %d for a busy IRQ", from)
+			return fmt.Sprintf(LoadReasonPrefix+"makes room on CPU %d for a busy IRQ", from)
 		}
-		return fmt.Sprintf("load: %.0f/s off CPU %d (%.0f/s) to CPU %d (%.0f/s)", x.Rate, from, r.rate[from], to, r.rate[to])
+		return fmt.Sprintf(LoadReasonPrefix+"%.0f/s off CPU %d (%.0f/s) to CPU %d (%.0f/s)", x.Rate, from, r.rate[from], to, r.rate[to])
 	}
 }

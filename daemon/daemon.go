@@ -151,6 +151,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
 	d.Engine.SetNoCounts(true)
+	// Rates come from the totals of /proc/interrupts between the full
+	// settles (the periodic check, every CheckInterval), and the quick
+	// settles of hotplug events plan with the last ones.
+	d.Engine.SetTrackRates(true)
 	// The ban files are watched before their first read, as the state.
 	bansChanged := d.Bans.watch(ctx)
 	d.refreshBans(true)
@@ -411,7 +415,17 @@ func (d *Daemon) loadState(ctx context.Context) (state.Saved, error) {
 // record logs a settle and updates the gauges from a fresh view of where
 // IRQs now are.
 func (d *Daemon) record(s Settle) {
+	moves := make(map[int]affinity.Move, len(s.Plan.Moves))
+	for _, m := range s.Plan.Moves {
+		moves[m.IRQ] = m
+	}
 	for _, r := range s.Results {
+		if m, ok := moves[r.IRQ]; ok && r.Wrote() && strings.HasPrefix(m.Reason, affinity.LoadReasonPrefix) {
+			// A move for load is a judgement, not a repair: say which
+			// IRQ went where and what the rates were.
+			d.log().Info("moved for load", "irq", r.IRQ, "from", m.From.String(), "to", r.To.String(), "reason", "load",
+				"detail", strings.TrimPrefix(m.Reason, affinity.LoadReasonPrefix))
+		}
 		switch r.Status {
 		case affinity.StatusFailed:
 			d.log().Warn("move failed", "irq", r.IRQ, "to", r.To.String(), "reason", r.Reason, "class", r.ErrorClass)

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/sysfs"
@@ -13,6 +14,10 @@ import (
 type DrainRequest struct {
 	CPUs   []int
 	DryRun bool
+	// Sample is how long to measure the IRQs' rates before planning, so
+	// that the busy IRQs of the CPUs go to quiet CPUs; 0 plans by counts
+	// only.
+	Sample time.Duration
 }
 
 // Drain moves the movable IRQs of the CPUs to the least-loaded allowed
@@ -20,7 +25,10 @@ type DrainRequest struct {
 // or the daemon puts IRQs back there. Bad input returns before anything is
 // written. An interrupted drain records nothing.
 func Drain(ctx context.Context, env *Env, req DrainRequest) (report *ApplyReport, err error) {
-	s, err := env.open(ctx, !req.DryRun)
+	if err := env.precheckCPUs(req.CPUs, false, req.Sample); err != nil {
+		return nil, err
+	}
+	s, err := env.openSampled(ctx, !req.DryRun, req.Sample)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +74,22 @@ func (s *session) planDrain(args []int, forOffline bool) (*affinity.State, sysfs
 	}
 	plan, err := s.engine.Planner().Drain(st.IRQs, cpus, st.Allowed.Difference(cpus))
 	return st, cpus, plan, err
+}
+
+// precheckCPUs refuses, before a sampling window, CPU arguments that no
+// state could make valid: a CPU that does not exist, is offline, or (for
+// offline) cannot be taken offline. The full check, against the allowed
+// CPUs, is planDrain's, under the lock.
+func (env *Env) precheckCPUs(args []int, forOffline bool, window time.Duration) error {
+	if window <= 0 {
+		return nil
+	}
+	info, err := env.FS.CPUInfo()
+	if err != nil {
+		return err
+	}
+	_, err = affinity.CheckCPUs(args, info, info.Online, forOffline)
+	return err
 }
 
 // UndrainRequest gives drained CPUs back to IRQs.

@@ -37,6 +37,38 @@ type Env struct {
 	// CheckAccess tells whether this process may write the kernel's
 	// files; nil asks FS. It runs before the lock is taken or anything read.
 	CheckAccess func() error
+	// Clock stamps the states rates are measured between, and Wait lets a
+	// sampling window pass; nil are the wall clock and a sleep. Tests pass
+	// a clock they advance with the simulator's counts.
+	Clock func() time.Time
+	Wait  func(ctx context.Context, window time.Duration) error
+}
+
+// checkAccess fails when this process may not write the kernel's files.
+func (env *Env) checkAccess() error {
+	check := env.CheckAccess
+	if check == nil {
+		check = env.FS.CheckWriteAccess
+	}
+	return check()
+}
+
+// sampleRates measures every IRQ's rate over window (nil for a window of
+// 0: the plan then counts only). It takes no lock: an operation samples
+// before it opens its session, so that a daemon waiting for the lock is
+// not held up by the window.
+func (env *Env) sampleRates(ctx context.Context, window time.Duration) (affinity.Rates, error) {
+	if window <= 0 {
+		return nil, nil
+	}
+	engine := affinity.NewEngine(affinity.EngineConfig{FS: env.FS, Clock: env.Clock, Logger: env.Logger})
+	if _, err := engine.Sample(ctx, window, env.Wait); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: while sampling interrupt rates", ErrInterrupted)
+		}
+		return nil, fmt.Errorf("sampling interrupt rates: %w", err)
+	}
+	return engine.Rates(), nil
 }
 
 func (env *Env) logger() *slog.Logger {
@@ -61,17 +93,34 @@ type session struct {
 	daemonBannedBy map[affinity.BanSource]sysfs.CPUSet
 }
 
+// openSampled is open after measuring the IRQs' rates over window (see
+// sampleRates): a writing operation checks the privilege first, so that a
+// user who may not write learns it at once, not after the window.
+func (env *Env) openSampled(ctx context.Context, writing bool, window time.Duration) (*session, error) {
+	if writing && window > 0 {
+		if err := env.checkAccess(); err != nil {
+			return nil, err
+		}
+	}
+	rates, err := env.sampleRates(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	s, err := env.open(ctx, writing)
+	if err != nil {
+		return nil, err
+	}
+	s.engine.SetRates(rates)
+	return s, nil
+}
+
 // open starts an operation. A writing one checks the privilege first,
 // then takes the state lock and reads the state under it.
 func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 	s := &session{env: env, writing: writing}
 	mode := state.Read
 	if writing {
-		check := env.CheckAccess
-		if check == nil {
-			check = env.FS.CheckWriteAccess
-		}
-		if err := check(); err != nil {
+		if err := env.checkAccess(); err != nil {
 			return nil, err
 		}
 		mode = state.Write
@@ -113,6 +162,7 @@ func (env *Env) open(ctx context.Context, writing bool) (*session, error) {
 		// dry runs show the pins already recorded.
 		TrackPins: writing && env.Store != nil,
 		Logger:    env.Logger,
+		Clock:     env.Clock,
 	}.With(settings))
 	s.engine.Restore(saved)
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/sysfs"
@@ -13,6 +14,9 @@ import (
 // OfflineRequest asks to drain CPUs and take them offline.
 type OfflineRequest struct {
 	CPUs []int
+	// Sample is how long to measure the IRQs' rates before the drain; 0
+	// plans by counts only.
+	Sample time.Duration
 }
 
 // Offline drains the CPUs, checks that no movable IRQ is left on them,
@@ -21,7 +25,10 @@ type OfflineRequest struct {
 // nothing left behind, and never after an interruption. The CPUs are
 // recorded as drained by offline: `online` gives them back.
 func Offline(ctx context.Context, env *Env, req OfflineRequest) (report *OfflineReport, err error) {
-	s, err := env.open(ctx, true)
+	if err := env.precheckCPUs(req.CPUs, true, req.Sample); err != nil {
+		return nil, err
+	}
+	s, err := env.openSampled(ctx, true, req.Sample)
 	if err != nil {
 		return nil, err
 	}

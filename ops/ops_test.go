@@ -36,7 +36,7 @@ func vm4(t *testing.T) *rig { return newRig(t, sysfstest.VM4(sysfstest.Kernel612
 // load reads the simulator's IRQs back through the engine's classifier.
 func (r *rig) state() *affinity.State {
 	r.t.Helper()
-	report, err := List(context.Background(), r.env)
+	report, err := List(context.Background(), r.env, ListRequest{})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestDrainHoldsUntilUndrain(t *testing.T) {
 	if n := r.perCPU()[3]; n != 0 {
 		t.Fatalf("CPU3 holds %d movable IRQs after rebalances and hotplug of CPU1", n)
 	}
-	list, err := List(ctx, r.env)
+	list, err := List(ctx, r.env, ListRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +422,7 @@ func TestNewerStateRefused(t *testing.T) {
 		t.Errorf("%d writes on a refused state", len(w))
 	}
 	// Reading still works.
-	if _, err := List(context.Background(), r.env); err != nil {
+	if _, err := List(context.Background(), r.env, ListRequest{}); err != nil {
 		t.Errorf("list on a newer state: %v", err)
 	}
 }

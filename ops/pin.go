@@ -127,8 +127,8 @@ func findIRQ(st *affinity.State, n int) (affinity.IRQ, error) {
 
 // List reads and classifies the state. It takes no lock and writes
 // nothing; pins and drains are those already recorded.
-func List(ctx context.Context, env *Env) (*ListReport, error) {
-	s, err := env.open(ctx, false)
+func List(ctx context.Context, env *Env, req ListRequest) (*ListReport, error) {
+	s, err := env.openSampled(ctx, false, req.Sample)
 	if err != nil {
 		return nil, err
 	}
@@ -136,5 +136,5 @@ func List(ctx context.Context, env *Env) (*ListReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ListReport{State: st, Pins: s.engine.Pins(), Drained: s.engine.Drains()}, nil
+	return &ListReport{Sampled: req.Sample, State: st, Pins: s.engine.Pins(), Drained: s.engine.Drains()}, nil
 }

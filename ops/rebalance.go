@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"time"
 
 	"github.com/irqshift/irqshift/affinity"
 )
@@ -9,11 +10,14 @@ import (
 // RebalanceRequest asks to spread every movable IRQ over the allowed CPUs.
 type RebalanceRequest struct {
 	DryRun bool
+	// Sample is how long to measure the IRQs' rates before planning; 0
+	// plans by counts only.
+	Sample time.Duration
 }
 
 // Rebalance plans a rebalance and, unless DryRun, applies it.
 func Rebalance(ctx context.Context, env *Env, req RebalanceRequest) (report *ApplyReport, err error) {
-	s, err := env.open(ctx, !req.DryRun)
+	s, err := env.openSampled(ctx, !req.DryRun, req.Sample)
 	if err != nil {
 		return nil, err
 	}

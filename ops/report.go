@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/sysfs"
@@ -138,8 +139,18 @@ type UnpinReport struct {
 	Vanished bool
 }
 
+// ListRequest asks for the IRQs and CPUs as they are.
+type ListRequest struct {
+	// Sample is how long to measure the IRQs' rates (IRQ.Rate); 0 shows
+	// none.
+	Sample time.Duration
+}
+
 // ListReport is the classified state with what the operator decided.
 type ListReport struct {
+	// Sampled is the window the rates (IRQ.Rate) were measured over; 0
+	// when none was.
+	Sampled time.Duration
 	State   *affinity.State
 	Pins    affinity.Pins
 	Drained affinity.Drains

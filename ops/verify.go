@@ -65,7 +65,7 @@ func Verify(ctx context.Context, env *Env, req VerifyRequest) (*VerifyReport, er
 	if req.Duration <= 0 {
 		return nil, badRequest("verify: the duration must be positive")
 	}
-	list, err := List(ctx, env)
+	list, err := List(ctx, env, ListRequest{})
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,9 @@ var goldenCases = []goldenCase{
 	{name: "list-6.1-json", tree: "vm4-6.1", args: []string{"list", "--json"}},
 	{name: "list-6.12", tree: "vm4-6.12", args: []string{"list"}},
 	{name: "list-6.12-json", tree: "vm4-6.12", args: []string{"list", "--json"}},
+	// A window on a fixture tree: the counts stand still, every rate is 0
+	// (without --sample a fixture tree is not sampled and rates are null).
+	{name: "list-6.12-sampled", tree: "vm4-6.12", args: []string{"list", "--sample", "50ms"}},
 	{name: "list-pinned2-cpu2-offline", tree: "vm4-6.1-pinned2-cpu2-offline", args: []string{"list"}},
 	{name: "list-cpus13-offline", tree: "vm4-6.1-cpus13-offline", args: []string{"list"}},
 	{name: "list-cpus13-offline-json", tree: "vm4-6.1-cpus13-offline", args: []string{"list", "--json"}},
