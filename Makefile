@@ -12,6 +12,10 @@ LDFLAGS := -X main.version=$(VERSION)
 TOOLS := $(CURDIR)/$(BIN)/tools
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+# promtool, from Debian's prometheus package (deploy/promtool.sh: apt-get download, only promtool
+# unpacked, nothing installed or started), for the tests of deploy/prometheus. Remove
+# $(TOOLS)/prometheus to fetch the current package again.
+PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -37,9 +41,16 @@ test: test-host test-race test-unit test-deb vm-test
 .PHONY: test-systemd
 test-systemd: vm-test-systemd
 
-# Host tests; fuzz targets run their seed corpora here.
-test-host:
-	$(GO) test -count=1 ./...
+# Host tests; fuzz targets run their seed corpora here. PROMTOOL makes deploy/'s promtool tests
+# run for real: they fail if it is missing, rather than skip.
+test-host: $(PROMTOOL)
+	PROMTOOL=$(PROMTOOL) $(GO) test -count=1 ./...
+
+# `make promtool` fetches it alone.
+.PHONY: promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	bash deploy/promtool.sh $(TOOLS)/prometheus
 
 # The core packages again under the race detector (the daemon's goroutines, the hotplug listener and
 # watcher, the state lock, the simulator's locking). The race detector needs cgo, hence gcc.
