@@ -57,7 +57,7 @@ $(PROMTOOL):
 # Measured 2026-12-06 on the shared 2-core machine (load 6-7): 50 s with a warm build cache,
 # 2 min 35 s from an empty one (compiling the race-instrumented standard library and
 # dependencies), against 49 s for test-host.
-RACE_PKGS := ./affinity/ ./daemon/ ./hotplug/ ./ops/ ./state/ ./sysfs/... ./internal/...
+RACE_PKGS := ./affinity/ ./daemon/ ./hotplug/ ./ops/ ./state/ ./sysfs/... ./internal/... ./top/
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
 

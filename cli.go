@@ -296,6 +296,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 			},
 			watchCommand(withOptions(stdout, stderr, getenv, true, noArgs(cmdWatch))),
 			verifyCommand(stdout, stderr, getenv),
+			topCommand(stdout, stderr, getenv),
 			{
 				Name:   "man",
 				Usage:  "print the man page (roff), for make install",

@@ -157,7 +157,7 @@ func (e *Engine) Sample(ctx context.Context, window time.Duration, wait func(con
 		return first, err
 	}
 	if wait == nil {
-		wait = sleepCtx
+		wait = Sleep
 	}
 	if err := wait(ctx, window); err != nil {
 		return nil, err
@@ -171,7 +171,9 @@ func (e *Engine) Sample(ctx context.Context, window time.Duration, wait func(con
 	return second, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx is done: the wait of a sampling window on
+// the live system.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

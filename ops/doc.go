@@ -1,5 +1,6 @@
 // Package ops holds irqshift's operations: rebalance, drain, undrain,
-// offline, online, pin, unpin, list and verify. Each takes a request and returns a
+// offline, online, pin, unpin, list, verify and top (the data of a frame
+// of `irqshift top`). Each takes a request and returns a
 // report; the commands of package main only turn flags into a request and
 // render the report, and the tests call the operations directly against
 // the simulator in sysfs/sysfstest.
