@@ -146,3 +146,47 @@ func TestBigTreeLoads(t *testing.T) {
 		t.Errorf("IRQs %d, classes %v", len(st.IRQs), classes)
 	}
 }
+
+// BenchmarkPlanLoad is BenchmarkPlan with rates, one IRQ in eight busy:
+// a first plan (the cut of the busiest CPU goes as far as it can), and a
+// steady one of the placement the first left.
+func BenchmarkPlanLoad(b *testing.B) {
+	var irqs []IRQ
+	for i := range 4096 {
+		irq := movableOn(i, "0-255")
+		irq.Effective = sysfs.NewCPUSet(i % 7)
+		irq.Rate = float64(i%5) / 10
+		if i%8 == 1 {
+			irq.Rate = float64(200 + (i*37)%5000)
+		}
+		irqs = append(irqs, irq)
+	}
+	allowed := cpus("0-255")
+	first, err := (&Planner{}).Rebalance(irqs, allowed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	placed := applyPlan(irqs, first)
+	b.Run("first", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var p Planner
+			if _, err := p.Rebalance(irqs, allowed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("steady", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p := Planner{Steady: true}
+			plan, err := p.Rebalance(placed, allowed)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(plan.Moves) > 0 {
+				b.Fatalf("the steady plan moves %d IRQs", len(plan.Moves))
+			}
+		}
+	})
+}

@@ -421,7 +421,7 @@ func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load 
 	if rates != nil {
 		busyFirst(rest, rates)
 	}
-	fill := &filler{home: home, count: load, rates: rates, level: level, extra: extra - granted, cursor: &p.Cursor, steady: p.Steady}
+	fill := newFiller(home, load, rates, level, extra-granted, &p.Cursor, p.Steady)
 	for _, irq := range rest {
 		placements = append(placements, placed{irq: irq, cpu: fill.place(irq), why: reason(irq)})
 	}
@@ -616,7 +616,7 @@ func (p *Planner) drainByLoad(plan *Plan, irqs []IRQ, free []*IRQ, drained, targ
 	slices.SortStableFunc(groups, func(a, b *group) int { return cmp.Compare(a.node, b.node) })
 	for _, g := range groups {
 		level, extra := waterLevel(g.home, load, len(g.irqs))
-		fill := &filler{home: g.home, count: load, rates: rates, level: level, extra: extra, cursor: &p.Cursor}
+		fill := newFiller(g.home, load, rates, level, extra, &p.Cursor, false)
 		busyFirst(g.irqs, rates)
 		for _, irq := range g.irqs {
 			cpu := fill.place(irq)
