@@ -242,7 +242,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (format in the README)"}
 	dryRunFlag := &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, write nothing"}
 	verifyFlag := &cli.BoolFlag{Name: "verify", Usage: "afterwards, prove with eBPF over 2 s that moved IRQs fire on their new CPUs (exit 3 if not)"}
-	sampleFlag := &cli.DurationFlag{Name: "sample", Value: defaultSample, Usage: "measure each IRQ's interrupt rate for this long first (0: counts only; 0 unless given on a fixture tree)"}
+	sampleFlag := &cli.DurationFlag{Name: "sample", Value: defaultSample, Usage: "measure each IRQ's interrupt rate for this long first (IRQSHIFT_SAMPLE; 0: counts only; 0 unless set on a fixture tree)"}
 	// Options that also come from the environment and the config file
 	// name their variable; settings.go resolves them in one order (flag >
 	// environment > config file > default), so no flag here has EnvVars.

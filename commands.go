@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -21,15 +22,16 @@ import (
 // thousands a second) a rate, and is short beside the commands' own work.
 const defaultSample = time.Second
 
-// sample returns --sample, refusing a negative window. On a fixture tree
-// (--proc/--sys elsewhere than the live system) the counts never change,
-// so unless given it is 0 there.
+// sample returns --sample (IRQSHIFT_SAMPLE), refusing a bad or negative
+// window. On a fixture tree (--proc/--sys elsewhere than the live system)
+// the counts never change, so unless set it is 0 there.
 func (o *options) sample(c *cli.Context) (time.Duration, error) {
-	d := c.Duration("sample")
-	if d < 0 {
-		return 0, usageError("--sample: %s is negative (0 counts only)", d)
+	text, origin := o.resolver.get(settingSample)
+	d, err := time.ParseDuration(strings.TrimSpace(text))
+	if err != nil || d < 0 {
+		return 0, usageError("%s: %s is not a duration such as 1s (0 counts only)", originName(origin, settingSample), quote.Quote(text))
 	}
-	if !c.IsSet("sample") && !o.fs.IsLive() {
+	if origin == "" && !o.fs.IsLive() {
 		return 0, nil
 	}
 	return d, nil

@@ -38,6 +38,7 @@ var (
 	settingState           = newSetting("state", "IRQSHIFT_STATE")
 	settingNUMA            = newSetting("numa", "IRQSHIFT_NUMA")
 	settingBalance         = newSetting("balance", "IRQSHIFT_BALANCE")
+	settingSample          = newSetting("sample", "IRQSHIFT_SAMPLE")
 	settingCheckInterval   = newSetting("check-interval", "IRQSHIFT_CHECK_INTERVAL")
 	settingMetricsAddress  = newSetting("metrics-address", "IRQSHIFT_METRICS_ADDRESS")
 	settingNoVerify        = newSetting("no-verify", "IRQSHIFT_NO_VERIFY")

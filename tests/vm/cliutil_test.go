@@ -93,7 +93,10 @@ func irqshiftEnv(t *testing.T, env []string, args ...string) cliRun {
 		args = append([]string{"--state", statePath(t)}, args...)
 	}
 	cmd := exec.Command(irqshiftBin, args...)
-	cmd.Env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root"}, env...)
+	// No rate sampling unless a test asks for it (--sample, or
+	// IRQSHIFT_SAMPLE in env, which comes later and wins): a second per
+	// list, rebalance, drain and offline would add minutes to the suite.
+	cmd.Env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root", "IRQSHIFT_SAMPLE=0"}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
