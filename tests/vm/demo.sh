@@ -114,7 +114,7 @@ demo_guest() {
 
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	say "irqshift demo: Linux $(uname -r) on $(grep -q GICv3 /proc/interrupts && echo 'GICv3 with ITS' || echo GICv2), $ncpu vCPUs (arm64 under QEMU), kernel booted in ${t0}s."
-	say "Devices: a PL011 UART, a PL031 RTC, virtio-rng over virtio-mmio (wired SPIs), and over PCI (MSI-X): virtio-net, virtio-rng and a virtio-blk disk with one queue per CPU."
+	say "Devices: a PL011 UART, a PL031 RTC, virtio-rng over virtio-mmio (wired SPIs), and over PCI (MSI-X): virtio-net, virtio-rng, a virtio-serial port fed from the host, and a virtio-blk disk with one queue per CPU."
 
 	step "1. The IRQ table at boot"
 	say "Every numbered row of /proc/interrupts with its mask (smp_affinity_list) and the CPU that really takes it (effective_affinity_list). CLASS is irqshift's verdict: per-cpu and managed IRQs are the kernel's; only movable ones can be moved."
@@ -199,6 +199,37 @@ demo_guest() {
 		done
 	fi
 
+	step "5. A busy device: irqshift knows where interrupts are hot"
+	say "A virtio-serial port fed from the host fires its IRQ while the guest reads it. A balancer that only counts IRQs may put it beside another busy one; irqshift measures each IRQ's rate (--sample, 1 s) and gives busy IRQs quiet CPUs."
+	port=""
+	for p in /sys/class/virtio-ports/*; do
+		[ "$(cat "$p/name" 2>/dev/null)" = irqshift-busy.0 ] && port=/dev/${p##*/}
+	done
+	birq=$(awk '$1 ~ /^[0-9]+:$/ && / virtio[0-9]+-virtqueues$/ { sub(":", "", $1); print $1; exit }' /proc/interrupts)
+	if [ -z "$port" ] || [ -z "$birq" ]; then
+		bad "no busy virtio-serial port (irqshift-busy.0) or no virtqueues IRQ"
+	else
+		cat "$port" >/dev/null 2>&1 &
+		reader=$!
+		say "Reading $port: its IRQ $birq now fires tens of times a second. irqshift top, one frame:"
+		run irqshift top --once
+		cpu=$(cat /proc/irq/"$birq"/effective_affinity_list)
+		if [ -e /sys/devices/system/cpu/cpu"$cpu"/online ]; then
+			say "IRQ $birq fires on CPU$cpu. Take CPU$cpu offline with irqshift: it samples the rates for a second, drains the CPU and sends the busy IRQ to the CPU with the lowest rate."
+			run irqshift offline "$cpu" --sample 1s
+			away="irqshift online $cpu"
+		else
+			say "IRQ $birq fires on CPU$cpu, which cannot go offline here: drain it instead, with rates."
+			run irqshift drain "$cpu" --sample 1s
+			away="irqshift undrain $cpu"
+		fi
+		new=$(cat /proc/irq/"$birq"/effective_affinity_list)
+		run irqshift top --once
+		if [ "$new" != "$cpu" ]; then ok "the busy IRQ $birq left CPU$cpu for CPU$new"; else bad "IRQ $birq is still on CPU$cpu"; fi
+		run $away
+		kill "$reader" 2>/dev/null
+	fi
+
 	printf '\n'
 	if [ $fails = 0 ]; then
 		say "Demo done in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN{printf "%.1f", b-a}')s of guest time: every step worked."
@@ -253,7 +284,7 @@ echo "demo: ready in $(since)s; booting Linux $kver, GICv3, $smp vCPUs under qem
 echo
 
 # The guest's console, minus the kernel's own lines and /init's bookkeeping.
-bash "$here/run.sh" -k "$kdir" -i "$initrd" -m script -g 3 -c "$smp" -a loglevel=3 -l "$log" 2>"$CACHE/logs/demo-run.err" |
+bash "$here/run.sh" -k "$kdir" -i "$initrd" -m script -g 3 -c "$smp" -b 1 -a loglevel=3 -l "$log" 2>"$CACHE/logs/demo-run.err" |
 	sed -u -e '/^\[ *[0-9]*\.[0-9]*\]/d' -e '/^init: /d' -e '/^IRQSHIFT-VM-RESULT: /d'
 rc=${PIPESTATUS[0]}
 echo
