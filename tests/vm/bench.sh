@@ -28,6 +28,13 @@
 #                     tests (TestBanFileLikeCRIO, TestIsolatedPartition) for BENCH_VM_BAN_ROUNDS
 #                     (default 20) rounds of ban and free each and prints their BAN-REACTION-MS
 #                     figures (the daemon's reaction_ms of reason=bans settles)
+#   BENCH_VM_BUSY     0 leaves out the busy boot of each small GICv3 configuration; `only` runs
+#                     nothing else. That boot (run.sh --busy $BENCH_VM_BUSY_DEVICES, default 3) runs
+#                     TestBusyBench with every busy port read and prints, per placement, the busiest
+#                     CPU's share of the busy interrupts (BUSY-SHARE, from /proc/interrupts over
+#                     $BENCH_VM_BUSY_WINDOW, default 10s): the kernel's own placement, the daemon at
+#                     --balance count and at --balance load, and `rebalance --sample 1s` at each;
+#                     BENCH_VM_BUSY_ROUNDS (default 1) repeats all but the kernel's
 #   BENCH_VM_APPEND   more kernel command line (e.g. IRQSHIFT_VM_SEED=1 IRQSHIFT_VM_WATCH_ARGS=...)
 #   VM_SMP            CPUs (default 4; GICv2 capped at 8), VM_TIMEOUT (s per boot, default 1200)
 set -uo pipefail
@@ -46,7 +53,9 @@ smp=${VM_SMP:-4}
 tmo=${VM_TIMEOUT:-1200}
 failed=0
 rows=()
+busyrows=()
 notes=()
+busymode=${BENCH_VM_BUSY:-1}
 
 # prepare SERIES: fetch the kernel and build its initramfs once; sets kdir, kver, initrd.
 declare -A prepared
@@ -69,6 +78,19 @@ prepare() {
 	initrd=$CACHE/initrd-$kver.gz
 	bash "$here/mkinitramfs.sh" -k "$kdir" -o "$initrd" "$@" || return 1
 	prepared[$series]="$kdir $kver $initrd"
+}
+
+# busyfigures LOG KIND: "n mean min max rate placement" of the BUSY-SHARE lines of kind=KIND in
+# LOG (rate: the busy interrupts per second, mean; placement: the busy IRQs' CPUs in the last).
+busyfigures() {
+	tr -d '\r' <"$1" | awk -v k="$2" '
+		$0 ~ / BUSY-SHARE / && index($0, " kind=" k " ") > 0 {
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+			n++; s += v["share"]; r += v["rate"]; where = v["irqs"]
+			if (n == 1 || v["share"] < lo) lo = v["share"]
+			if (n == 1 || v["share"] > hi) hi = v["share"]
+		}
+		END { if (n) printf "%d %.3f %.3f %.3f %.1f %s\n", n, s / n, lo, hi, r / n, where }'
 }
 
 # figures LOG MARKER [KIND]: "n median p90 max" of the last MARKER line in LOG (with kind=KIND when
@@ -111,6 +133,29 @@ for cfg in $configs; do
 		failed=1
 		continue
 	fi
+	if [ "$busymode" != 0 ] && [ "$gic" = 3 ] && [ "$c" -lt $bigCPUs ]; then
+		ulog=$CACHE/logs/bench-busy-$kver-gicv$gic-$vm.log
+		t=$(date +%s)
+		status=PASS
+		if ! bash "$here/run.sh" -q -k "$kdir" -i "$initrd" -g "$gic" -c "$c" -t "$tmo" -l "$ulog" --busy "${BENCH_VM_BUSY_DEVICES:-3}" \
+			-r '^TestBusyBench$' -a IRQSHIFT_VM_BUSY_BENCH=1 -a "IRQSHIFT_VM_BUSY_ROUNDS=${BENCH_VM_BUSY_ROUNDS:-1}" \
+			-a "IRQSHIFT_VM_BUSY_WINDOW=${BENCH_VM_BUSY_WINDOW:-10s}" ${BENCH_VM_APPEND:+-a "$BENCH_VM_APPEND"}; then
+			status=FAIL
+			failed=1
+		fi
+		notes+=("$kver gicv$gic $vm busy ${BENCH_VM_BUSY_DEVICES:-3}: $status in $(($(date +%s) - t))s, log $ulog")
+		for kind in kernel daemon-count daemon-load rebalance-count rebalance-load; do
+			f=$(busyfigures "$ulog" "$kind")
+			if [ -z "$f" ]; then
+				notes+=("$kver gicv$gic $vm: no BUSY-SHARE kind=$kind in $ulog")
+				failed=1
+				continue
+			fi
+			read -r n mean lo hi rate where <<<"$f"
+			busyrows+=("$(printf '%-24s %-4s %-5s %-16s %3s %6s %6s %6s %7s  %s' "$kver" "v$gic" "$c" "$kind" "$n" "$mean" "$lo" "$hi" "$rate" "$where")")
+		done
+	fi
+	[ "$busymode" != only ] || continue
 	log=$CACHE/logs/bench-$kver-gicv$gic-$vm.log
 	t=$(date +%s)
 	load0=$(cut -d' ' -f1 /proc/loadavg)
@@ -155,13 +200,23 @@ for cfg in $configs; do
 	fi
 done
 
-echo "== irqshift VM bench: daemon reaction (reaction_ms of msg=settled), $testrun (big VMs $bigrun), IRQSHIFT_VM_CHURN=$churn =="
-printf '%-24s %-4s %-9s %-7s %5s %8s %8s %8s\n' kernel gic cpus settles n median p90 max
-printf '%s\n' "${rows[@]}"
-echo "(ms; all = every settle caused by a CPU event, single = one write, burst = back-to-back writes (2; up to half the CPUs on a big VM);"
-echo " write = how long one echo 0|1 > cpuN/online took in the guest: the emulator's speed during the run;"
-echo " ban-file, ban-partition = a ban file rewritten as CRI-O does / an isolated cpuset partition made or dissolved: from the daemon seeing it to its last write;"
-echo " cpus N-numa4 = the big VM, single-threaded TCG, so several times slower per event than the small ones;"
-echo " other work on the host ($(nproc) cores; qemu itself adds 1-2 to the load average) slows the guest and every figure)"
+if [ "$busymode" != only ]; then
+	echo "== irqshift VM bench: daemon reaction (reaction_ms of msg=settled), $testrun (big VMs $bigrun), IRQSHIFT_VM_CHURN=$churn =="
+	printf '%-24s %-4s %-9s %-7s %5s %8s %8s %8s\n' kernel gic cpus settles n median p90 max
+	printf '%s\n' "${rows[@]}"
+	echo "(ms; all = every settle caused by a CPU event, single = one write, burst = back-to-back writes (2; up to half the CPUs on a big VM);"
+	echo " write = how long one echo 0|1 > cpuN/online took in the guest: the emulator's speed during the run;"
+	echo " ban-file, ban-partition = a ban file rewritten as CRI-O does / an isolated cpuset partition made or dissolved: from the daemon seeing it to its last write;"
+	echo " cpus N-numa4 = the big VM, single-threaded TCG, so several times slower per event than the small ones;"
+	echo " other work on the host ($(nproc) cores; qemu itself adds 1-2 to the load average) slows the guest and every figure)"
+fi
+if [ ${#busyrows[@]} -gt 0 ]; then
+	echo "== irqshift VM bench: busy IRQs, the busiest CPU's share of their interrupts (TestBusyBench, ${BENCH_VM_BUSY_DEVICES:-3} busy devices, window ${BENCH_VM_BUSY_WINDOW:-10s}) =="
+	printf '%-24s %-4s %-5s %-16s %3s %6s %6s %6s %7s  %s\n' kernel gic cpus placement n share min max irq/s "busy IRQ@CPU:interrupts (last window)"
+	printf '%s\n' "${busyrows[@]}"
+	echo "(share = the busiest CPU's interrupts of the busy IRQs / all of theirs, 1/${BENCH_VM_BUSY_DEVICES:-3} at best with equal rates; kernel = where the"
+	echo " kernel put them at boot; daemon-* = irqshift watch --check-interval 2s at --balance count / load, after 3 periodic checks;"
+	echo " rebalance-* = one irqshift rebalance --sample 1s from the kernel's placement; n = windows measured)"
+fi
 printf '  %s\n' "${notes[@]}"
 exit $failed

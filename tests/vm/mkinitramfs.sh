@@ -65,10 +65,11 @@ mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
 
 # Virtio modules, in load order (docs/KERNELS.md, "The virtio modules and their load order"), then
 # ext4 and what it needs (modinfo -F depends on 6.1, 6.12 and 7.3: jbd2, mbcache, crc16) for the
-# systemd VM's root file system. Built-in ones (6.12 has virtio_pci built in) are simply absent;
-# /init insmods whatever /lib/modules/order lists.
+# systemd VM's root file system. Built-in ones (6.12 has virtio_pci built in; 6.12 and 7.3 have
+# virtio_console) are simply absent; /init insmods whatever /lib/modules/order lists.
+# virtio_console drives run.sh --busy's virtio-serial devices (it depends on nothing loadable).
 : >"$stage/lib/modules/order"
-for m in virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio-rng \
+for m in virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_console virtio-rng \
 	virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 ext4; do
 	f=$(find "$mods" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n1)
 	[ -n "$f" ] || continue

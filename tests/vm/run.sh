@@ -26,6 +26,13 @@
 #                         added to pcie@10000000 with dtc, and the guest boots with -dtb. The DTB
 #                         is cached in $VM_CACHE/dtb/, keyed by those arguments and QEMU's version.
 #   -x, --extra-rng N     N more virtio-rng-pci devices, more PCI MSIs to place (env VM_EXTRA_RNG)
+#   -b, --busy N          N busy devices (env VM_BUSY): virtio-serial-pci K (K = 0..N-1) with one
+#                         virtserialport named irqshift-busy.K on a pipe chardev whose host FIFOs
+#                         (a temporary directory) are fed by `cat /dev/zero` and drained by `cat`;
+#                         the feeders are killed when the VM ends, on every exit path. In the guest
+#                         each is one movable MSI-X IRQ (virtioM-virtqueues, M its virtio index) that
+#                         fires while its port (/dev/vportMp1) is read and is idle otherwise
+#                         (busy_test.go; docs/KERNELS.md, "Busy IRQs in the VM").
 #   -s, --single-thread   run every vCPU on one host thread (-accel tcg,thread=single; env
 #                         VM_TCG_SINGLE=1). On by default above 16 CPUs (VM_TCG_SINGLE=0 or
 #                         --multi-thread turns it off): multi-threaded TCG with more vCPUs than
@@ -42,7 +49,7 @@
 #                         image(s) and DTB vanish with the qemu process; the chroot is not changed.
 # With --numa or --pci-node the kernel command line also gets IRQSHIFT_VM_NUMA=N and
 # IRQSHIFT_VM_PCI_NODE=K (for the tests, in /init's environment), and the log's default name the
-# suffix -numaN[-pciK][-rngN].
+# suffix -numaN[-pciK][-rngN]; with --busy N, IRQSHIFT_VM_BUSY=N and the suffix -busyN.
 # Exit status: 0 when the guest printed `IRQSHIFT-VM-RESULT: PASS`, 1 otherwise (FAIL, no marker,
 # timeout, qemu error). On failure the log's tail is printed with the path of the full log.
 set -euo pipefail
@@ -64,6 +71,7 @@ append=${VM_APPEND:-}
 numa=${VM_NUMA:-0}
 pcinode=${VM_PCI_NODE:-}
 extrarng=${VM_EXTRA_RNG:-0}
+busy=${VM_BUSY:-0}
 tcgsingle=${VM_TCG_SINGLE:-auto}
 rootfs=
 rootfsrw=0
@@ -89,6 +97,7 @@ while [ $# -gt 0 ]; do
 	-n | --numa) numa=$2; shift ;;
 	-p | --pci-node) pcinode=$2; shift ;;
 	-x | --extra-rng) extrarng=$2; shift ;;
+	-b | --busy) busy=$2; shift ;;
 	-s | --single-thread) tcgsingle=1 ;;
 	--multi-thread) tcgsingle=0 ;;
 	--rootfs) rootfs=$2; shift ;;
@@ -113,6 +122,7 @@ if [ -n "$pcinode" ]; then
 	[ "$pcinode" -lt "$numa" ] || die "--pci-node $pcinode: there are only nodes 0-$((numa - 1))"
 fi
 if ! [[ $extrarng =~ ^[0-9]+$ ]]; then die "--extra-rng must be a number"; fi
+if ! [[ $busy =~ ^[0-9]+$ ]] || [ "$busy" -gt 8 ]; then die "--busy must be a number of devices, 0-8"; fi
 case $tcgsingle in
 auto) if [ "$smp" -gt 16 ]; then tcgsingle=1; else tcgsingle=0; fi ;;
 0 | 1) ;;
@@ -156,6 +166,7 @@ name="$mode-gicv$gic-${smp}cpu"
 [ "$numa" -gt 0 ] && name="$name-numa$numa"
 [ -n "$pcinode" ] && name="$name-pci$pcinode"
 [ "$extrarng" -gt 0 ] && name="$name-rng$extrarng"
+[ "$busy" -gt 0 ] && name="$name-busy$busy"
 mkdir -p "$CACHE/logs"
 [ -n "$log" ] || log=$CACHE/logs/$name.log
 mkdir -p "$(dirname "$log")"
@@ -173,6 +184,7 @@ cmdline="console=ttyAMA0 rdinit=/init panic=-1 quiet irqshift.mode=$mode irqshif
 [ -n "$testrun" ] && cmdline="$cmdline irqshift.testrun=$testrun"
 [ "$numa" -gt 0 ] && cmdline="$cmdline IRQSHIFT_VM_NUMA=$numa"
 [ -n "$pcinode" ] && cmdline="$cmdline IRQSHIFT_VM_PCI_NODE=$pcinode"
+[ "$busy" -gt 0 ] && cmdline="$cmdline IRQSHIFT_VM_BUSY=$busy"
 [ -n "$append" ] && cmdline="$cmdline $append"
 
 # The machine: these arguments decide its device tree (see --pci-node).
@@ -277,6 +289,47 @@ if [ -n "$pcinode" ]; then
 fi
 rngs=()
 for ((k = 0; k < extrarng; k++)); do rngs+=(-device virtio-rng-pci); done
+# --busy N: virtio-serial devices whose port the guest can read to make its IRQ fire
+# (docs/KERNELS.md, "Busy IRQs in the VM"). Each port's pipe chardev is a pair of FIFOs,
+# DIR/cK.in (host to guest) and DIR/cK.out (guest to host); QEMU opens both read-write, so it never
+# waits for the host side, and busy_start's feeders (whose own opens wait for QEMU) keep .in full
+# and .out drained. busy_stop kills them and removes DIR: run from every exit path below.
+busydevs=()
+busydir=
+busypids=()
+qbusy=''
+busy_start() {
+	local k
+	[ -n "$busydir" ] || return 0
+	for ((k = 0; k < busy; k++)); do
+		cat /dev/zero >"$busydir/c$k.in" 2>/dev/null &
+		busypids+=($!)
+		cat "$busydir/c$k.out" >/dev/null 2>&1 &
+		busypids+=($!)
+	done
+}
+busy_stop() {
+	[ -n "$busydir" ] || return 0
+	if [ ${#busypids[@]} -gt 0 ]; then
+		kill "${busypids[@]}" 2>/dev/null || true
+		wait "${busypids[@]}" 2>/dev/null || true
+	fi
+	busypids=()
+	rm -rf "$busydir"
+	busydir=
+}
+if [ "$busy" -gt 0 ]; then
+	busydir=$(mktemp -d "${TMPDIR:-/tmp}/irqshift-busy.XXXXXX")
+	trap busy_stop EXIT
+	trap 'busy_stop; exit 130' INT TERM HUP
+	qpath qbusy "$busydir"
+	for ((k = 0; k < busy; k++)); do
+		mkfifo "$busydir/c$k.in" "$busydir/c$k.out"
+		# shellcheck disable=SC2054 # commas are qemu option syntax
+		busydevs+=(-device "virtio-serial-pci,id=vs$k" -chardev "pipe,id=c$k,path=$qbusy/c$k"
+			-device "virtserialport,bus=vs$k.0,chardev=c$k,name=irqshift-busy.$k")
+	done
+fi
 rootdisk=()
 if [ -n "$rootfs" ]; then
 	# snapshot=on: writes go to a temporary overlay. Writable (rootfs.sh's one build): no flush
@@ -306,7 +359,7 @@ qemu=("${qemu_cmd[@]}"
 	-device virtio-rng-pci
 	-drive "file=$qdisk,if=none,format=raw,id=d0,readonly=on" -device virtio-blk-pci,drive=d0
 	-device virtio-rng-device
-	"${rngs[@]}" "${rootdisk[@]}")
+	"${rngs[@]}" "${rootdisk[@]}" "${busydevs[@]}")
 
 tcgmode=multi-threaded
 [ "$tcgsingle" = 1 ] && tcgmode=single-threaded
@@ -314,6 +367,7 @@ where=
 [ -n "$qchroot" ] && where=", $(qemu_plain --version | head -n1 | sed 's/ (.*//') in chroot $qchroot"
 echo "run: $name: kernel $(basename "$vmlinuz"), initrd $(basename "$initrd"), $tcgmode TCG$where, timeout ${tmo}s, log $log" >&2
 start=$(date +%s.%N)
+busy_start
 
 if [ "$mode" = shell ]; then
 	# Interactive: the console is this terminal (Ctrl-A X quits qemu).
@@ -331,6 +385,7 @@ cleanup() {
 		kill -KILL "$qpid" 2>/dev/null || true
 	fi
 	if [ -n "$tpid" ]; then kill "$tpid" 2>/dev/null || true; fi
+	busy_stop
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM HUP
@@ -347,6 +402,7 @@ wait "$qpid"
 qrc=$?
 set -e
 qpid=
+busy_stop
 if [ -n "$tpid" ]; then
 	# tail exits by itself once qemu is gone (--pid); it has printed everything by then.
 	wait "$tpid" 2>/dev/null || true

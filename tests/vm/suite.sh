@@ -1,25 +1,30 @@
 #!/bin/bash
 # suite.sh: the VM runs behind `make vm-test` and `make vm-capture`.
 #
-# usage: tests/vm/suite.sh test|gicv5|numa|big|systemd|capture TEST_BINARY...
+# usage: tests/vm/suite.sh test|busy|gicv5|numa|big|systemd|capture TEST_BINARY...
 #
 #   test     for each kernel in $VM_KERNELS: fetch it, build its initramfs, boot GICv3 (-smp 4), and
 #            GICv2 (-smp 4) for the kernels in $VM_GICV2_KERNELS (default `newest`), run the test
 #            binaries in each; for `newest` also the GICv5 VM, the NUMA configuration and the big
 #            one (below; VM_GICV5_TEST=0, VM_NUMA_TEST=0 and VM_BIG_TEST=0 leave them out); fail
-#            if any run fails.
+#            if any run fails. The newest kernel's GICv3 boot and the NUMA one get $VM_BUSY_TEST
+#            (default 3; 0 leaves them out) busy devices (run.sh --busy) for busy_test.go.
+#   busy     only the busy tests, with the newest kernel: "GICv3 4 vCPUs busy 3" (run.sh -g 3 -c 4
+#            --busy 3 -r '^TestBusy'), the tests of busy_test.go but the NUMA one.
 #   gicv5    only the GICv5 VM, with the newest kernel: qemu-newest.sh builds (once, cached) a
 #            trixie chroot with trixie-backports' QEMU (11.1: `-M virt,gic-version=x-5`, TCG, no
 #            ITS), then "GICv5 4 vCPUs" (run.sh -g 5 -c 4 --qemu-chroot DIR -r '^TestGICv5'), the
 #            tests of gicv5_test.go (the others assume MSIs, managed virtio-blk queues and a
 #            GICv2/v3). A chroot that cannot be built is a FAIL, never a skip.
 #   numa     only the NUMA configuration, with the newest kernel: "GICv3 8 vCPUs 2 nodes PCI on
-#            node 1" (run.sh -g 3 -c 8 --numa 2 --pci-node 1 --extra-rng 4 -r '^TestNUMA'),
-#            the tests of numa_test.go (the others assume no NUMA placement and 4 CPUs).
+#            node 1" (run.sh -g 3 -c 8 --numa 2 --pci-node 1 --extra-rng 4 --busy 3 -r '^TestNUMA'),
+#            the tests of numa_test.go and TestNUMABusyDaemon (the others assume no NUMA placement
+#            and 4 CPUs).
 #   big      only the big configuration, with the newest kernel: "GICv3 64 vCPUs 4 nodes PCI on
 #            node 1" (run.sh -g 3 -c 64 --numa 4 --pci-node 1 --extra-rng 8 -r '^TestBig', which
 #            runs single-threaded TCG above 16 vCPUs), the tests of big_test.go; VM_BIG_SMP sets
-#            its vCPUs (default 64; 4 nodes whatever the count).
+#            its vCPUs (default 64; 4 nodes whatever the count), VM_BIG_RUN the tests (default
+#            '^TestBig'), VM_BIG_BUSY its busy devices (default 0; `make vm-test-big128`).
 #   systemd  the systemd VM, with the newest kernel: rootfs.sh's Debian arm64 root file system
 #            (built once, cached) booted with systemd as PID 1, GICv3, 4 vCPUs; installs $VM_DEB
 #            (bin/deb/irqshift_*_arm64.deb from `make deb`) with dpkg and runs systemd_test.go
@@ -35,13 +40,15 @@
 # the big one.
 set -uo pipefail
 # The configurations are the suite's: run.sh's NUMA and TCG variables would change every boot.
-unset VM_NUMA VM_PCI_NODE VM_EXTRA_RNG VM_TCG_SINGLE VM_QEMU_CHROOT
+unset VM_NUMA VM_PCI_NODE VM_EXTRA_RNG VM_BUSY VM_TCG_SINGLE VM_QEMU_CHROOT
 
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VM_CACHE:-$here/.cache}
 what=${1:-}
 shift || true
-[ $# -gt 0 ] || { echo "usage: $0 test|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 test|busy|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
+busyn=${VM_BUSY_TEST:-3}
+[[ $busyn =~ ^[0-9]+$ ]] || { echo "VM_BUSY_TEST=$busyn: want a number of busy devices" >&2; exit 2; }
 
 summary=()
 failed=0
@@ -106,19 +113,20 @@ gicv5_boot() {
 		-l "$CACHE/logs/test-$kver-gicv5-4cpu.log"
 }
 
-# numa_boot: the NUMA configuration (newest kernel only; about 30 s on the 2-core host).
+# numa_boot: the NUMA configuration (newest kernel only; about 30 s on the 2-core host, 60 s with
+# the busy devices' test).
 numa_boot() {
-	boot "$kver gicv3 8cpu 2 nodes pci-node 1" -g 3 -c 8 --numa 2 --pci-node 1 --extra-rng 4 -r '^TestNUMA' \
-		-l "$CACHE/logs/test-$kver-gicv3-8cpu-numa2-pci1.log"
+	boot "$kver gicv3 8cpu 2 nodes pci-node 1$([ "$busyn" -gt 0 ] && echo " busy $busyn")" -g 3 -c 8 --numa 2 --pci-node 1 \
+		--extra-rng 4 --busy "$busyn" -r '^TestNUMA' -l "$CACHE/logs/test-$kver-gicv3-8cpu-numa2-pci1.log"
 }
 
 # big_boot: the big configuration (newest kernel only; about 90 s at 64 vCPUs on the 2-core host).
 # 8 more rngs give the PCI node more IRQs (21) than CPUs (16 at 64 vCPUs), so its spread there is
 # 1 or 2 per CPU rather than 0 or 1.
 big_boot() {
-	local smp=${VM_BIG_SMP:-64}
-	boot "$kver gicv3 ${smp}cpu 4 nodes pci-node 1" -g 3 -c "$smp" --numa 4 --pci-node 1 --extra-rng 8 -r '^TestBig' \
-		-l "$CACHE/logs/test-$kver-gicv3-${smp}cpu-numa4-pci1.log"
+	local smp=${VM_BIG_SMP:-64} bbusy=${VM_BIG_BUSY:-0}
+	boot "$kver gicv3 ${smp}cpu 4 nodes pci-node 1$([ "$bbusy" -gt 0 ] && echo " busy $bbusy")" -g 3 -c "$smp" --numa 4 \
+		--pci-node 1 --extra-rng 8 --busy "$bbusy" -r "${VM_BIG_RUN:-^TestBig}" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu-numa4-pci1.log"
 }
 
 # systemd_boot TEST_BINARY...: the systemd VM (newest kernel): the root file system (built once,
@@ -155,7 +163,11 @@ test)
 			failed=1
 			continue
 		fi
-		boot "$kver gicv3 ${smp}cpu" -g 3 -c "$smp" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
+		if [ "$series" = newest ] && [ "$busyn" -gt 0 ]; then
+			boot "$kver gicv3 ${smp}cpu busy $busyn" -g 3 -c "$smp" --busy "$busyn" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
+		else
+			boot "$kver gicv3 ${smp}cpu" -g 3 -c "$smp" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
+		fi
 		if [[ " ${VM_GICV2_KERNELS:-newest} " == *" $series "* ]]; then
 			boot "$kver gicv2 ${smp2}cpu" -g 2 -c "$smp2" -l "$CACHE/logs/test-$kver-gicv2-${smp2}cpu.log"
 		fi
@@ -163,6 +175,15 @@ test)
 		if [ "$series" = newest ] && [ "${VM_NUMA_TEST:-1}" != 0 ]; then numa_boot; fi
 		if [ "$series" = newest ] && [ "${VM_BIG_TEST:-1}" != 0 ]; then big_boot; fi
 	done
+	;;
+busy)
+	if prepare newest "$@"; then
+		boot "$kver gicv3 4cpu busy $busyn" -g 3 -c 4 --busy "$busyn" -r '^TestBusy' \
+			-l "$CACHE/logs/test-$kver-gicv3-4cpu-busy.log"
+	else
+		summary+=("kernel: FAIL (fetch or initramfs)")
+		failed=1
+	fi
 	;;
 gicv5)
 	if prepare newest "$@"; then
@@ -206,7 +227,7 @@ capture)
 	fi
 	;;
 *)
-	echo "usage: $0 test|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2
+	echo "usage: $0 test|busy|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2
 	exit 2
 	;;
 esac
