@@ -349,6 +349,11 @@ func (f *filler) improve(pl []placed, reason func(from, to int, x *IRQ, swap boo
 		return most
 	}
 	before := busiest()
+	if f.steady && bound > (1-MaterialCut)*before {
+		// No placement takes a quarter off the busiest CPU: a steady
+		// plan would take back whatever it found, so it does not look.
+		return
+	}
 	recording = true
 	for step := 0; step < limit; step++ {
 		a := -1
