@@ -73,6 +73,10 @@ type Watcher struct {
 	// Logger receives debug lines about skipped datagrams and warnings
 	// about failed periodic reads; nil discards them.
 	Logger *slog.Logger
+	// OnEvent, when set, is called just before each event is sent: the
+	// daemon holds back work meant for quiet times (giving memory back)
+	// while a settle may be coming.
+	OnEvent func()
 
 	// ticks, when set by a test, replaces the ticker of the periodic check.
 	ticks <-chan time.Time
@@ -126,6 +130,9 @@ func (w *Watcher) Run(ctx context.Context, events chan<- Event) error {
 		}
 	}
 	send := func(ev Event) bool {
+		if w.OnEvent != nil {
+			w.OnEvent()
+		}
 		select {
 		case events <- ev:
 			return true

@@ -553,3 +553,23 @@ func TestWatcherCancelledBeforeStart(t *testing.T) {
 		t.Error("conn not closed")
 	}
 }
+
+// TestWatcherOnEvent: OnEvent runs before each event the Watcher sends (resyncs included), and
+// not for a uevent it drops.
+func TestWatcherOnEvent(t *testing.T) {
+	conn := newFakeConn()
+	w := fakeWatcher(conn)
+	var calls atomic.Int32
+	w.OnEvent = func() { calls.Add(1) }
+	r := start(t, w)
+	wantResync(t, r.next(t), ReasonStart)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("OnEvent called %d times for the start resync, want 1", n)
+	}
+	conn.push(t, memUevent(100), nil)
+	conn.push(t, cpuUevent("offline", 3, 101), nil)
+	wantCPU(t, r.next(t), Offline, 3, 101)
+	if n := calls.Load(); n != 2 {
+		t.Errorf("OnEvent called %d times after a memory uevent and a CPU one, want 2", n)
+	}
+}

@@ -122,7 +122,8 @@ func (in Interrupts) column(cpu int) (int, bool) {
 // the parsed value keeps no reference into it. It is not a sync.Pool: a
 // snapshot of a big machine allocates enough to run the GC every time,
 // and a pool emptied by the GC regrew the 12 MB buffer from 64 KB on
-// every read (a third of the read's time).
+// every read (a third of the read's time). A quiet daemon gives it back
+// with ReleaseReadBuffers.
 func (fs FS) Interrupts() (Interrupts, error) {
 	return fs.interrupts(true)
 }
@@ -132,7 +133,7 @@ func (fs FS) Interrupts() (Interrupts, error) {
 // 256-CPU machine the counts are 8 MB to convert, allocate and collect.
 func (fs FS) interrupts(counts bool) (Interrupts, error) {
 	buf := takeInterruptsBuf()
-	defer func() { putInterruptsBuf(buf[:0]) }()
+	defer func() { putInterruptsBuf(buf) }()
 	var err error
 	for try := 0; ; try++ {
 		var data []byte
@@ -164,10 +165,14 @@ var readInterruptsFile = readFileInto
 const interruptsRereads = 4
 
 // interruptsBuf is the read buffer of FS.Interrupts; a call that finds it
-// taken by another one in flight uses a new buffer.
+// taken by another one in flight uses a new buffer. last is the length of
+// the last file read, so that a buffer given back by ReleaseReadBuffers
+// comes back in one allocation of the size it needs, not regrown from
+// 64 KB by doubling.
 var interruptsBuf struct {
 	sync.Mutex
-	b []byte
+	b    []byte
+	last int
 }
 
 func takeInterruptsBuf() []byte {
@@ -175,15 +180,37 @@ func takeInterruptsBuf() []byte {
 	defer interruptsBuf.Unlock()
 	b := interruptsBuf.b
 	interruptsBuf.b = nil
+	if b == nil && interruptsBuf.last > 0 {
+		// The file grows by a row or a CPU column at a time: an eighth
+		// more than last time, and a page for the read that meets EOF.
+		n := interruptsBuf.last
+		b = make([]byte, 0, n+n/8+4096)
+	}
 	return b
 }
 
+// putInterruptsBuf keeps b, which holds the last file read, for the next
+// read.
 func putInterruptsBuf(b []byte) {
 	interruptsBuf.Lock()
 	defer interruptsBuf.Unlock()
-	if cap(b) > cap(interruptsBuf.b) {
-		interruptsBuf.b = b
+	if len(b) > 0 {
+		interruptsBuf.last = len(b)
 	}
+	if cap(b) > cap(interruptsBuf.b) {
+		interruptsBuf.b = b[:0]
+	}
+}
+
+// ReleaseReadBuffers drops the buffers kept between reads of the big
+// kernel files, so that the next GC frees them: the /proc/interrupts read
+// buffer is 12 MB on 256 CPUs × 4096 IRQs, held for nothing while the
+// daemon waits for an event. A daemon calls it once it is quiet; the next
+// read allocates the buffer again, at the size the file last had.
+func ReleaseReadBuffers() {
+	interruptsBuf.Lock()
+	defer interruptsBuf.Unlock()
+	interruptsBuf.b = nil
 }
 
 // readFileInto reads the whole file at path into buf[:0], growing it as

@@ -60,8 +60,11 @@ type Snapshot struct {
 }
 
 // snapshotWorkers bounds the goroutines reading /proc/irq/N: the reads are
-// system calls, and a few in flight hide their latency.
-var snapshotWorkers = max(4, runtime.GOMAXPROCS(0))
+// system calls, and a few in flight hide their latency. Asked at each
+// snapshot, not when the package loads: the daemon lowers GOMAXPROCS after
+// start where it cannot restart with it set, and 256 readers on a 256-CPU
+// machine were 256 goroutines per full snapshot.
+func snapshotWorkers() int { return max(4, runtime.GOMAXPROCS(0)) }
 
 // SnapshotOptions is what a caller that reads the machine again and again
 // (the daemon) already knows, so that a snapshot reads less.
@@ -261,7 +264,7 @@ func knownNodes(rows []Interrupt, prev *Snapshot, same []bool) []int {
 }
 
 // irqReads reads /proc/irq/N (affinity, and node where asked) of a list
-// of IRQs over snapshotWorkers goroutines.
+// of IRQs over snapshotWorkers() goroutines.
 type irqReads struct {
 	irqs     []int
 	index    map[int]int
@@ -277,7 +280,7 @@ type irqReads struct {
 // Call wait before the results.
 func (fs FS) startIRQReads(irqs []int, wantNode func(i int) bool, knownMode func(i int) (readOnly, sure bool)) *irqReads {
 	r := &irqReads{irqs: irqs, affinity: make([]IRQAffinity, len(irqs)), nodes: make([]int, len(irqs)), errs: make([]error, len(irqs))}
-	workers := min(snapshotWorkers, len(irqs))
+	workers := min(snapshotWorkers(), len(irqs))
 	for w := range workers {
 		r.wg.Go(func() {
 			buf := make([]byte, 0, 256)
