@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/irqshift/irqshift/internal/ctxsleep"
 	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/top"
@@ -199,7 +200,7 @@ func liveView(ctx context.Context, o *options, req ops.TopRequest, view top.View
 				results <- res
 			}()
 			if after > 0 {
-				if err := sleepOrDone(sampleCtx, after); err != nil {
+				if err := ctxsleep.Sleep(sampleCtx, after); err != nil {
 					res.err = err
 					return
 				}
@@ -294,17 +295,5 @@ func readKeys(in io.Reader, keys chan<- byte) {
 		if err != nil {
 			return
 		}
-	}
-}
-
-// sleepOrDone waits d, or until ctx is done.
-func sleepOrDone(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/irqshift/irqshift/internal/ctxsleep"
 	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -173,16 +174,7 @@ func (e *Engine) Sample(ctx context.Context, window time.Duration, wait func(con
 
 // Sleep waits d, or until ctx is done: the wait of a sampling window on
 // the live system.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+var Sleep = ctxsleep.Sleep
 
 // measure ends a rate window at st, a full load, if the window is long
 // enough (else the window goes on to the next one), and gives st the

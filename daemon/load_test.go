@@ -50,12 +50,7 @@ type loadHarness struct {
 
 func startLoadHarness(t *testing.T) *loadHarness {
 	t.Helper()
-	cfg := sysfstest.VM4(sysfstest.Kernel612)
-	for i, cpu := range []int{1, 1, 3} {
-		n := string(rune('4' + i))
-		cfg.IRQs = append(cfg.IRQs, sysfstest.MSI(40+i, "ITS-PCI-MSIX-0000:00:0"+n+".0", 1, "virtio"+n+"-virtqueues").WithNode(-1).WithAffinity(0, 1, 2, 3).WithEffective(cpu))
-	}
-	sim := sysfstest.New(t, cfg)
+	sim := sysfstest.New(t, sysfstest.VM4Busy(sysfstest.Kernel612))
 	for irq, rate := range busyRates {
 		if err := sim.SetRate(irq, rate); err != nil {
 			t.Fatal(err)

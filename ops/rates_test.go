@@ -19,12 +19,7 @@ import (
 // 41 on CPU1, 42 on CPU3 (two busy IRQs on one CPU, as measured in the VM).
 func busyVM(t *testing.T) (*rig, *fakeClock) {
 	t.Helper()
-	cfg := sysfstest.VM4(sysfstest.Kernel612)
-	for i, cpu := range []int{1, 1, 3} {
-		chip := "ITS-PCI-MSIX-0000:00:0" + string(rune('4'+i)) + ".0"
-		cfg.IRQs = append(cfg.IRQs, sysfstest.MSI(40+i, chip, 1, "virtio"+string(rune('4'+i))+"-virtqueues").WithNode(-1).WithAffinity(0, 1, 2, 3).WithEffective(cpu))
-	}
-	r := newRig(t, cfg)
+	r := newRig(t, sysfstest.VM4Busy(sysfstest.Kernel612))
 	for irq, rate := range map[int]float64{40: 60, 41: 30, 42: 15} {
 		if err := r.sim.SetRate(irq, rate); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,8 @@ package sysfs
 import (
 	"context"
 	"time"
+
+	"github.com/irqshift/irqshift/internal/ctxsleep"
 )
 
 // ProcSampler counts interrupts from /proc/interrupts deltas: the fallback
@@ -27,7 +29,7 @@ func (s ProcSampler) Sample(ctx context.Context, irqs []int, window time.Duratio
 	}
 	wait := s.Wait
 	if wait == nil {
-		wait = sleep
+		wait = ctxsleep.Sleep
 	}
 	if err := wait(ctx, window); err != nil {
 		return nil, err
@@ -75,15 +77,4 @@ func perCPU(cpus []int, counts []uint64) map[int]uint64 {
 		}
 	}
 	return m
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

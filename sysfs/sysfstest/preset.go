@@ -270,3 +270,18 @@ func GICv5VM4() Config {
 	cfg.IRQs = irqs
 	return cfg
 }
+
+// VM4Busy is VM4 with three virtio-serial ports' MSI-X IRQs, 40 to 42
+// ("virtio4-virtqueues" … on PCI 0000:00:04.0 to 06.0, node unknown), where
+// the kernel's ITS put them in the VM (tests/vm run.sh --busy 3): 40 and 41
+// on CPU1, 42 on CPU3, with the kernel's mask 0-3. Give them rates with
+// SetRate to make them busy.
+func VM4Busy(v Version) Config {
+	cfg := VM4(v)
+	for i, cpu := range []int{1, 1, 3} {
+		n := strconv.Itoa(4 + i)
+		cfg.IRQs = append(cfg.IRQs, MSI(40+i, "ITS-PCI-MSIX-0000:00:0"+n+".0", 1, "virtio"+n+"-virtqueues").
+			WithNode(-1).WithAffinity(0, 1, 2, 3).WithEffective(cpu))
+	}
+	return cfg
+}
