@@ -16,6 +16,9 @@
 #   make vm-test-big  only the big VM: newest kernel, GICv3, 64 vCPUs (VM_BIG_SMP) on one host
 #                     thread (single-threaded TCG), 4 nodes, every PCI device on node 1, 8 extra
 #                     virtio-rng-pci; runs big_test.go (TestBig*), about 90 s
+#   make vm-test-big128  the big VM at 128 vCPUs (VM_BIG_SMP=128) with 3 busy devices: the tests of
+#                     big_test.go (TestBig*: the daemon through hotplug steps, and idle); not in
+#                     `make test`: .ci/run runs it after test-systemd, about 7 min on the 2-core host
 #   make vm-test-systemd  the systemd VM: newest kernel, GICv3, 4 vCPUs, a Debian arm64 root file
 #                     system (rootfs.sh: debootstrap, built once and cached, ~13 min) booted with
 #                     systemd as PID 1; installs bin/deb/irqshift_*_arm64.deb (make deb) with dpkg
@@ -28,7 +31,7 @@
 #                     n/median/p90/max per kernel and GIC (tests/vm/bench.sh, docs/BENCHMARKS.md)
 #
 # Variables: VM_KERNELS (default "newest 6.12 6.1"), VM_GICV2_KERNELS (default "newest"), KERNEL_PKG, VM_SMP, VM_TIMEOUT, VM_GICV5_TEST, VM_NUMA_TEST,
-# VM_BIG_TEST, VM_BIG_SMP (see suite.sh, run.sh);
+# VM_BIG_TEST, VM_BIG_SMP, VM_BIG128_RUN (see suite.sh, run.sh);
 # for bench-vm BENCH_VM_CONFIGS (KERNEL:GIC pairs, or KERNEL:GIC:CPUS, where 32 or more CPUS is the
 # big VM's layout; KERNEL as in VM_KERNELS; default "newest:3 newest:2 6.1:3"), BENCH_VM_CHURN
 # (IRQSHIFT_VM_CHURN, default 200), BENCH_VM_RUN, BENCH_VM_BIG_RUN, BENCH_VM_APPEND (see bench.sh).
@@ -40,7 +43,7 @@ VM_GICV2_KERNELS ?= newest
 BENCH_VM_CONFIGS ?= newest:3 newest:2 6.1:3
 BENCH_VM_CHURN ?= 200
 
-.PHONY: vm-fetch vm-test vm-test-gicv5 vm-test-numa vm-test-big vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
+.PHONY: vm-fetch vm-test vm-test-gicv5 vm-test-numa vm-test-big vm-test-big128 vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
 
 vm-fetch:
 	bash $(VM_DIR)/fetch.sh
@@ -65,6 +68,17 @@ vm-test-numa: vm-testbin vm-irqshift-bin
 
 vm-test-big: vm-testbin vm-irqshift-bin
 	bash $(VM_DIR)/suite.sh big $(VM_TEST_BIN)
+
+# 128 vCPUs: the size where the daemon's cost used to grow with the CPUs (docs/BENCHMARKS.md, "Big
+# machines"). Its boot and tests take longer than run.sh's default 600 s allows on a busy host.
+# TestBusyDaemon is left out by default: at 128 vCPUs (settleTimeout now 60 s, the start took 48 s)
+# it separated the busy IRQs within node 1, but its check that movable IRQs per CPU differ by at most
+# one over the whole machine does not hold where NUMA homes place them (the big VM's PCI devices are
+# on node 1). VM_BIG128_RUN='^TestBig|^TestBusyDaemon$$' runs it.
+VM_BIG128_RUN ?= ^TestBig
+vm-test-big128: vm-testbin vm-irqshift-bin
+	VM_BIG_SMP=128 VM_BIG_BUSY=3 VM_BIG_RUN='$(VM_BIG128_RUN)' VM_TIMEOUT=$${VM_TIMEOUT:-1500} \
+		bash $(VM_DIR)/suite.sh big $(VM_TEST_BIN)
 
 # The package under test is the one `make deb` built (packaging/deb.mk).
 vm-test-systemd: vm-testbin deb
