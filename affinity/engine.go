@@ -98,6 +98,10 @@ type Engine struct {
 	trackRates bool
 	history    RateHistory
 	lastFull   *State
+	// ratesChanged: SetRates ran since the last state was given rates, so
+	// the next one gives every IRQ its rate again, not only the IRQs an
+	// incremental snapshot read again.
+	ratesChanged bool
 }
 
 // NewEngine builds an Engine with an empty state.
@@ -143,7 +147,7 @@ func (e *Engine) Configure(s Settings) {
 // SetRates gives the planner the IRQs' rates, by Key (MeasureRates, or a
 // RateHistory's smoothed rates); the next states carry them in IRQ.Rate.
 // nil forgets them.
-func (e *Engine) SetRates(r Rates) { e.rates = r }
+func (e *Engine) SetRates(r Rates) { e.rates, e.ratesChanged = r, true }
 
 // Rates are the rates SetRates gave.
 func (e *Engine) Rates() Rates { return e.rates }
@@ -169,6 +173,7 @@ func (e *Engine) Sample(ctx context.Context, window time.Duration, wait func(con
 	}
 	e.SetRates(MeasureRates(first, second))
 	e.applyRates(second)
+	e.ratesChanged = false // second is the last state: its IRQs carry them
 	return second, nil
 }
 
@@ -191,6 +196,7 @@ func (e *Engine) measure(st *State) {
 	e.lastFull = st
 	e.SetRates(e.history.Smoothed())
 	e.applyRates(st)
+	e.ratesChanged = false // st is the last state: its IRQs carry them
 }
 
 // RateWindows is how many rate windows the engine has measured, up to
@@ -201,6 +207,24 @@ func (e *Engine) RateWindows() int { return e.history.Windows() }
 func (e *Engine) applyRates(st *State) {
 	for i := range st.IRQs {
 		st.IRQs[i].Rate = e.rates[Key(st.IRQs[i])]
+	}
+}
+
+// applyRatesTo sets IRQ.Rate of the IRQs of st numbered in any of lists.
+func (e *Engine) applyRatesTo(st *State, lists ...[]int) {
+	fresh := map[int]bool{}
+	for _, list := range lists {
+		for _, n := range list {
+			fresh[n] = true
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	for i := range st.IRQs {
+		if fresh[st.IRQs[i].IRQ] {
+			st.IRQs[i].Rate = e.rates[Key(st.IRQs[i])]
+		}
 	}
 }
 
@@ -484,8 +508,17 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 		Drained:  drained,
 		Allowed:  e.banned.Allowed(snap.CPUs).Difference(drained),
 	}
-	if e.rates != nil {
-		e.applyRates(st)
+	switch {
+	case e.ratesChanged || !snap.Incremental:
+		if e.rates != nil || e.ratesChanged {
+			e.applyRates(st)
+		}
+		e.ratesChanged = false
+	case e.rates != nil:
+		// The IRQs an event did not make it read again are the last
+		// state's, rates and all: a quick settle looks up only the few it
+		// read again, not a Key for each of thousands of IRQs.
+		e.applyRatesTo(st, snap.Reread, snap.Appeared)
 	}
 	return st
 }
