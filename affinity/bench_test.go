@@ -189,4 +189,21 @@ func BenchmarkPlanLoad(b *testing.B) {
 			}
 		}
 	})
+	// The daemon's quick plan of one CPU offline: its IRQs move, the
+	// others stay, and the cut of the busiest CPU waits for the full
+	// settle (DeferCuts).
+	b.Run("offline", func(b *testing.B) {
+		b.ReportAllocs()
+		left := allowed.Without(3)
+		for b.Loop() {
+			p := Planner{Steady: true, DeferCuts: true}
+			plan, err := p.Rebalance(placed, left)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(plan.Moves) == 0 {
+				b.Fatal("nothing left CPU 3")
+			}
+		}
+	})
 }

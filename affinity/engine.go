@@ -642,7 +642,11 @@ const replans = 4
 // the state again, now knowing them, and rebalances again so the others
 // end up even, until no write is refused (at most replans times).
 func (e *Engine) Rebalance(ctx context.Context, st *State) (*State, Plan, []Result, error) {
+	// A plan from a quick snapshot (LoadChanged) answers CPU events: it
+	// leaves cutting the busiest CPU to the full settle after them.
+	e.planner.DeferCuts = st.Snapshot != nil && st.Snapshot.Incremental
 	plan, err := e.planner.Rebalance(st.IRQs, st.Allowed)
+	e.planner.DeferCuts = false
 	if err != nil {
 		return st, plan, nil, err
 	}

@@ -127,6 +127,8 @@ type filler struct {
 	// steady keeps the cuts of the busiest CPU only when material
 	// (Planner.Steady).
 	steady bool
+	// deferCuts skips the cuts of the busiest CPU (Planner.DeferCuts).
+	deferCuts bool
 	// lowest is the fewest IRQs on a CPU of home, -1 until known: counts
 	// only grow while the filler places, so an idle IRQ's CPU is found
 	// from it without a scan of home, as the count-only spreader does.
@@ -339,7 +341,10 @@ func (f *filler) improve(pl []placed, reason func(from, to int, x *IRQ, swap boo
 	// 2. The busiest CPU is cut towards what any placement could reach
 	// (SettleRatio of the bound) a move or a swap at a time; a steady plan
 	// keeps the moves only if together they cut the busiest CPU's rate by
-	// MaterialCut.
+	// MaterialCut. A quick plan leaves this to the next full one.
+	if f.deferCuts {
+		return
+	}
 	bound := f.rateBound(pl)
 	busiest := func() float64 {
 		most := 0.0

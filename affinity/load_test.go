@@ -320,6 +320,21 @@ func TestLoadCutsTheBusiestCPU(t *testing.T) {
 	if most := max(rate[0], rate[1]); most > 0.75*190 {
 		t.Errorf("the busiest CPU is at %.0f/s after the plan (from 190/s): %+v", most, plan.Moves)
 	}
+	// The daemon's quick plan of a CPU event (Steady, DeferCuts) leaves
+	// the cut to its next full plan, which makes it: it is material.
+	steady := Planner{Steady: true, DeferCuts: true}
+	if plan, err := steady.Rebalance(irqs, cpus("0-1")); err != nil || len(plan.Moves) != 0 {
+		t.Errorf("a quick steady plan cut the busiest CPU: %+v (%v)", plan.Moves, err)
+	}
+	steady.DeferCuts = false
+	plan, err = steady.Rebalance(irqs, cpus("0-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate, _, _ = cpuLoad(applyPlan(irqs, plan), MinBusyRate)
+	if most := max(rate[0], rate[1]); most > 0.75*190 {
+		t.Errorf("the full steady plan leaves the busiest CPU at %.0f/s (from 190/s): %+v", most, plan.Moves)
+	}
 	// 100+20 against 90+10: a swap would give at best 110/110, not a cut
 	// by a quarter: nothing moves.
 	near := []IRQ{busyOn(1, 0, "0", 100), busyOn(2, 1, "1", 90), busyOn(3, 0, "0", 20), busyOn(4, 1, "1", 10)}

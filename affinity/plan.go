@@ -94,6 +94,14 @@ type Planner struct {
 	// goes, so that what the daemon then keeps is a placement the planner
 	// chose, not one it merely tolerated.
 	Steady bool
+	// DeferCuts leaves a steady plan's search for cuts of the busiest CPU
+	// to the next plan that sets it false: the daemon sets it for the
+	// quick settle of a CPU event, which must end in milliseconds, while
+	// under steady load that search almost always ends taken back (not
+	// material) and costs a millisecond at 4096 IRQs. The IRQs that must
+	// move are still placed busiest first and busy IRQs still kept apart;
+	// the full settle that follows the events makes any material cut.
+	DeferCuts bool
 	// Nodes maps a NUMA node to its CPUs (from sysfs.CPUInfo.Node). Nil or
 	// empty means NUMA is ignored: every IRQ's home is all allowed CPUs.
 	Nodes map[int]sysfs.CPUSet
@@ -360,28 +368,46 @@ func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load 
 	}
 	// Each CPU keeps its settled IRQs first, then those to narrow; within
 	// each kind the busy ones first, the busiest first (by load), then in
-	// IRQ order.
+	// IRQ order. The keys are worked out once per IRQ, not per comparison:
+	// the sort runs on every CPU of every plan, and the daemon's quick
+	// settle plans all of a big machine's IRQs.
+	type sortKey struct {
+		irq             *IRQ
+		unsettled, idle bool
+		rate            float64 // busy IRQs only
+	}
+	var keys []sortKey
 	keepFirst := func(cpu int) {
-		slices.SortFunc(on[cpu], func(a, b *IRQ) int {
-			if d := boolRank(!settledOn(a, cpu)) - boolRank(!settledOn(b, cpu)); d != 0 {
+		list := on[cpu]
+		if len(list) < 2 {
+			return
+		}
+		keys = keys[:0]
+		for _, irq := range list {
+			k := sortKey{irq: irq, unsettled: !settledOn(irq, cpu), idle: true}
+			if rates != nil && rates.isBusy(irq.Rate) {
+				k.idle, k.rate = false, irq.Rate
+			}
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b sortKey) int {
+			if d := boolRank(a.unsettled) - boolRank(b.unsettled); d != 0 {
 				return d
 			}
-			if rates != nil {
-				ab, bb := rates.isBusy(a.Rate), rates.isBusy(b.Rate)
-				switch {
-				case ab && !bb:
-					return -1
-				case bb && !ab:
-					return 1
-				case ab && a.Rate != b.Rate:
-					if a.Rate > b.Rate {
-						return -1
-					}
-					return 1
-				}
+			if d := boolRank(a.idle) - boolRank(b.idle); d != 0 {
+				return d
 			}
-			return a.IRQ - b.IRQ
+			if a.rate != b.rate {
+				if a.rate > b.rate {
+					return -1
+				}
+				return 1
+			}
+			return a.irq.IRQ - b.irq.IRQ
 		})
+		for i := range keys {
+			list[i] = keys[i].irq
+		}
 	}
 	// The extra places go to CPUs at or below the level that hold more than
 	// their capacity: first those whose next IRQ already sits alone there
@@ -422,6 +448,7 @@ func (p *Planner) spreadGroup(plan *Plan, group []*IRQ, home sysfs.CPUSet, load 
 		busyFirst(rest, rates)
 	}
 	fill := newFiller(home, load, rates, level, extra-granted, &p.Cursor, p.Steady)
+	fill.deferCuts = p.Steady && p.DeferCuts
 	for _, irq := range rest {
 		placements = append(placements, placed{irq: irq, cpu: fill.place(irq), why: reason(irq)})
 	}
