@@ -57,7 +57,7 @@ $(PROMTOOL):
 # Measured 2026-12-06 on the shared 2-core machine (load 6-7): 50 s with a warm build cache,
 # 2 min 35 s from an empty one (compiling the race-instrumented standard library and
 # dependencies), against 49 s for test-host.
-RACE_PKGS := ./affinity/ ./daemon/ ./hotplug/ ./ops/ ./state/ ./sysfs/... ./internal/... ./top/
+RACE_PKGS := ./affinity/ ./daemon/ ./hotplug/ ./ops/ ./state/ ./sysfs/... ./internal/... ./top/ ./rules/
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
 
@@ -111,6 +111,7 @@ fuzz:
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzParseInterrupts -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cpuset -run '^$$' -fuzz FuzzCPUList -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cpuset -run '^$$' -fuzz FuzzCPUMask -fuzztime $(FUZZTIME)
+	$(GO) test ./rules -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./sysfs -run '^$$' -fuzz FuzzDirentNumbers -fuzztime $(FUZZTIME)
 	$(GO) test ./affinity -run '^$$' -fuzz FuzzGICChipMatchers -fuzztime $(FUZZTIME)
 	$(GO) test ./affinity -run '^$$' -fuzz FuzzParseBanFile -fuzztime $(FUZZTIME)

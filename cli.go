@@ -17,6 +17,7 @@ import (
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
+	"github.com/irqshift/irqshift/rules"
 	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -268,6 +269,12 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdList)),
 			},
 			{
+				Name:   "rules",
+				Usage:  "show the device rules (--rules), the IRQs each matches now and where they are, and problems",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdRules)),
+			},
+			{
 				Name:   "rebalance",
 				Usage:  "spread every movable IRQ round-robin over the allowed CPUs",
 				Flags:  []cli.Flag{jsonFlag, dryRunFlag, verifyFlag, sampleFlag},
@@ -314,13 +321,14 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Name:      "pin",
 				Usage:     "pin an IRQ to CPUs and remember it: irqshift restores it after the kernel breaks it",
 				ArgsUsage: "IRQ CPUS",
-				Flags:     []cli.Flag{jsonFlag},
+				Flags:     []cli.Flag{jsonFlag, persistFlag("also keep the pin across reboots: a rule of the IRQ's device and action in the rules directory's " + rules.PinsFile)},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdPin),
 			},
 			{
 				Name:      "unpin",
 				Usage:     "forget the pin of an IRQ (its mask stays until the next rebalance)",
 				ArgsUsage: "IRQ",
+				Flags:     []cli.Flag{persistFlag("also remove the rule pin --persist wrote for it")},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdUnpin),
 			},
 			{
@@ -338,6 +346,8 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	return app
 }
 
+func persistFlag(usage string) cli.Flag { return &cli.BoolFlag{Name: "persist", Usage: usage} }
+
 // globalFlags are the flags every command takes. Those of a setting name
 // its environment key; settings.go resolves them in one order (flag >
 // environment > config file > default), so no flag here has EnvVars.
@@ -353,6 +363,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + state.DefaultPath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 		&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
 		&cli.StringFlag{Name: "balance", Usage: "load (default): with IRQ counts per CPU within one, put busy IRQs on distinct CPUs and keep the busiest CPU's interrupt rate low; count: counts only (" + settingBalance.key + ")"},
+		&cli.StringFlag{Name: "rules", Usage: "directory of device rules, *.toml files read in name order (" + settingRules.key + "; default " + DefaultRulesDir + " on the live system, none on a fixture tree; \"none\" reads none)"},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"}}
 }
 

@@ -187,8 +187,14 @@ func cmdPin(c *cli.Context, o *options) error {
 	if err != nil || cpus.IsEmpty() {
 		return usageError("pin: %s is not a CPU list", quote.Quote(c.Args().Get(1)))
 	}
-	report, err := ops.Pin(c.Context, o.env, ops.PinRequest{IRQ: irq, CPUs: cpus})
-	return o.renderApply(c, report, err)
+	report, err := ops.Pin(c.Context, o.env, ops.PinRequest{IRQ: irq, CPUs: cpus, Persist: c.Bool("persist")})
+	if err := o.renderApply(c, report, err); err != nil {
+		return err
+	}
+	if report.Persisted != nil && !o.json {
+		fmt.Fprintf(o.stdout, "kept across reboots as rule %s in %s\n", report.Persisted.Name, report.Persisted.File)
+	}
+	return nil
 }
 
 // cmdUnpin forgets a pin.
@@ -200,9 +206,15 @@ func cmdUnpin(c *cli.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	report, err := ops.Unpin(c.Context, o.env, ops.UnpinRequest{IRQ: irq})
+	report, err := ops.Unpin(c.Context, o.env, ops.UnpinRequest{IRQ: irq, Persist: c.Bool("persist")})
 	if err != nil {
 		return err
+	}
+	if report.Persisted != nil {
+		fmt.Fprintf(o.stdout, "IRQ %d: rule %s removed from %s\n", report.IRQ, report.Persisted.Name, report.Persisted.File)
+		if report.NoPin {
+			return nil
+		}
 	}
 	if report.Vanished {
 		fmt.Fprintf(o.stdout, "IRQ %d unpinned (was %s); it no longer exists, so nothing else changed\n", report.IRQ, report.Pin.CPUs)

@@ -47,6 +47,12 @@ type irqJSON struct {
 	Node int `json:"node"`
 	// Pin is the admin's mask irqshift keeps for this IRQ, or null.
 	Pin *sysfs.CPUSet `json:"pin"`
+	// Device and Driver are the IRQ's device as /sys shows it ("" when
+	// unknown) and its bound driver ("" when none); Rule is the device
+	// rule that matched it ("" for none).
+	Device string `json:"device"`
+	Driver string `json:"driver"`
+	Rule   string `json:"rule"`
 }
 
 // listDoc is `list --json`.
@@ -69,6 +75,14 @@ type applyJSON struct {
 	Summary affinity.Summary  `json:"summary"`
 	// Verify is present with --verify.
 	Verify *verifyDoc `json:"verify,omitempty"`
+	// Persisted is present after pin --persist: the rule it wrote.
+	Persisted *persistedJSON `json:"persisted,omitempty"`
+}
+
+// persistedJSON names the rule pin --persist wrote and its file.
+type persistedJSON struct {
+	Rule string `json:"rule"`
+	File string `json:"file"`
 }
 
 // offlineJSON is what offline prints.
@@ -157,6 +171,9 @@ func listJSON(report *ops.ListReport) listDoc {
 			Movable:   irq.Movable(),
 			Reason:    irq.Reason,
 			Node:      irq.Node,
+			Device:    irq.Device,
+			Driver:    irq.Driver,
+			Rule:      irq.Rule,
 		}
 		if irq.HasHWIRQ {
 			hw := irq.HWIRQ
@@ -178,13 +195,17 @@ func planJSON(report *ops.ApplyReport) planDoc {
 }
 
 func applyDoc(report *ops.ApplyReport, verified *ops.VerifyReport) applyJSON {
-	return applyJSON{
+	doc := applyJSON{
 		Moves:   report.Plan.Moves,
 		Skipped: report.Plan.Skipped,
 		Results: nonNil(report.Results),
 		Summary: report.Summary(),
 		Verify:  verifyDocPtr(verified),
 	}
+	if r := report.Persisted; r != nil {
+		doc.Persisted = &persistedJSON{Rule: r.Name, File: r.File}
+	}
+	return doc
 }
 
 func offlineDoc(report *ops.OfflineReport, verified *ops.VerifyReport) offlineJSON {

@@ -16,6 +16,7 @@ import (
 	"github.com/irqshift/irqshift/internal/envfile"
 	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
+	"github.com/irqshift/irqshift/rules"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -38,6 +39,7 @@ var (
 	settingState           = newSetting("state", "IRQSHIFT_STATE")
 	settingNUMA            = newSetting("numa", "IRQSHIFT_NUMA")
 	settingBalance         = newSetting("balance", "IRQSHIFT_BALANCE")
+	settingRules           = newSetting("rules", "IRQSHIFT_RULES")
 	settingSample          = newSetting("sample", "IRQSHIFT_SAMPLE")
 	settingCheckInterval   = newSetting("check-interval", "IRQSHIFT_CHECK_INTERVAL")
 	settingMetricsAddress  = newSetting("metrics-address", "IRQSHIFT_METRICS_ADDRESS")
@@ -74,6 +76,9 @@ type resolver struct {
 	unknown []unknownKey
 	// logger receives the warnings about them.
 	logger *slog.Logger
+	// live is true on the live system (not a fixture tree): defaults that
+	// name the system's own files apply only there.
+	live bool
 	// atStart is the file as it was when irqshift started. systemd's
 	// EnvironmentFile= puts the same file into the environment once, at
 	// start: a variable whose value is the one the file had then came from
@@ -84,7 +89,7 @@ type resolver struct {
 // newResolver reads the config file (--config, or the default one on the
 // live system).
 func newResolver(c *cli.Context, getenv func(string) string, live bool) (*resolver, error) {
-	r := &resolver{c: c, getenv: getenv}
+	r := &resolver{c: c, getenv: getenv, live: live}
 	path := c.String("config")
 	switch {
 	case path == "none":
@@ -256,6 +261,9 @@ func (r *resolver) settings() (ops.Settings, error) {
 	default:
 		return out, usageError("%s: %s is not local or ignore", originName(origin, settingNUMA), quote.Quote(text))
 	}
+	if out.RulesDir, out.Rules, err = r.rules(); err != nil {
+		return out, err
+	}
 	out.Balance = affinity.BalanceLoad
 	if text, origin := r.get(settingBalance); strings.TrimSpace(text) != "" {
 		if out.Balance, err = affinity.ParseBalance(strings.TrimSpace(text)); err != nil {
@@ -263,6 +271,31 @@ func (r *resolver) settings() (ops.Settings, error) {
 		}
 	}
 	return out, nil
+}
+
+// DefaultRulesDir is the rules directory on the live system when neither
+// --rules nor IRQSHIFT_RULES names one.
+const DefaultRulesDir = "/etc/irqshift/rules.d"
+
+// rules resolves the rules directory (--rules; the default on the live
+// system, none on a fixture tree; "none" turns rules off) and loads it. A
+// directory that does not exist holds no rules; one that does not load is
+// an error naming the file and line, so a command changes nothing.
+func (r *resolver) rules() (string, *rules.Set, error) {
+	dir, _ := r.get(settingRules)
+	switch dir = strings.TrimSpace(dir); {
+	case dir == "none":
+		return "", nil, nil
+	case dir == "" && r.live:
+		dir = DefaultRulesDir
+	case dir == "":
+		return "", nil, nil
+	}
+	set, err := rules.Load(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, set, nil
 }
 
 // cpuList resolves a setting of CPUs. A value that does not parse is the

@@ -24,6 +24,9 @@ const (
 	ClassManaged Class = "managed"
 	// ClassBanned: the user asked irqshift to leave it alone.
 	ClassBanned Class = "banned"
+	// ClassIgnored: a device rule says irqshift must never touch it
+	// (ignore = true).
+	ClassIgnored Class = "ignored"
 	// ClassMovable: irqshift may move it.
 	ClassMovable Class = "movable"
 )
@@ -56,6 +59,12 @@ type IRQ struct {
 	// Rate is the IRQ's interrupts per second where it was measured
 	// (Engine.SetRates, from two snapshots' counts), else 0.
 	Rate float64
+	// Device and Driver are the device the IRQ belongs to and its bound
+	// driver, as /sys shows them ("" when unknown or none).
+	Device, Driver string
+	// Rule names the device rule that matched the IRQ (the first in the
+	// rules directory's order), "" for none.
+	Rule string
 }
 
 // Movable reports whether irqshift may write this IRQ's affinity.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/irqshift/irqshift/internal/ctxsleep"
+	"github.com/irqshift/irqshift/rules"
 	"github.com/irqshift/irqshift/state"
 	"github.com/irqshift/irqshift/sysfs"
 )
@@ -27,6 +28,8 @@ type EngineConfig struct {
 	IncludePinned bool
 	// Balance is what the planner evens out; "" is BalanceLoad.
 	Balance Balance
+	// Rules are the operator's device rules; nil for none.
+	Rules *rules.Set
 	// NUMA keeps each IRQ on its device's NUMA node (--numa local); false
 	// spreads every IRQ over all allowed CPUs (--numa ignore).
 	NUMA bool
@@ -102,6 +105,16 @@ type Engine struct {
 	// the next one gives every IRQ its rate again, not only the IRQs an
 	// incremental snapshot read again.
 	ratesChanged bool
+	// rules are the operator's device rules (SetRules), ruleByName the
+	// same by name; matched remembers the rule (or nil) of each IRQ
+	// identity; rematch makes the next state match every IRQ again.
+	rules       *rules.Set
+	ruleByName  map[string]*rules.Rule
+	matched     map[string]*rules.Rule
+	rematch     bool
+	showDevices bool
+	// devices are the IRQs' devices as last read (sysfs.FS.IRQDevices).
+	devices map[int]sysfs.Device
 }
 
 // NewEngine builds an Engine with an empty state.
@@ -114,6 +127,7 @@ func NewEngine(c EngineConfig) *Engine {
 	}
 	e.planner.IncludePinned, e.planner.Balance = c.IncludePinned, c.Balance
 	e.init()
+	e.SetRules(c.Rules)
 	return e
 }
 
@@ -129,12 +143,17 @@ type Settings struct {
 	// Balance is what the planner evens out (--balance); "" is
 	// BalanceLoad.
 	Balance Balance
+	// Rules are the device rules (--rules); nil for none. RulesDir is
+	// the directory they came from ("" for none): the daemon follows it
+	// and pin --persist writes there.
+	Rules    *rules.Set
+	RulesDir string
 }
 
 // With returns c configured with s: the one way an engine gets the
 // operator's settings, in a command and in the daemon.
 func (c EngineConfig) With(s Settings) EngineConfig {
-	c.Banned, c.Policy, c.IncludePinned, c.NUMA, c.Balance = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance
+	c.Banned, c.Policy, c.IncludePinned, c.NUMA, c.Balance, c.Rules = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance, s.Rules
 	return c
 }
 
@@ -142,6 +161,7 @@ func (c EngineConfig) With(s Settings) EngineConfig {
 // keeps are those the settings give.
 func (e *Engine) Configure(s Settings) {
 	e.banned, e.policy, e.planner.IncludePinned, e.numa, e.planner.Balance = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance
+	e.SetRules(s.Rules)
 }
 
 // SetRates gives the planner the IRQs' rates, by Key (MeasureRates, or a
@@ -238,6 +258,9 @@ func NodeCPUs(info sysfs.CPUInfo) map[int]sysfs.CPUSet {
 	}
 	return nodes
 }
+
+// FS is the file system the engine reads.
+func (e *Engine) FS() sysfs.FS { return e.fs }
 
 // Banned is the configured set of banned CPUs.
 func (e *Engine) Banned() BannedCPUs { return e.banned }
@@ -498,6 +521,7 @@ func (e *Engine) state(snap *sysfs.Snapshot) *State {
 	} else {
 		irqs = Classify(snap, e.memory, e.policy)
 	}
+	e.matchRules(irqs, snap)
 	e.lastIRQs = irqs
 	st := &State{
 		Snapshot: snap,

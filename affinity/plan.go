@@ -105,15 +105,36 @@ type Planner struct {
 	// Nodes maps a NUMA node to its CPUs (from sysfs.CPUInfo.Node). Nil or
 	// empty means NUMA is ignored: every IRQ's home is all allowed CPUs.
 	Nodes map[int]sysfs.CPUSet
+	// Rules are the device rules with placement effects, by name; an IRQ
+	// names the rule that matched it in IRQ.Rule (see Home).
+	Rules map[string]RuleHome
 }
 
-// Home returns the CPUs irq should live on, out of allowed: the allowed
-// CPUs of its device's NUMA node (irq.Node) when that node has one, else
-// all of allowed — for an IRQ of unknown node (-1), of a memory-only node,
-// of a node whose CPUs are all offline, banned or drained, and for every
-// IRQ when Nodes is empty. It does not look at pins: a pin wins over the
-// home, and Rebalance and Drain apply pins first.
+// Home returns the CPUs irq should live on, out of allowed. A device rule
+// with CPUs (irq.Rule, Rules) decides first: the allowed ones of its CPUs,
+// or, when none of them is online and allowed, the IRQ spills like a pin
+// whose CPUs are gone and returns when one comes back. Otherwise it is the
+// allowed CPUs of its device's NUMA node (irq.Node) when that node has one,
+// else all of allowed — for an IRQ of unknown node (-1), of a memory-only
+// node, of a node whose CPUs are all offline, banned or drained, and for
+// every IRQ when Nodes is empty. Either way the CPUs of exclusive rules are
+// left to their own IRQs while any other allowed CPU remains. It does not
+// look at pins: a pin wins over the home, and Rebalance and Drain apply
+// pins first.
 func (p *Planner) Home(irq IRQ, allowed sysfs.CPUSet) sysfs.CPUSet {
+	return p.home(&irq, allowed, p.exclusiveCPUs())
+}
+
+// home is Home with the exclusive rules' CPUs worked out once per plan.
+func (p *Planner) home(irq *IRQ, allowed, exclusive sysfs.CPUSet) sysfs.CPUSet {
+	if r, ok := p.Rules[irq.Rule]; ok && !r.CPUs.IsEmpty() {
+		if home := r.CPUs.Intersect(allowed); !home.IsEmpty() {
+			return home
+		}
+	}
+	if open := allowed.Difference(exclusive); !open.IsEmpty() {
+		allowed = open
+	}
 	if irq.Node >= 0 && len(p.Nodes) > 0 {
 		if home := p.Nodes[irq.Node].Intersect(allowed); !home.IsEmpty() {
 			return home
@@ -121,6 +142,30 @@ func (p *Planner) Home(irq IRQ, allowed sysfs.CPUSet) sysfs.CPUSet {
 	}
 	return allowed
 }
+
+// exclusiveCPUs is every CPU an exclusive rule keeps for its own IRQs.
+func (p *Planner) exclusiveCPUs() sysfs.CPUSet {
+	var set sysfs.CPUSet
+	for _, r := range p.Rules {
+		if r.Exclusive {
+			set = set.Union(r.CPUs)
+		}
+	}
+	return set
+}
+
+// RuleHome is what a device rule says about where its IRQs go (the
+// effects of package rules' Rule that the planner needs).
+type RuleHome struct {
+	// CPUs the rule's IRQs are spread over; empty when it gives none.
+	CPUs sysfs.CPUSet
+	// Exclusive keeps every other IRQ off CPUs.
+	Exclusive bool
+}
+
+// ruleReason is the Reason of a move that brings an IRQ to its rule's
+// CPUs.
+func ruleReason(name string) string { return "rule " + name }
 
 // numaReason is the Reason of a move that brings an IRQ from outside its
 // node into it.
@@ -261,7 +306,21 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	}
 	var groups []*group
 	byHome := map[string]*group{}
-	byNode := map[int]*group{} // nil: the node-less IRQs
+	// The home depends on the rule and the node only: found once per pair
+	// (a string key per IRQ was a third of a 4096-IRQ plan). nil: the
+	// IRQs whose home is every allowed CPU.
+	type homeKey struct {
+		rule string
+		node int
+	}
+	byKey := map[homeKey]*group{}
+	exclusive := p.exclusiveCPUs()
+	// open is the home of an IRQ with no rule or node of its own: every
+	// allowed CPU but those exclusive rules keep, unless that is all.
+	open := allowed.Difference(exclusive)
+	if open.IsEmpty() {
+		open = allowed
+	}
 	var nodeless []*IRQ
 	for i := range irqs {
 		irq := &irqs[i]
@@ -284,11 +343,13 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 				continue
 			}
 		}
-		// The home depends on the node only: found once per node (a
-		// string key per IRQ was a third of a 4096-IRQ plan).
-		g, seen := byNode[irq.Node]
+		key := homeKey{irq.Rule, irq.Node}
+		if _, ok := p.Rules[irq.Rule]; !ok {
+			key.rule = ""
+		}
+		g, seen := byKey[key]
 		if !seen {
-			if home := p.Home(*irq, allowed); !home.Equal(allowed) {
+			if home := p.home(irq, allowed, exclusive); !home.Equal(open) {
 				if g = byHome[home.String()]; g == nil {
 					g = &group{node: irq.Node, home: home}
 					byHome[home.String()] = g
@@ -296,7 +357,7 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 				}
 				g.node = min(g.node, irq.Node)
 			}
-			byNode[irq.Node] = g
+			byKey[key] = g
 		}
 		if g == nil {
 			nodeless = append(nodeless, irq)
@@ -310,8 +371,11 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 	for _, g := range groups {
 		load := make([]int, len(total))
 		p.spreadGroup(&plan, g.irqs, g.home, load, rates, func(irq *IRQ) string {
-			if irq.Where().IsSubsetOf(g.home) {
+			switch {
+			case irq.Where().IsSubsetOf(g.home):
 				return "rebalance"
+			case p.ruleHome(irq):
+				return ruleReason(irq.Rule)
 			}
 			return numaReason(irq.Node)
 		})
@@ -319,9 +383,20 @@ func (p *Planner) Rebalance(irqs []IRQ, allowed sysfs.CPUSet) (Plan, error) {
 			total[cpu] += n
 		}
 	}
-	p.spreadGroup(&plan, nodeless, allowed, total, rates, func(*IRQ) string { return "rebalance" })
+	p.spreadGroup(&plan, nodeless, open, total, rates, func(irq *IRQ) string {
+		if !exclusive.IsEmpty() && irq.Where().Intersects(exclusive) {
+			return "exclusive rule CPUs " + exclusive.Intersect(allowed).String()
+		}
+		return "rebalance"
+	})
 	sortPlan(&plan)
 	return plan, nil
+}
+
+// ruleHome reports whether irq's home comes from its rule's CPUs.
+func (p *Planner) ruleHome(irq *IRQ) bool {
+	r, ok := p.Rules[irq.Rule]
+	return ok && !r.CPUs.IsEmpty()
 }
 
 // byLoad reports whether plans look at rates (Balance "load", the default).

@@ -42,6 +42,12 @@ type Daemon struct {
 	// Bans are the ban sources followed while the daemon runs (ban
 	// files, isolated partitions); nil follows none.
 	Bans *Bans
+	// RulesDir is the rules directory the daemon follows: each change is
+	// loaded and, when good, applied at once; a bad one keeps the last
+	// good rules. "" follows none. RulesChanged, when set, replaces the
+	// inotify watch of it (tests).
+	RulesDir     string
+	RulesChanged <-chan struct{}
 	// Notify sends a state to the service manager ("READY=1", …); nil
 	// sends nothing.
 	Notify func(state string)
@@ -52,6 +58,13 @@ type Daemon struct {
 	// such as IRQs of a driver loaded since or a mask written by hand.
 	// 0 disables it.
 	CheckInterval time.Duration
+	// IRQPollInterval is how often to look at /proc/irq's link count,
+	// which changes when IRQs are allocated or freed: a change settles
+	// from a full snapshot (reason "irqs"), so that the IRQs of a driver
+	// loaded or a device bound since go where rules and the spread say
+	// within about this interval. A bind uevent does the same at once. 0
+	// disables the poll.
+	IRQPollInterval time.Duration
 	// Reload, when set, delivers reloads (tests); a daemon built by New
 	// takes them from SIGHUP. Each applies the settings anew (Config.Reload)
 	// before a full settle.
@@ -155,8 +168,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// settles (the periodic check, every CheckInterval), and the quick
 	// settles of hotplug events plan with the last ones.
 	d.Engine.SetTrackRates(true)
-	// The ban files are watched before their first read, as the state.
+	// The ban files and the rules are watched before their first read, as
+	// the state.
 	bansChanged := d.Bans.watch(ctx)
+	rulesChanged := d.watchRules(ctx)
+	// /proc/irq's link count is read before the start-up snapshot, as the
+	// files are watched: IRQs allocated after it are then certain to be
+	// seen by the poll.
+	var irqLinks uint64
+	if d.IRQPollInterval > 0 {
+		irqLinks, _ = d.Engine.FS().IRQDirLinks()
+	}
 	d.refreshBans(true)
 	defer d.confirming.Wait()
 	if _, err := d.settle(ctx, SettleStart, nil, !d.NoInitialRebalance, false, time.Time{}); err != nil {
@@ -185,6 +207,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// recheck holds the CPU events settled quickly since the last full
 	// settle: once no event waits, a full one follows them.
 	var recheck []hotplug.Event
+	var irqPoll <-chan time.Time
+	if d.IRQPollInterval > 0 {
+		t := time.NewTicker(d.IRQPollInterval)
+		defer t.Stop()
+		irqPoll = t.C
+	}
 	var banPoll <-chan time.Time
 	if d.Bans.polled() {
 		t := time.NewTicker(d.Bans.pollInterval())
@@ -216,6 +244,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.settleBans(ctx, time.Now(), len(events) == 0)
 		case <-banPoll:
 			d.settleBans(ctx, time.Now(), len(events) == 0)
+		case <-irqPoll:
+			if n, err := d.Engine.FS().IRQDirLinks(); err == nil && n != irqLinks {
+				irqLinks = n
+				d.settleLogged(ctx, SettleIRQs, nil)
+			}
+		case <-rulesChanged:
+			if d.reloadRules() {
+				d.settleLogged(ctx, SettleRules, nil)
+			}
 		case <-stateChanged:
 			// Our own saves wake us too; only another writer's counts.
 			if d.Store.Changed() {
@@ -244,6 +281,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 				}
 			}
 			reason := batchReason(batch, d.Metrics)
+			if reason == SettleIRQs {
+				// Only drivers bound: their new IRQs, whatever their
+				// numbers, need a full snapshot.
+				d.settleLogged(ctx, reason, batch)
+				continue
+			}
 			if reason == SettleResync {
 				// Events were lost: trust no cached CPU file either.
 				d.Engine.ForgetCPUs()
@@ -272,7 +315,7 @@ func batchReason(batch []hotplug.Event, m *Metrics) SettleReason {
 		switch {
 		case ev.Resync:
 			m.resync(ResyncReason(ev.Reason))
-			if reason == "" {
+			if reason == "" || reason == SettleIRQs {
 				reason = SettleResync
 			}
 		case ev.Action == hotplug.Offline:
@@ -282,6 +325,12 @@ func batchReason(batch []hotplug.Event, m *Metrics) SettleReason {
 			m.event(string(ev.Action))
 			if reason != SettleOffline {
 				reason = SettleOnline
+			}
+		case ev.Action == hotplug.Bound:
+			// Not a CPU event: a batch of CPU events settles quickly, and
+			// the full recheck after it places the new IRQs.
+			if reason == "" {
+				reason = SettleIRQs
 			}
 		}
 	}
@@ -472,7 +521,7 @@ func (d *Daemon) record(s Settle) {
 				after.IRQs[i].Effective = r.Effective
 			}
 		}
-		d.Metrics.observeState(&after)
+		d.Metrics.observeState(&after, d.Engine.RuleNames())
 		d.Metrics.observeBans(d.Engine.Banned(), s.State.Snapshot.CPUs)
 	}
 }

@@ -68,7 +68,8 @@ func MetricFamilies() ([]MetricFamily, error) {
 	for _, reason := range AllSettleReasons {
 		m.settled(reason, results, 0.001, true)
 	}
-	m.observeState(&affinity.State{Snapshot: &sysfs.Snapshot{CPUs: sysfs.CPUInfo{Online: cpu0}}})
+	m.observeState(&affinity.State{Snapshot: &sysfs.Snapshot{CPUs: sysfs.CPUInfo{Online: cpu0}}}, []string{"example"})
+	m.rulesFailed()
 	m.Verified(1, 1)
 	m.observeBans(affinity.BannedCPUs{}, sysfs.CPUInfo{Online: cpu0})
 

@@ -37,6 +37,8 @@ func TestMetricFamilies(t *testing.T) {
 		"irqshift_busiest_cpu_rate_share":       {"gauge", nil},
 		"irqshift_busiest_cpu_rate_share_best":  {"gauge", nil},
 		"irqshift_movable_irqs_on_offline_cpus": {"gauge", nil},
+		"irqshift_rule_irqs":                    {"gauge", []string{"rule"}},
+		"irqshift_rules_load_failures_total":    {"counter", nil},
 	}
 	if len(got) != len(want) {
 		t.Errorf("MetricFamilies gives %d families, want %d: %v", len(got), len(want), got)

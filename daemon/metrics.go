@@ -13,7 +13,7 @@ var hotplugActions = []hotplug.Action{hotplug.Online, hotplug.Offline}
 
 // unmovableClasses are the classes irqshift_unmovable_irqs counts: every
 // class but movable.
-var unmovableClasses = []affinity.Class{affinity.ClassPerCPU, affinity.ClassNoAction, affinity.ClassManaged, affinity.ClassBanned}
+var unmovableClasses = []affinity.Class{affinity.ClassPerCPU, affinity.ClassNoAction, affinity.ClassManaged, affinity.ClassBanned, affinity.ClassIgnored}
 
 // labelValues are, for each metric whose labels take a fixed set of
 // values, those values by label: the lists the help texts are built from
@@ -47,6 +47,8 @@ type Metrics struct {
 	busiestShare  prometheus.Gauge
 	bestShare     prometheus.Gauge
 	onOffline     prometheus.Gauge
+	ruleIRQs      *prometheus.GaugeVec
+	rulesFailures prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -114,9 +116,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "irqshift_movable_irqs_on_offline_cpus",
 		Help: "Movable IRQs delivered to a CPU that is offline (effective affinity, or a mask with no online CPU): 0 unless something went wrong.",
 	})
+	m.ruleIRQs = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "irqshift_rule_irqs",
+		Help: "IRQs each device rule matches now (the first matching rule counts an IRQ), after the last settle; every rule in force has a series, 0 when it matches nothing.",
+	}, []string{"rule"})
+	m.rulesFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "irqshift_rules_load_failures_total",
+		Help: "Changes of the rules directory that did not load (a file with a mistake): the last good rules stayed in force.",
+	})
 	reg.MustRegister(m.events, m.moves, m.writeErrors, m.reaction, m.movablePerCPU, m.unmovable,
 		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs, m.bannedCPUs,
-		m.cpuRate, m.busiestShare, m.bestShare, m.onOffline)
+		m.cpuRate, m.busiestShare, m.bestShare, m.onOffline, m.ruleIRQs, m.rulesFailures)
 	return m
 }
 
@@ -151,8 +161,17 @@ func (m *Metrics) settled(reason SettleReason, results []affinity.Result, reacti
 	}
 }
 
-// observeState sets the per-CPU and per-class gauges from a state.
-func (m *Metrics) observeState(st *affinity.State) {
+// rulesFailed counts a rules directory that did not load.
+func (m *Metrics) rulesFailed() {
+	if m != nil {
+		m.rulesFailures.Inc()
+	}
+}
+
+// observeState sets the per-CPU, per-class and per-rule gauges from a
+// state; ruleNames are the rules in force, each shown even when it
+// matches nothing.
+func (m *Metrics) observeState(st *affinity.State, ruleNames []string) {
 	if m == nil {
 		return
 	}
@@ -177,6 +196,15 @@ func (m *Metrics) observeState(st *affinity.State) {
 	m.cpuRate.Reset()
 	for _, cpu := range st.Snapshot.CPUs.Online.CPUs() {
 		m.cpuRate.WithLabelValues(itoa(cpu)).Set(load.PerCPU[cpu])
+	}
+	m.ruleIRQs.Reset()
+	for _, name := range ruleNames {
+		m.ruleIRQs.WithLabelValues(name).Set(0)
+	}
+	for _, irq := range st.IRQs {
+		if irq.Rule != "" {
+			m.ruleIRQs.WithLabelValues(irq.Rule).Inc()
+		}
 	}
 	m.busiestShare.Set(load.BusiestShare())
 	m.bestShare.Set(load.BestShare(st.Allowed.Len()))

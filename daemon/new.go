@@ -100,8 +100,10 @@ func New(cfg Config) (*Daemon, error) {
 		NoInitialRebalance: cfg.NoInitialRebalance,
 		Logger:             cfg.Logger,
 		CheckInterval:      cfg.CheckInterval,
+		IRQPollInterval:    DefaultIRQPollInterval,
 		Bans: &Bans{FS: cfg.FS, Files: cfg.BanFiles, Partitions: cfg.Partitions,
 			DefaultAffinity: cfg.DefaultAffinity, Logger: cfg.Logger},
+		RulesDir: cfg.Settings.RulesDir,
 		Notify: func(st string) {
 			if _, err := sddaemon.SdNotify(false, st); err != nil {
 				log.Warn("sd_notify failed", "state", st, "err", err)
@@ -127,9 +129,15 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.OnSettle = func(Settle) { quiet.settled() }
 	log.Info("configuration", "banned_cpus", cfg.Settings.Banned.User.String(),
-		"include_isolated", cfg.Settings.Banned.IncludeIsolated)
+		"include_isolated", cfg.Settings.Banned.IncludeIsolated, "rules_dir", cfg.Settings.RulesDir, "rules", cfg.Settings.Rules.Len())
 	return d, nil
 }
+
+// DefaultIRQPollInterval is how often the daemon looks for IRQs allocated
+// or freed (Daemon.IRQPollInterval): a stat of /proc/irq a second, so that
+// a driver's IRQs requested when its device is opened (a NIC brought up,
+// which sends no uevent) reach their rule's CPUs within about a second.
+const DefaultIRQPollInterval = time.Second
 
 // MetricsPath is the one path the metrics server serves; the scrape
 // configuration and the DaemonSet's probes in deploy/ name it.

@@ -32,13 +32,19 @@ const (
 	SettleState SettleReason = "state"
 	// SettleBans: a followed ban source changed (Daemon.Bans).
 	SettleBans SettleReason = "bans"
+	// SettleRules: the rules directory changed and its rules were
+	// loaded (Daemon.RulesDir).
+	SettleRules SettleReason = "rules"
+	// SettleIRQs: IRQs were allocated or freed (/proc/irq changed, or a
+	// driver's bind uevent): a full settle places the new ones.
+	SettleIRQs SettleReason = "irqs"
 )
 
 // AllSettleReasons lists every settle reason: the one list that the
 // metric's help text and the tests are checked against.
 var AllSettleReasons = []SettleReason{
 	SettleStart, SettleOffline, SettleOnline, SettleRecheck, SettleResync,
-	SettleReload, SettleCheck, SettleState, SettleBans,
+	SettleReload, SettleCheck, SettleState, SettleBans, SettleRules, SettleIRQs,
 }
 
 // ResyncReason says why the daemon re-read the whole CPU state: the

@@ -165,12 +165,14 @@ func TestEmittedReasonsAreListed(t *testing.T) {
 
 	statePath := filepath.Join(t.TempDir(), "state.json")
 	banPath := filepath.Join(t.TempDir(), "irqbalance")
+	rulesDir := t.TempDir()
 	reload := make(chan struct{})
 	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
 	h := startOn(t, sim, statePath, func(d *Daemon) {
 		record(d)
 		d.Reload = reload
 		d.Bans = &Bans{FS: sim.FS(), Files: []string{banPath}}
+		d.RulesDir = rulesDir
 	})
 	for _, step := range []struct {
 		online bool
@@ -194,6 +196,10 @@ func TestEmittedReasonsAreListed(t *testing.T) {
 	h.nextReason(SettleState)
 	writeRenamed(t, banPath, "IRQBALANCE_BANNED_CPULIST=2\n")
 	h.nextReason(SettleBans)
+	writeRenamed(t, filepath.Join(rulesDir, "10-rng.toml"), "[[rule]]\nname = \"rng\"\nactions = \"virtio*\"\ncpus = \"3\"\n")
+	h.nextReason(SettleRules)
+	h.src.push(hotplug.Event{Action: hotplug.Bound, CPU: -1, Device: "/devices/pci0000:00/0000:00:02.0"})
+	h.nextReason(SettleIRQs)
 	h.stop()
 
 	// The periodic check, on a daemon of its own: its ticks would

@@ -45,7 +45,8 @@ const DefaultOnlinePath = "/sys/devices/system/cpu/online"
 // discovery:
 //
 //   - a Resync with Reason ReasonStart once the connection is open;
-//   - an Event per CPU uevent (online or offline);
+//   - an Event per CPU uevent (online or offline), and one per driver bind
+//     (Action Bound, CPU -1);
 //   - a Resync with ReasonENOBUFS when the kernel dropped uevents;
 //   - a Resync with ReasonSeqnumGap when a uevent's SEQNUM (a counter shared
 //     by all subsystems) is not the previous one plus one, so a uevent was
@@ -217,6 +218,12 @@ func (w *Watcher) Run(ctx context.Context, events chan<- Event) error {
 			lastSeq = max(lastSeq, u.Seqnum)
 			ev, ok := CPUEvent(u)
 			if !ok {
+				if ev, ok = DeviceEvent(u); ok {
+					ev.Received = r.at
+					if !send(ev) {
+						return nil
+					}
+				}
 				continue
 			}
 			ev.Received = r.at

@@ -573,3 +573,22 @@ func TestWatcherOnEvent(t *testing.T) {
 		t.Errorf("OnEvent called %d times after a memory uevent and a CPU one, want 2", n)
 	}
 }
+
+// TestWatcherDeviceBind: a driver's bind uevent becomes a Bound event
+// (CPU -1, its DEVPATH); unbind and add do not.
+func TestWatcherDeviceBind(t *testing.T) {
+	conn := newFakeConn()
+	r := start(t, fakeWatcher(conn))
+	wantResync(t, r.next(t), ReasonStart)
+	conn.push(t, uevent("unbind@/devices/pci0000:00/0000:00:02.0", "ACTION=unbind",
+		"DEVPATH=/devices/pci0000:00/0000:00:02.0", "SUBSYSTEM=pci", "SEQNUM=10"), nil)
+	conn.push(t, uevent("add@/devices/pci0000:00/0000:00:02.0/virtio1", "ACTION=add",
+		"DEVPATH=/devices/pci0000:00/0000:00:02.0/virtio1", "SUBSYSTEM=virtio", "SEQNUM=11"), nil)
+	conn.push(t, uevent("bind@/devices/pci0000:00/0000:00:02.0", "ACTION=bind",
+		"DEVPATH=/devices/pci0000:00/0000:00:02.0", "SUBSYSTEM=pci", "DRIVER=virtio-pci", "SEQNUM=12"), nil)
+	ev := r.next(t)
+	if ev.Action != Bound || ev.CPU != -1 || ev.Resync || ev.Device != "/devices/pci0000:00/0000:00:02.0" || ev.Seqnum != 12 || ev.Received.IsZero() {
+		t.Errorf("bind uevent gave %+v, want a Bound event of /devices/pci0000:00/0000:00:02.0 (seqnum 12)", ev)
+	}
+	r.none(t, 20*time.Millisecond)
+}

@@ -109,10 +109,15 @@ func malformed(format string, args ...any) error {
 // Action is what happened to a CPU.
 type Action string
 
-// The CPU actions, as the kernel spells them (KOBJ_ONLINE, KOBJ_OFFLINE).
+// The CPU actions, as the kernel spells them (KOBJ_ONLINE, KOBJ_OFFLINE),
+// and Bound, a driver bound to a device (KOBJ_BIND).
 const (
 	Online  Action = "online"
 	Offline Action = "offline"
+	// Bound is a device event, not a CPU's: a driver's probe just ended,
+	// and the IRQs it requested exist now, possibly with the numbers of
+	// IRQs freed when the device was unbound.
+	Bound Action = "bind"
 )
 
 // The reasons of Resync events.
@@ -145,6 +150,8 @@ type Event struct {
 	// Resync and Reason (one of the Reason constants) mark a resync.
 	Resync bool
 	Reason string
+	// Device is the DEVPATH of a Bound event.
+	Device string
 }
 
 // cpuDevPathPrefix is the devpath of CPU N without N. CPUs are devices of
@@ -174,6 +181,16 @@ func CPUEvent(u Uevent) (ev Event, ok bool) {
 		return Event{}, false
 	}
 	return Event{Action: action, CPU: cpu, Seqnum: u.Seqnum}, true
+}
+
+// DeviceEvent extracts a driver bind from u (ACTION=bind, any subsystem:
+// PCI, platform and virtio drivers all request their IRQs in their probe,
+// which the bind uevent follows). CPU is -1. ok is false for anything else.
+func DeviceEvent(u Uevent) (ev Event, ok bool) {
+	if u.Action != string(Bound) || u.DevPath == "" {
+		return Event{}, false
+	}
+	return Event{Action: Bound, CPU: -1, Seqnum: u.Seqnum, Device: u.DevPath}, true
 }
 
 // parseCPUNumber accepts what the kernel prints for a CPU number: decimal

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/rules"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -46,6 +47,9 @@ type ApplyReport struct {
 	// NotDone counts planned moves that were never attempted because the
 	// operation was interrupted.
 	NotDone int
+	// Persisted is the rule pin --persist wrote (its Name and File), nil
+	// for none.
+	Persisted *rules.Rule
 }
 
 // Done counts the writes that happened (moved, narrowed or pending).
@@ -137,6 +141,10 @@ type UnpinReport struct {
 	Pin affinity.Pin
 	// Vanished is true when the IRQ no longer exists: only its pin went.
 	Vanished bool
+	// Persisted is the rule unpin --persist removed, nil for none; NoPin
+	// is true when only that rule went (the IRQ had no pin until reboot).
+	Persisted *rules.Rule
+	NoPin     bool
 }
 
 // ListRequest asks for the IRQs and CPUs as they are.

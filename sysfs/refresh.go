@@ -226,6 +226,11 @@ func triggerOfType(t string) string {
 	return ""
 }
 
+// IRQDirLinks is the link count of /proc/irq: 2 plus one per IRQ
+// directory, so it changes when IRQs are allocated or freed (a driver
+// loaded, bound or unbound), for the cost of one stat.
+func (fs FS) IRQDirLinks() (uint64, error) { return fs.irqDirLinks() }
+
 // irqDirLinks is the link count of /proc/irq.
 func (fs FS) irqDirLinks() (uint64, error) {
 	var st unix.Stat_t

@@ -23,6 +23,9 @@ import (
 	"time"
 )
 
+// AnyFile, as the last element of a path, watches every entry of its directory.
+const AnyFile = "*"
+
 // DefaultPollInterval is the Watcher's default PollInterval.
 const DefaultPollInterval = time.Second
 
@@ -54,7 +57,9 @@ const DefaultPollInterval = time.Second
 // Set the fields before Run; a Watcher may be run again after Run returns.
 type Watcher struct {
 	// Paths are the files to watch. Each notification is one of these strings as given.
-	// Relative paths are relative to the working directory at the time of Run.
+	// Relative paths are relative to the working directory at the time of Run. A path whose
+	// last element is AnyFile ("dir/*") stands for every entry of dir: a change to any of
+	// them is reported as that path (a directory of rules files).
 	Paths []string
 	// Logger receives debug lines about directories that do not exist (yet) and warnings
 	// about directories that cannot be watched and queue overflows; nil discards them.
@@ -129,6 +134,9 @@ func (q *pendingPaths) add(p string) {
 	q.in[p] = true
 	q.order = append(q.order, p)
 }
+
+// matches reports whether a change to the entry name of its directory concerns f.
+func (f watchedFile) matches(name string) bool { return f.base == name || f.base == AnyFile }
 
 func (q *pendingPaths) addDir(d *watchedDir) {
 	for _, f := range d.files {

@@ -107,7 +107,8 @@ func (s *fileWatch) watch(d *watchedDir, queueExisting bool) bool {
 	s.byWD[wd] = append(s.byWD[wd], d)
 	if queueExisting {
 		for _, f := range d.files {
-			if _, err := os.Lstat(filepath.Join(d.dir, f.base)); err == nil {
+			// The directory exists now: for AnyFile, whatever is in it is news.
+			if _, err := os.Lstat(filepath.Join(d.dir, f.base)); err == nil || f.base == AnyFile {
 				s.pending.add(f.path)
 			}
 		}
@@ -179,7 +180,7 @@ func (s *fileWatch) handle(evs []inotifyEvent) {
 		case ev.mask&changeMask != 0 && ev.name != "":
 			for _, d := range s.byWD[int(ev.wd)] {
 				for _, f := range d.files {
-					if f.base == ev.name {
+					if f.matches(ev.name) {
 						s.pending.add(f.path)
 					}
 				}

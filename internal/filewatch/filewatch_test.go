@@ -679,3 +679,30 @@ func TestFileWatcherOverflowSendsEveryPath(t *testing.T) {
 		t.Fatalf("pending %v, want [%s]", s.pending.order, paths[1])
 	}
 }
+
+// TestFileWatcherAnyFile: "dir/*" reports a change to any entry of dir (a rules directory):
+// a file written, renamed over, created and removed; and the directory's creation after start,
+// once watched, since what is in it then is news.
+func TestFileWatcherAnyFile(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "rules.d")
+	every := filepath.Join(dir, AnyFile)
+	r := startFileWatcher(t, 10*time.Millisecond, every)
+	r.waitWatch(t, dir, false)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.waitWatch(t, dir, true)
+	r.expect(t, "directory created", every)
+	writeFile(t, filepath.Join(dir, "10-nic.toml"), "[[rule]]\n")
+	r.expect(t, "a file written", every)
+	renameOver(t, filepath.Join(dir, "20-rng.toml"), "[[rule]]\n")
+	r.expect(t, "a file renamed over", every)
+	if err := os.Remove(filepath.Join(dir, "10-nic.toml")); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "a file removed", every)
+	// Another directory's files are not this path's.
+	writeFile(t, filepath.Join(root, "other.toml"), "x")
+	r.expect(t, "a file beside the directory")
+}

@@ -148,7 +148,9 @@ func NUMA8(v Version) Config {
 //     that node's CPUs as their default mask, least-loaded within them;
 //     in every eighth round of devices over the nodes (devices 7*nodes to
 //     8*nodes-1, …) the vectors are managed instead, one per CPU of the
-//     whole machine in turn.
+//     whole machine in turn. Each device is in /sys (IRQ.Device: its
+//     msi_irqs lists its vectors) with its driver bound: "nvme" for the
+//     devices of managed vectors, "mlx5_core" for the others.
 //
 // It panics unless 1 ≤ nodes ≤ cpus ≤ 4096 and 2 ≤ irqs. Build of
 // Big(256, 4, 4096) takes well under a second on tmpfs.
@@ -182,10 +184,10 @@ func Big(cpus, nodes, irqs int) Config {
 		chip, name := "ITS-PCI-MSIX-"+bdf, "dev"+strconv.Itoa(dev)+"-q"+strconv.Itoa(vec)
 		var q IRQ
 		if (dev/nodes)%8 == 7 {
-			q = Managed(13+nspi+i, chip, uint64(vec), managedCPU, name)
+			q = Managed(13+nspi+i, chip, uint64(vec), managedCPU, name).WithDevice(bdf, "nvme")
 			managedCPU = (managedCPU + 1) % cpus
 		} else {
-			q = MSI(13+nspi+i, chip, uint64(vec), name)
+			q = MSI(13+nspi+i, chip, uint64(vec), name).WithDevice(bdf, "mlx5_core")
 		}
 		out = append(out, q.WithNode(dev%nodes))
 	}

@@ -99,6 +99,8 @@ type Sim struct {
 	faults     map[int]*fault
 	hooks      map[int][]func(*Sim) error
 	pciNode    map[string]int // BDF → numa_node of the PCI devices
+	// devices are the devices of IRQ.Device, by name (sim_device.go).
+	devices map[string]*device
 	// files and dirs are what writeFile made: the mode and content hash
 	// of each file, by path relative to root, and the directories. fmu
 	// guards them, as syncAll writes IRQs from several goroutines.
@@ -201,12 +203,19 @@ func Build(root string, cfg Config) (*Sim, error) {
 			s.pciNode = nil // no PCI device files: the trees of VM4 stay as captured
 		}
 	}
+	if err := s.attachDevices(); err != nil {
+		return nil, err
+	}
 	// Initial placement in IRQ order, as drivers probe.
 	loads := s.loads()
 	for _, n := range s.order {
 		loads.placeNew(s.irqs[n], s.online)
 	}
 	if s.fs, err = s.mkdirs(); err != nil {
+		return nil, err
+	}
+	// The devices first: numa_node is written through their bus's symlinks.
+	if err := s.syncDevices(); err != nil {
 		return nil, err
 	}
 	if err := s.syncPCI(); err != nil {

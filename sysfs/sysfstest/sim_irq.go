@@ -105,6 +105,20 @@ type IRQ struct {
 	// (virtio-net): after every offline or online it sets the hint and the
 	// affinity of this IRQ to the online mask.
 	FollowsHotplug bool
+	// Device is the device the IRQ belongs to: a PCI address
+	// ("0000:01:00.0") under <sys>/devices/pci<domain>:00, or any other
+	// name for a platform device under <sys>/devices/platform; each with
+	// its <sys>/bus/<bus>/devices symlink (see syncDevice). An MSI is
+	// listed in the device's msi_irqs, a wired IRQ of a PCI device is its
+	// irq file (INTx). Where the tree writes PCI device files (Config.Nodes
+	// or a DeviceNode set), an IRQ whose Chip names a PCI device
+	// (sysfs.ChipPCIAddress) belongs to it by default; elsewhere only
+	// where set, so that the trees of VM4 keep no /sys/bus.
+	Device string
+	// Driver is the driver bound to Device (its driver symlink); "" leaves
+	// the device without one unless another of its IRQs names it. IRQs of
+	// one device must not name different drivers.
+	Driver string
 }
 
 // PerCPU describes a per-CPU interrupt (GIC SGI/PPI).
@@ -166,6 +180,10 @@ func (q IRQ) Hide() IRQ { q.Hidden = true; return q }
 // FollowingHotplug returns q with FollowsHotplug set.
 func (q IRQ) FollowingHotplug() IRQ { q.FollowsHotplug = true; return q }
 
+// WithDevice returns q belonging to the device name (a PCI address or a
+// platform device's name) with driver bound ("" for none).
+func (q IRQ) WithDevice(name, driver string) IRQ { q.Device, q.Driver = name, driver; return q }
+
 // irqState is an IRQ and what changed since: Affinity, Effective, Hint and
 // Counts hold the current state.
 type irqState struct {
@@ -213,16 +231,35 @@ func (s *Sim) newState(spec IRQ) (*irqState, error) {
 // boot does: it gets /proc/irq/N, /sys/kernel/irq/N and (with an action)
 // a /proc/interrupts row, and is placed as at boot. The number must be
 // free (a removed IRQ's number may be reused). A PCI MSI's device node is
-// only the IRQ's own (HasDeviceNode is not modelled here).
+// only the IRQ's own (HasDeviceNode is not modelled here). An IRQ of a
+// device (IRQ.Device) joins its msi_irqs, or its irq file if wired; to
+// bind a driver with all its IRQs at once, use BindDevice.
 func (s *Sim) AddIRQ(spec IRQ) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st, err := s.addIRQ(spec)
+	if err != nil {
+		return err
+	}
+	if err := s.syncDeviceOf(st); err != nil {
+		return err
+	}
+	return s.syncInterrupts()
+}
+
+// addIRQ is AddIRQ but for the device's files and /proc/interrupts, with
+// s.mu held.
+func (s *Sim) addIRQ(spec IRQ) (*irqState, error) {
 	if old, ok := s.irqs[spec.IRQ]; ok && !old.removed {
-		return fmt.Errorf("IRQ %d exists", spec.IRQ)
+		return nil, fmt.Errorf("IRQ %d exists", spec.IRQ)
 	}
 	st, err := s.newState(spec)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	s.defaultDevice(st)
+	if err := s.attach(st); err != nil {
+		return nil, err
 	}
 	if _, reused := s.irqs[spec.IRQ]; !reused {
 		s.order = append(s.order, spec.IRQ)
@@ -231,14 +268,11 @@ func (s *Sim) AddIRQ(spec IRQ) error {
 	s.irqs[spec.IRQ] = st
 	s.writeLoads = nil
 	s.loads().placeNew(st, s.online)
-	if err := s.syncIRQ(st); err != nil {
-		return err
-	}
-	return s.syncInterrupts()
+	return st, s.syncIRQ(st)
 }
 
 // RemoveIRQ frees irq: its /proc/irq/N and /sys/kernel/irq/N go away and
-// /proc/interrupts no longer lists it.
+// /proc/interrupts no longer lists it (nor its device's msi_irqs).
 func (s *Sim) RemoveIRQ(irq int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -246,15 +280,28 @@ func (s *Sim) RemoveIRQ(irq int) error {
 	if st == nil || st.removed {
 		return fmt.Errorf("IRQ %d does not exist", irq)
 	}
+	if err := s.freeIRQ(st); err != nil {
+		return err
+	}
+	if err := s.syncDeviceOf(st); err != nil {
+		return err
+	}
+	return s.syncInterrupts()
+}
+
+// freeIRQ is RemoveIRQ but for the device's files and /proc/interrupts,
+// with s.mu held.
+func (s *Sim) freeIRQ(st *irqState) error {
 	st.removed = true
 	s.writeLoads = nil
+	irq := st.IRQ.IRQ
 	for _, rel := range []string{filepath.Join("proc", "irq", strconv.Itoa(irq)), filepath.Join("sys", "kernel", "irq", strconv.Itoa(irq))} {
 		if err := os.RemoveAll(filepath.Join(s.root, rel)); err != nil {
 			return err
 		}
 		s.forget(rel)
 	}
-	return s.syncInterrupts()
+	return nil
 }
 
 // AddCounts delivers n interrupts of irq: on its effective CPU, or on every

@@ -12,7 +12,7 @@ import (
 // These tests hold the JSON documents to the shapes the README promises,
 // decoding them without the program's own types.
 
-var classes = []string{"per-cpu", "no-action", "managed", "banned", "movable"}
+var classes = []string{"per-cpu", "no-action", "managed", "banned", "ignored", "movable"}
 
 type shape struct {
 	t    *testing.T

@@ -140,7 +140,7 @@ func TestBusyDaemon(t *testing.T) {
 			}
 		}
 		t.Logf("the daemon logged %d move(s) with reason=load:\n%s", len(forLoad), strings.Join(forLoad, "\n"))
-		t.Logf("movable IRQs per CPU: %s", countsWithinOne(t, "at rest", movable, onlineCPUs(t)))
+		t.Logf("movable IRQs per CPU: %s", countsWithinOneByHome(t, "at rest", movable))
 		w := measureBusy(t, devs, busyShareWindow)
 		m := checkRateMetrics(t, "at rest")
 		t.Logf("BUSY-SHARE %s kind=daemon-load %s", label, w)
@@ -235,7 +235,7 @@ func TestBusyDaemon(t *testing.T) {
 				return ok, text
 			})
 			t.Logf("%s (busy IRQ %d was on CPU%d): distinct again after %d periodic checks: %s; movable IRQs per CPU: %s",
-				what, irq, cpu, d.checksNow(mark), text, countsWithinOne(t, what, movable, onlineCPUs(t)))
+				what, irq, cpu, d.checksNow(mark), text, countsWithinOneByHome(t, what, movable))
 			checkRateMetrics(t, what)
 		}
 	})
@@ -297,7 +297,7 @@ func TestBusyRebalance(t *testing.T) {
 		if !ok {
 			t.Errorf("after rebalance --sample 1s the busy IRQs share a CPU: %s\n%s", text, r.Stdout)
 		}
-		t.Logf("after rebalance --sample 1s: busy %s; movable IRQs per CPU: %s", text, countsWithinOne(t, "rebalance", movable, onlineCPUs(t)))
+		t.Logf("after rebalance --sample 1s: busy %s; movable IRQs per CPU: %s", text, countsWithinOneByHome(t, "rebalance", movable))
 		dry := irqshift(t, "--state", st, "rebalance", "--sample", "1s", "--dry-run", "--json")
 		mustExit(t, dry, 0)
 		var plan applyDoc
@@ -316,7 +316,7 @@ func TestBusyRebalance(t *testing.T) {
 		checkResults(t, d)
 		ok, text := busyPlacement(t, devs, nil)
 		t.Logf("after --balance count rebalance: busy IRQs distinct: %v (%s), movable IRQs per CPU: %s (counts only: it need not separate them)",
-			ok, text, countsWithinOne(t, "--balance count rebalance", movable, onlineCPUs(t)))
+			ok, text, countsWithinOneByHome(t, "--balance count rebalance", movable))
 	})
 }
 

@@ -530,3 +530,50 @@ func countsWithinOne(t *testing.T, label string, movable, cpus []int) string {
 	}
 	return text
 }
+
+// countsWithinOneByHome is countsWithinOne where the planner levels the counts: over every online
+// CPU on a machine of one NUMA node, and per node on one of several (the IRQs irqshift gives node N
+// in list --json, over N's online CPUs, as numaVM.check counts them). Node-less IRQs, and those of
+// a node with no online CPU, may go anywhere allowed: their counts are shown, not checked.
+func countsWithinOneByHome(t *testing.T, label string, movable []int) string {
+	t.Helper()
+	online := onlineCPUs(t)
+	nodes := sysNodes(t)
+	if len(nodes) < 2 {
+		return countsWithinOne(t, label, movable, online)
+	}
+	r := irqshift(t, "list", "--json")
+	mustExit(t, r, 0)
+	var doc numaListDoc
+	decodeJSON(t, r, &doc)
+	byNode := map[int][]int{}
+	for _, q := range doc.IRQs {
+		if !contains(movable, q.IRQ) {
+			continue
+		}
+		n := -1
+		if q.Node != nil {
+			n = *q.Node
+		}
+		byNode[n] = append(byNode[n], q.IRQ)
+	}
+	var parts []string
+	for _, n := range sortedKeys(byNode) {
+		irqs := byNode[n]
+		home := []int(nil)
+		if n >= 0 {
+			home = intersect(nodes[n], online)
+		}
+		if len(home) == 0 {
+			_, text := spread(perCPU(t, irqs, online))
+			parts = append(parts, fmt.Sprintf("node %d, anywhere (%d IRQs): %s", n, len(irqs), text))
+			continue
+		}
+		d, text := spread(perCPU(t, irqs, home))
+		if d > 1 {
+			t.Errorf("%s: node %d's movable IRQs per CPU of node %d differ by %d: %s (IRQs %v)", label, n, n, d, text, irqs)
+		}
+		parts = append(parts, fmt.Sprintf("node %d on %s: %s", n, formatCPUList(home), text))
+	}
+	return strings.Join(parts, "; ")
+}

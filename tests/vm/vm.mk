@@ -71,10 +71,10 @@ vm-test-big: vm-testbin vm-irqshift-bin
 
 # 128 vCPUs: the size where the daemon's cost used to grow with the CPUs (docs/BENCHMARKS.md, "Big
 # machines"). Its boot and tests take longer than run.sh's default 600 s allows on a busy host.
-# TestBusyDaemon is left out by default: at 128 vCPUs (settleTimeout now 60 s, the start took 48 s)
-# it separated the busy IRQs within node 1, but its check that movable IRQs per CPU differ by at most
-# one over the whole machine does not hold where NUMA homes place them (the big VM's PCI devices are
-# on node 1). VM_BIG128_RUN='^TestBig|^TestBusyDaemon$$' runs it.
+# TestBusyDaemon is left out: at 128 vCPUs under single-threaded TCG the busy ports are starved
+# (measured 2026-12-06: the three busy IRQs fired 0.2 times a second in all, the eBPF confirmation
+# saw them silent), below MinBusyRate, so there is no load to separate. It checks the counts per
+# NUMA home (countsWithinOneByHome) where it runs: VM_BIG128_RUN='^TestBig|^TestBusyDaemon$$'.
 VM_BIG128_RUN ?= ^TestBig
 vm-test-big128: vm-testbin vm-irqshift-bin
 	VM_BIG_SMP=128 VM_BIG_BUSY=3 VM_BIG_RUN='$(VM_BIG128_RUN)' VM_TIMEOUT=$${VM_TIMEOUT:-1500} \
