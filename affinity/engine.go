@@ -115,6 +115,10 @@ type Engine struct {
 	showDevices bool
 	// devices are the IRQs' devices as last read (sysfs.FS.IRQDevices).
 	devices map[int]sysfs.Device
+	// foreignActive: another balancer is writing masks (SetForeignWriters);
+	// foreign: the next Load learns no pin, true while one is and for the
+	// first Load after the last one ended, which sees its last masks.
+	foreignActive, foreign bool
 }
 
 // NewEngine builds an Engine with an empty state.
@@ -446,7 +450,13 @@ func (e *Engine) Load() (*State, error) {
 				}
 			}
 		}
-		st.LearnedPins = e.planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, snap.CPUs.Possible, e.written)
+		if e.foreign {
+			// Another balancer writes masks now (ForeignWriters): none of
+			// them is the operator's intent.
+			e.disownMasks(st)
+		}
+		st.LearnedPins = e.driversOwn(e.planner.Pins.LearnPins(st.IRQs, snap.CPUs.Online, snap.CPUs.Possible, e.written), st)
+		e.foreign = e.foreignActive
 	}
 	e.transient = nil
 	return st, nil

@@ -141,3 +141,46 @@ func TestCacheStaticCPUs(t *testing.T) {
 		t.Errorf("after ForgetCPUs: allowed %s, want 0,2-3", st.Allowed)
 	}
 }
+
+// TestDriverHintIsNoPin: a narrow mask that equals the IRQ's
+// affinity_hint is the driver's own spreading of its queues, not a pin;
+// the same mask on an IRQ with no such hint is one.
+func TestDriverHintIsNoPin(t *testing.T) {
+	cfg := sysfstest.VM4(sysfstest.Kernel612)
+	for i, q := range cfg.IRQs {
+		switch q.IRQ {
+		case 29: // virtio0-input.0: the driver spreads it to CPU2
+			cfg.IRQs[i] = q.WithHint(2).WithAffinity(2)
+		case 21: // virtio1-input: the operator's echo 2 > smp_affinity_list
+			cfg.IRQs[i] = q.WithHint().WithAffinity(2)
+		}
+	}
+	sim := sysfstest.New(t, cfg)
+	e := affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, TrackPins: true})
+	st, err := e.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	learned := map[int]bool{}
+	for _, pin := range st.LearnedPins {
+		learned[pin.IRQ] = true
+	}
+	if learned[29] {
+		t.Error("IRQ 29's mask, its driver's affinity_hint, was learned as a pin")
+	}
+	if !learned[21] {
+		t.Errorf("IRQ 21's hand-set mask was not learned as a pin: %v", st.LearnedPins)
+	}
+	if _, ok := e.Pins()[affinity.Key(st.IRQs[indexOf(st.IRQs, 29)])]; ok {
+		t.Error("IRQ 29 has a pin")
+	}
+}
+
+func indexOf(irqs []affinity.IRQ, n int) int {
+	for i, irq := range irqs {
+		if irq.IRQ == n {
+			return i
+		}
+	}
+	return -1
+}

@@ -101,3 +101,52 @@ func (p Pins) pinTarget(irq IRQ, allowed sysfs.CPUSet) (target sysfs.CPUSet, pin
 func pinnedReason(pin Pin) string {
 	return fmt.Sprintf("pinned by the admin to %s (--include-pinned moves it)", pin.CPUs)
 }
+
+// SetForeignWriters says whether another balancer is writing IRQ masks
+// now (irqbalance --oneshot, run by CRI-O at a pod's start and stop): its
+// masks are not the operator's intent. While it is, and in the first Load
+// after it ended, no mask is learned as a pin: each is recorded as not
+// the admin's, so that irqshift puts its own placement back. A mask the
+// operator sets by hand while a balancer runs is not told apart; `irqshift
+// pin` records one for certain.
+func (e *Engine) SetForeignWriters(active bool) {
+	e.foreignActive = active
+	e.foreign = e.foreign || active
+}
+
+// disownMasks records every movable IRQ's mask as not the admin's.
+func (e *Engine) disownMasks(st *State) {
+	for _, irq := range st.IRQs {
+		if irq.Movable() && !irq.Affinity.IsEmpty() {
+			e.written[Key(irq)] = irq.Affinity
+		}
+	}
+}
+
+// driversOwn takes back the learned pins whose mask is the IRQ's
+// affinity_hint: a driver that spreads its own queues (NIC drivers at
+// probe, on a channel count change, on CPU hotplug) writes the mask with
+// the hint, and that is not the operator's intent. It returns the pins
+// that stay learned.
+func (e *Engine) driversOwn(learned []Pin, st *State) []Pin {
+	kept := learned[:0]
+	for _, pin := range learned {
+		hint, err := e.fs.ReadHint(pin.IRQ)
+		if err != nil || hint.IsEmpty() || !hint.Equal(pin.CPUs) {
+			kept = append(kept, pin)
+			continue
+		}
+		i := slices.IndexFunc(st.IRQs, func(irq IRQ) bool { return irq.IRQ == pin.IRQ })
+		if i < 0 {
+			kept = append(kept, pin)
+			continue
+		}
+		key := Key(st.IRQs[i])
+		delete(e.planner.Pins, key)
+		e.written[key] = pin.CPUs
+		if e.logger != nil {
+			e.logger.Debug("mask is the driver's affinity hint, not a pin", "irq", pin.IRQ, "mask", pin.CPUs.String())
+		}
+	}
+	return kept
+}

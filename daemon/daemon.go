@@ -48,6 +48,12 @@ type Daemon struct {
 	// inotify watch of it (tests).
 	RulesDir     string
 	RulesChanged <-chan struct{}
+	// ForeignWriters are the programs whose mask writes are not the
+	// operator's intent (DefaultForeignWriters; nil follows none): while
+	// one runs no mask is learned as a pin, and when it ends irqshift
+	// settles at once, putting its own placement back (reason
+	// "balancer"), with the bans that came with it.
+	ForeignWriters []string
 	// Notify sends a state to the service manager ("READY=1", …); nil
 	// sends nothing.
 	Notify func(state string)
@@ -84,6 +90,7 @@ type Daemon struct {
 	registry       *prometheus.Registry
 
 	lastOnline sysfs.CPUSet // online CPUs of the last snapshot
+	foreign    foreignWriters
 	confirming sync.WaitGroup
 	busy       atomic.Bool
 	// OnSettle, when set, is called after every settle (tests, logs).
@@ -180,6 +187,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		irqLinks, _ = d.Engine.FS().IRQDirLinks()
 	}
 	d.refreshBans(true)
+	// A balancer running beside irqshift (--coexist) writes masks that
+	// are not the operator's from the start.
+	d.scanForeign(time.Now(), true)
+	defer d.foreign.stop()
 	defer d.confirming.Wait()
 	if _, err := d.settle(ctx, SettleStart, nil, !d.NoInitialRebalance, false, time.Time{}); err != nil {
 		return fmt.Errorf("start-up settle: %w", err)
@@ -238,8 +249,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-watchdog:
 			d.notify("WATCHDOG=1")
 		case <-check:
+			if d.scanForeign(time.Now(), true) {
+				d.settleLogged(ctx, SettleBalancer, nil)
+				continue
+			}
 			d.settleLogged(ctx, SettleCheck, nil)
+		case now := <-d.foreign.tick():
+			if d.scanForeign(now, now.Before(d.foreign.until)) {
+				d.settleLogged(ctx, SettleBalancer, nil)
+			}
 		case <-bansChanged:
+			// CRI-O changes the ban file, then runs irqbalance --oneshot.
+			d.foreign.open(time.Now())
+			d.scanForeign(time.Now(), true)
 			d.Bans.filesChanged()
 			d.settleBans(ctx, time.Now(), len(events) == 0)
 		case <-banPoll:

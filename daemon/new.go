@@ -103,7 +103,8 @@ func New(cfg Config) (*Daemon, error) {
 		IRQPollInterval:    DefaultIRQPollInterval,
 		Bans: &Bans{FS: cfg.FS, Files: cfg.BanFiles, Partitions: cfg.Partitions,
 			DefaultAffinity: cfg.DefaultAffinity, Logger: cfg.Logger},
-		RulesDir: cfg.Settings.RulesDir,
+		RulesDir:       cfg.Settings.RulesDir,
+		ForeignWriters: DefaultForeignWriters,
 		Notify: func(st string) {
 			if _, err := sddaemon.SdNotify(false, st); err != nil {
 				log.Warn("sd_notify failed", "state", st, "err", err)

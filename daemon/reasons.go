@@ -38,13 +38,16 @@ const (
 	// SettleIRQs: IRQs were allocated or freed (/proc/irq changed, or a
 	// driver's bind uevent): a full settle places the new ones.
 	SettleIRQs SettleReason = "irqs"
+	// SettleBalancer: a foreign balancer (Daemon.ForeignWriters) ended:
+	// irqshift's placement comes back, its masks learned as no pins.
+	SettleBalancer SettleReason = "balancer"
 )
 
 // AllSettleReasons lists every settle reason: the one list that the
 // metric's help text and the tests are checked against.
 var AllSettleReasons = []SettleReason{
 	SettleStart, SettleOffline, SettleOnline, SettleRecheck, SettleResync,
-	SettleReload, SettleCheck, SettleState, SettleBans, SettleRules, SettleIRQs,
+	SettleReload, SettleCheck, SettleState, SettleBans, SettleRules, SettleIRQs, SettleBalancer,
 }
 
 // ResyncReason says why the daemon re-read the whole CPU state: the

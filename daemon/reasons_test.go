@@ -173,6 +173,7 @@ func TestEmittedReasonsAreListed(t *testing.T) {
 		d.Reload = reload
 		d.Bans = &Bans{FS: sim.FS(), Files: []string{banPath}}
 		d.RulesDir = rulesDir
+		d.ForeignWriters = DefaultForeignWriters
 	})
 	for _, step := range []struct {
 		online bool
@@ -200,6 +201,11 @@ func TestEmittedReasonsAreListed(t *testing.T) {
 	h.nextReason(SettleRules)
 	h.src.push(hotplug.Event{Action: hotplug.Bound, CPU: -1, Device: "/devices/pci0000:00/0000:00:02.0"})
 	h.nextReason(SettleIRQs)
+	proc := startOneshot(t, sim, "4243")
+	writeRenamed(t, banPath, "IRQBALANCE_BANNED_CPULIST=1\n")
+	h.nextReason(SettleBans)
+	proc.exit()
+	h.nextReason(SettleBalancer)
 	h.stop()
 
 	// The periodic check, on a daemon of its own: its ticks would

@@ -85,6 +85,23 @@ func (fs FS) ReadEffective(irq int) (CPUSet, error) {
 	return set, err
 }
 
+// ReadHint reads /proc/irq/N/affinity_hint, the mask a driver asked for
+// its IRQ (irq_set_affinity_hint, irq_update_affinity_hint): empty when
+// it set none. Drivers that spread their own queues write the mask
+// with the hint, so a mask equal to the hint is the driver's.
+func (fs FS) ReadHint(irq int) (CPUSet, error) {
+	path := fs.IRQDir(irq) + "/affinity_hint"
+	data, err := readFile(path)
+	if err != nil {
+		return CPUSet{}, err
+	}
+	set, err := ParseCPUMask(string(data))
+	if err != nil {
+		return CPUSet{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return set, nil
+}
+
 // DefaultAffinity reads /proc/irq/default_smp_affinity, the mask the
 // kernel gives new IRQs (CRI-O takes its isolated CPUs out of it).
 func (fs FS) DefaultAffinity() (CPUSet, error) {

@@ -30,3 +30,10 @@ func (fs FS) ProcessesNamed(name string) ([]int, error) {
 	}
 	return pids, nil
 }
+
+// ProcessNamed reports whether process pid still runs under name: false
+// once it exited, also when its PID was reused by another program.
+func (fs FS) ProcessNamed(pid int, name string) bool {
+	comm, err := os.ReadFile(fs.ProcPath(strconv.Itoa(pid), "comm"))
+	return err == nil && strings.TrimSpace(string(comm)) == name
+}
