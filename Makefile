@@ -81,6 +81,9 @@ install: build
 	chmod 0644 $(DESTDIR)$(UNITDIR)/irqshift.service
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/irqshift ]; then \
 		install -D -m 0644 systemd/irqshift.default $(DESTDIR)$(SYSCONFDIR)/default/irqshift; fi
+	install -d $(DESTDIR)$(SYSCONFDIR)/irqshift/rules.d
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/irqshift/rules.d/50-example.toml ]; then \
+		install -m 0644 packaging/rules.d/50-example.toml $(DESTDIR)$(SYSCONFDIR)/irqshift/rules.d/50-example.toml; fi
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

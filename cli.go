@@ -363,6 +363,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "state", Usage: "state file of pins, drained CPUs and learned IRQs (IRQSHIFT_STATE; default " + state.DefaultPath + " on the live system, none on a fixture tree; \"none\" turns it off)"},
 		&cli.StringFlag{Name: "numa", Usage: "local (default): keep each IRQ on its device's NUMA node while that node has an allowed CPU; ignore: spread over all allowed CPUs (IRQSHIFT_NUMA)"},
 		&cli.StringFlag{Name: "balance", Usage: "load (default): with IRQ counts per CPU within one, put busy IRQs on distinct CPUs and keep the busiest CPU's interrupt rate low; count: counts only (" + settingBalance.key + ")"},
+		&cli.StringFlag{Name: "learn-pins", Usage: "true (default): a mask set by hand (echo 4 > /proc/irq/N/smp_affinity_list) is the operator's pin, kept until reboot; false: only irqshift pin and rules say where an IRQ belongs (" + settingLearnPins.key + ")"},
 		&cli.StringFlag{Name: "rules", Usage: "directory of device rules, *.toml files read in name order (" + settingRules.key + "; default " + DefaultRulesDir + " on the live system, none on a fixture tree; \"none\" reads none)"},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"}}
 }

@@ -40,6 +40,7 @@ var (
 	settingNUMA            = newSetting("numa", "IRQSHIFT_NUMA")
 	settingBalance         = newSetting("balance", "IRQSHIFT_BALANCE")
 	settingRules           = newSetting("rules", "IRQSHIFT_RULES")
+	settingLearnPins       = newSetting("learn-pins", "IRQSHIFT_LEARN_PINS")
 	settingSample          = newSetting("sample", "IRQSHIFT_SAMPLE")
 	settingCheckInterval   = newSetting("check-interval", "IRQSHIFT_CHECK_INTERVAL")
 	settingMetricsAddress  = newSetting("metrics-address", "IRQSHIFT_METRICS_ADDRESS")
@@ -260,6 +261,13 @@ func (r *resolver) settings() (ops.Settings, error) {
 	case "ignore":
 	default:
 		return out, usageError("%s: %s is not local or ignore", originName(origin, settingNUMA), quote.Quote(text))
+	}
+	if text, _ := r.get(settingLearnPins); strings.TrimSpace(text) != "" {
+		learn, err := r.bool(settingLearnPins)
+		if err != nil {
+			return out, err
+		}
+		out.NoLearnPins = !learn
 	}
 	if out.RulesDir, out.Rules, err = r.rules(); err != nil {
 		return out, err

@@ -57,7 +57,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	}
 	// A bad value names where it came from.
 	for key, bad := range map[string]string{"IRQSHIFT_BANNED_IRQS": "x", "IRQBALANCE_BANNED_CPUS": "zz", "IRQBALANCE_BANNED_CPULIST": "3-1",
-		"IRQSHIFT_INCLUDE_ISOLATED": "maybe", "IRQSHIFT_INCLUDE_PINNED": "2", "IRQSHIFT_BANNED_CPUS": "x"} {
+		"IRQSHIFT_INCLUDE_ISOLATED": "maybe", "IRQSHIFT_INCLUDE_PINNED": "2", "IRQSHIFT_BANNED_CPUS": "x", "IRQSHIFT_LEARN_PINS": "sometimes"} {
 		code, _, stderr := runCLI(t, map[string]string{key: bad}, "--proc", proc, "--sys", sys, "list")
 		if code != exitUsage || !strings.Contains(stderr, key) {
 			t.Errorf("bad %s=%s: exit %d, %q", key, bad, code, stderr)

@@ -30,6 +30,8 @@ type EngineConfig struct {
 	Balance Balance
 	// Rules are the operator's device rules; nil for none.
 	Rules *rules.Set
+	// NoLearnPins: masks found are never learned as pins (Settings).
+	NoLearnPins bool
 	// NUMA keeps each IRQ on its device's NUMA node (--numa local); false
 	// spreads every IRQ over all allowed CPUs (--numa ignore).
 	NUMA bool
@@ -119,13 +121,15 @@ type Engine struct {
 	// foreign: the next Load learns no pin, true while one is and for the
 	// first Load after the last one ended, which sees its last masks.
 	foreignActive, foreign bool
+	// noLearn: learn no pin at all (Settings.NoLearnPins).
+	noLearn bool
 }
 
 // NewEngine builds an Engine with an empty state.
 func NewEngine(c EngineConfig) *Engine {
 	e := &Engine{fs: c.FS, kernel: c.Kernel, hotplug: c.Hotplug, banned: c.Banned, policy: c.Policy,
 		trackPins: c.TrackPins, cacheStaticCPUs: c.CacheStaticCPUs, numa: c.NUMA, logger: c.Logger, clock: c.Clock,
-		trackRates: c.TrackRates}
+		trackRates: c.TrackRates, noLearn: c.NoLearnPins}
 	if e.clock == nil {
 		e.clock = time.Now
 	}
@@ -147,6 +151,11 @@ type Settings struct {
 	// Balance is what the planner evens out (--balance); "" is
 	// BalanceLoad.
 	Balance Balance
+	// NoLearnPins turns off learning pins from masks set by hand
+	// (--learn-pins=false): every mask found is taken as not the
+	// operator's, and only `irqshift pin` and rules say where an IRQ
+	// belongs.
+	NoLearnPins bool
 	// Rules are the device rules (--rules); nil for none. RulesDir is
 	// the directory they came from ("" for none): the daemon follows it
 	// and pin --persist writes there.
@@ -158,6 +167,7 @@ type Settings struct {
 // operator's settings, in a command and in the daemon.
 func (c EngineConfig) With(s Settings) EngineConfig {
 	c.Banned, c.Policy, c.IncludePinned, c.NUMA, c.Balance, c.Rules = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance, s.Rules
+	c.NoLearnPins = s.NoLearnPins
 	return c
 }
 
@@ -165,6 +175,7 @@ func (c EngineConfig) With(s Settings) EngineConfig {
 // keeps are those the settings give.
 func (e *Engine) Configure(s Settings) {
 	e.banned, e.policy, e.planner.IncludePinned, e.numa, e.planner.Balance = s.Banned, s.Policy, s.IncludePinned, s.NUMA, s.Balance
+	e.noLearn = s.NoLearnPins
 	e.SetRules(s.Rules)
 }
 
@@ -450,7 +461,7 @@ func (e *Engine) Load() (*State, error) {
 				}
 			}
 		}
-		if e.foreign {
+		if e.foreign || e.noLearn {
 			// Another balancer writes masks now (ForeignWriters): none of
 			// them is the operator's intent.
 			e.disownMasks(st)

@@ -184,3 +184,29 @@ func indexOf(irqs []affinity.IRQ, n int) int {
 	}
 	return -1
 }
+
+// TestNoLearnPins: with NoLearnPins (--learn-pins=false) a mask set by
+// hand is not learned, and a rebalance spreads the IRQ like any other.
+func TestNoLearnPins(t *testing.T) {
+	sim := sysfstest.New(t, sysfstest.VM4(sysfstest.Kernel612))
+	if err := sim.WriteAffinity(21, sysfs.NewCPUSet(2)); err != nil {
+		t.Fatal(err)
+	}
+	for _, no := range []bool{false, true} {
+		e := affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, TrackPins: true, NoLearnPins: no})
+		st, err := e.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		learned := len(st.LearnedPins) == 1 && st.LearnedPins[0].IRQ == 21
+		if learned == no {
+			t.Errorf("NoLearnPins %v: learned %v", no, st.LearnedPins)
+		}
+		if _, err := e.Load(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.Pins()); no && n != 0 {
+			t.Errorf("NoLearnPins: %d pins after a second load", n)
+		}
+	}
+}

@@ -3,12 +3,16 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/irqshift/irqshift/affinity"
 	"github.com/irqshift/irqshift/hotplug"
+	"github.com/irqshift/irqshift/rules"
 	"github.com/irqshift/irqshift/sysfs/sysfstest"
 )
 
@@ -20,14 +24,19 @@ var bigSizes = []struct{ cpus, nodes, irqs int }{{64, 2, 1024}, {256, 4, 4096}}
 // with rates (benchRates).
 var balances = []affinity.Balance{affinity.BalanceCount, affinity.BalanceLoad}
 
-// bigDaemon is a daemon (NUMA on, as `irqshift watch` runs) on a
+// bigDaemonRules is a daemon (NUMA on, as `irqshift watch` runs) on a
 // simulated big machine, after its start-up settle. With BalanceLoad its
 // planner has rates (benchRates) and has planned with them once, so that
 // the timed plans are the steady ones of a running daemon.
-func bigDaemon(b *testing.B, cpus, nodes, irqs int, balance affinity.Balance) (*Daemon, *sysfstest.Sim) {
+// With n > 0, n device rules are in force (benchRules).
+func bigDaemonRules(b *testing.B, cpus, nodes, irqs int, balance affinity.Balance, n int) (*Daemon, *sysfstest.Sim) {
 	b.Helper()
 	sim := sysfstest.New(b, sysfstest.Big(cpus, nodes, irqs))
-	d := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, Hotplug: sim, NUMA: true, Balance: balance})}
+	var set *rules.Set
+	if n > 0 {
+		set = benchRules(b, cpus, n)
+	}
+	d := &Daemon{Engine: affinity.NewEngine(affinity.EngineConfig{FS: sim.FS(), Kernel: sim, Hotplug: sim, NUMA: true, Balance: balance, Rules: set})}
 	d.Engine.SetTrackPins(true)
 	d.Engine.SetCacheStaticCPUs(true)
 	d.Engine.SetNoCounts(true)
@@ -42,6 +51,38 @@ func bigDaemon(b *testing.B, cpus, nodes, irqs int, balance affinity.Balance) (*
 		}
 	}
 	return d, sim
+}
+
+// benchRules writes n rules into a rules directory and loads it, as an
+// operator's set_irq_affinity script turned into rules might read: half
+// place one device's queues on eight CPUs, a quarter name queues by an
+// action glob, the rest name drivers or devices the machine has not (so
+// every IRQ is tried against every rule before none matches).
+func benchRules(b *testing.B, cpus, n int) *rules.Set {
+	b.Helper()
+	var text strings.Builder
+	for k := range n {
+		first := (8 * k) % cpus
+		span := fmt.Sprintf("%d-%d", first, min(first+7, cpus-1))
+		fmt.Fprintf(&text, "[[rule]]\nname = \"r%d\"\n", k)
+		switch {
+		case k < n/2:
+			fmt.Fprintf(&text, "device = \"%04x:%02x:00.0\"\ncpus = \"%s\"\n", (k+1)/256, (k+1)%256, span)
+		case k < 3*n/4:
+			fmt.Fprintf(&text, "actions = \"dev%d-q*\"\ncpus = \"%s\"\n", k, span)
+		default:
+			fmt.Fprintf(&text, "driver = \"absent%d\"\ncpus = \"%s\"\n", k, span)
+		}
+	}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "50-bench.toml"), []byte(text.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	set, err := rules.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return set
 }
 
 // benchRates gives a busy server's rates: one movable IRQ in eight busy
@@ -70,17 +111,19 @@ func BenchmarkOfflineEvent(b *testing.B) {
 	for _, size := range bigSizes {
 		for _, balance := range balances {
 			b.Run(fmt.Sprintf("%s-%dx%dx%d", balance, size.cpus, size.irqs, size.nodes), func(b *testing.B) {
-				benchOfflineEvent(b, size.cpus, size.nodes, size.irqs, balance)
+				benchOfflineEvent(b, size.cpus, size.nodes, size.irqs, balance, 0)
 			})
 		}
 	}
+	// With 100 device rules (benchRules), on the big machine.
+	b.Run("load-100rules-256x4096x4", func(b *testing.B) { benchOfflineEvent(b, 256, 4, 4096, affinity.BalanceLoad, 100) })
 }
 
-func benchOfflineEvent(b *testing.B, cpus, nodes, irqs int, balance affinity.Balance) {
+func benchOfflineEvent(b *testing.B, cpus, nodes, irqs int, balance affinity.Balance, nrules int) {
 	{
 		{
 			size := struct{ cpus, nodes, irqs int }{cpus, nodes, irqs}
-			d, sim := bigDaemon(b, size.cpus, size.nodes, size.irqs, balance)
+			d, sim := bigDaemonRules(b, size.cpus, size.nodes, size.irqs, balance, nrules)
 			ctx := context.Background()
 			var reactions []time.Duration
 			moved := 0
@@ -133,17 +176,21 @@ func benchOfflineEvent(b *testing.B, cpus, nodes, irqs int, balance affinity.Bal
 // writes the plan needs (none once balanced). Goal: ≤ 40 ms on 256 × 4096
 // × 4 nodes.
 func BenchmarkFullSettle(b *testing.B) {
+	run := func(b *testing.B, cpus, nodes, irqs int, balance affinity.Balance, nrules int) {
+		d, _ := bigDaemonRules(b, cpus, nodes, irqs, balance, nrules)
+		ctx := context.Background()
+		for b.Loop() {
+			if _, err := d.settle(ctx, "check", nil, true, false, time.Time{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	for _, size := range bigSizes {
 		for _, balance := range balances {
 			b.Run(fmt.Sprintf("%s-%dx%dx%d", balance, size.cpus, size.irqs, size.nodes), func(b *testing.B) {
-				d, _ := bigDaemon(b, size.cpus, size.nodes, size.irqs, balance)
-				ctx := context.Background()
-				for b.Loop() {
-					if _, err := d.settle(ctx, "check", nil, true, false, time.Time{}); err != nil {
-						b.Fatal(err)
-					}
-				}
+				run(b, size.cpus, size.nodes, size.irqs, balance, 0)
 			})
 		}
 	}
+	b.Run("load-100rules-256x4096x4", func(b *testing.B) { run(b, 256, 4, 4096, affinity.BalanceLoad, 100) })
 }

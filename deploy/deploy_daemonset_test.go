@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/irqshift/irqshift/rules"
 )
 
 func TestKubernetesObjects(t *testing.T) {
@@ -190,6 +192,15 @@ func TestKubernetesMounts(t *testing.T) {
 	}
 	unit := unitFlags(t)
 	proc, sys := one(t, inv.global, "proc"), one(t, inv.global, "sys")
+	// Neither gives --rules: on the live system (the pod's /host/proc is)
+	// both read the default rules directory.
+	podRules, unitRules := rules.DefaultDir, rules.DefaultDir
+	if _, ok := inv.global["rules"]; ok {
+		podRules = one(t, inv.global, "rules")
+	}
+	if r, ok := unit["rules"]; ok {
+		unitRules = r
+	}
 
 	for _, tt := range []struct {
 		path     string
@@ -204,6 +215,7 @@ func TestKubernetesMounts(t *testing.T) {
 		{one(t, inv.global, "state"), "--state", unit["state"], true}, // the state file and its lock
 		{one(t, inv.flags, "ban-file"), "--ban-file", unit["ban-file"], false},
 		{"/sys/kernel/tracing/events/irq/irq_handler_entry/id", "tracefs (cilium/ebpf)", "/sys/kernel/tracing/events/irq/irq_handler_entry/id", false},
+		{podRules, "the rules directory (--rules)", unitRules, false},
 	} {
 		if tt.hostPath == "" {
 			t.Fatalf("the unit sets no %s", tt.what)

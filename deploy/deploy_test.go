@@ -57,7 +57,8 @@ func servedPaths(t *testing.T) []string {
 	return []string{daemon.MetricsPath}
 }
 
-// unitReadWritePaths is the unit's ReadWritePaths.
+// unitReadWritePaths is the unit's ReadWritePaths, without the "-" that
+// lets a path be missing (-/etc/irqshift/rules.d).
 func unitReadWritePaths(t *testing.T) []string {
 	t.Helper()
 	data, err := os.ReadFile(unitPath)
@@ -67,7 +68,9 @@ func unitReadWritePaths(t *testing.T) []string {
 	var out []string
 	for line := range strings.SplitSeq(string(data), "\n") {
 		if rest, ok := strings.CutPrefix(line, "ReadWritePaths="); ok {
-			out = append(out, strings.Fields(rest)...)
+			for _, p := range strings.Fields(rest) {
+				out = append(out, strings.TrimPrefix(p, "-"))
+			}
 		}
 	}
 	if len(out) == 0 {

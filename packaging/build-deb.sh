@@ -1,8 +1,8 @@
 #!/bin/bash
 # build-deb.sh: build irqshift_VERSION_ARCH.deb for each ARCH (default: arm64 amd64) with
 # dpkg-deb alone (no debhelper, no dpkg-dev): a static Go binary, the systemd unit, the man
-# page, /etc/default/irqshift as a conffile, copyright and changelog, and the maintainer
-# scripts of packaging/debian/.
+# page, /etc/default/irqshift and the commented example /etc/irqshift/rules.d/50-example.toml
+# as conffiles, copyright and changelog, and the maintainer scripts of packaging/debian/.
 #
 #   packaging/build-deb.sh [ARCH...]      run from anywhere; `make deb` calls it
 #
@@ -70,7 +70,7 @@ for arch in "${ARCHES[@]}"; do
 	pkg=$work/$arch
 	install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/lib/systemd/system" \
 		"$pkg/usr/share/man/man8" "$pkg/usr/share/doc/irqshift" \
-		"$pkg/usr/share/lintian/overrides" "$pkg/etc/default"
+		"$pkg/usr/share/lintian/overrides" "$pkg/etc/default" "$pkg/etc/irqshift/rules.d"
 
 	gobuild "$arch" "$pkg/usr/bin/irqshift"
 	chmod 0755 "$pkg/usr/bin/irqshift"
@@ -80,6 +80,11 @@ for arch in "${ARCHES[@]}"; do
 		die "placeholder left in irqshift.service"
 	gzip -9n <"$work/irqshift.8" >"$pkg/usr/share/man/man8/irqshift.8.gz"
 	install -m 0644 systemd/irqshift.default "$pkg/etc/default/irqshift"
+	# The rules directory the daemon reads and `irqshift pin --persist` writes, owned by the
+	# package so that dpkg removes it on purge when nothing but its conffile was in it. The
+	# example is all comments (no rule in force until the admin uncomments one) and sorts
+	# after irqshift's own 00-pins.toml.
+	install -m 0644 packaging/rules.d/50-example.toml "$pkg/etc/irqshift/rules.d/50-example.toml"
 	install -m 0644 "$deb/copyright" "$pkg/usr/share/doc/irqshift/copyright"
 	# A native package's changelog is changelog.gz (changelog.Debian.gz is for the Debian
 	# changes of a non-native one).

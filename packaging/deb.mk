@@ -5,7 +5,8 @@
 #                   (packaging/build-deb.sh); VERSION is the newest entry of
 #                   packaging/debian/changelog, not git describe
 #   make test-deb   make deb, then lintian (installed with apt-get when missing) and the checks
-#                   of packaging/test-deb.sh: fields, files and modes, conffiles, the unit (with
+#                   of packaging/test-deb.sh: fields, files and modes, conffiles (the rules
+#                   example of packaging/rules.d/ loaded by the binary too), the unit (with
 #                   systemd-analyze verify), the binary's ELF machine and static linking, its
 #                   --version, the maintainer scripts against stubs, a reproducible rebuild
 #

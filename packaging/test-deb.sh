@@ -10,14 +10,17 @@
 #     informational and overridden ones too, is printed
 #   - the control fields, the exact file list with modes, owners and mtimes, the control
 #     members with theirs, md5sums, conffiles, the unit's ExecStart, the gzip headers
+#   - the rules example /etc/irqshift/rules.d/50-example.toml: a conffile, all comments, and
+#     with the host's binary it loads as no rules, and its examples load once uncommented
 #   - the binary: ELF e_machine (183 aarch64, 62 x86-64), static (ET_EXEC, no PT_INTERP, no
 #     PT_DYNAMIC), its Go build settings, a copyright stanza for every module it embeds, and
 #     `irqshift --version` of the host's architecture
 #   - systemd-analyze verify of the packaged unit (skipped without systemd-analyze)
 #   - the maintainer scripts: sh -n, shellcheck when installed, and a run of each against
-#     stub deb-systemd-helper/deb-systemd-invoke/systemctl with /run redirected to a
-#     temporary directory: what they call on install, upgrade, remove and purge, and that
-#     /run/irqshift/state.json survives everything but purge
+#     stub deb-systemd-helper/deb-systemd-invoke/systemctl with /run and /etc/irqshift
+#     redirected to a temporary directory: what they call on install, upgrade, remove and
+#     purge, that /run/irqshift/state.json survives everything but purge, and that the
+#     admin's files in /etc/irqshift/rules.d survive purge too
 #   - a second build into a temporary directory gives the same bytes (DEB_REPRO=0 skips)
 # Environment: DEB_OUT (default bin/deb), LINTIAN_FAIL_ON, DEB_REPRO, GO, SOURCE_DATE_EPOCH.
 set -euo pipefail
@@ -89,6 +92,9 @@ expected_files() {
 		drwxr-xr-x root/root ./etc/
 		drwxr-xr-x root/root ./etc/default/
 		-rw-r--r-- root/root ./etc/default/irqshift
+		drwxr-xr-x root/root ./etc/irqshift/
+		drwxr-xr-x root/root ./etc/irqshift/rules.d/
+		-rw-r--r-- root/root ./etc/irqshift/rules.d/50-example.toml
 		drwxr-xr-x root/root ./usr/
 		drwxr-xr-x root/root ./usr/bin/
 		-rwxr-xr-x root/root ./usr/bin/irqshift
@@ -154,7 +160,30 @@ check_gzip() { # check_gzip FILE: gzip -9n: no name, no mtime, maximum compressi
 	[ "$(le "$f" 1 8)" = 2 ] || bad "$f: not compressed with gzip -9"
 }
 
-# The maintainer scripts against stubs; /run is $sim/run.
+# The packaged rules example read by the packaged binary, on a fixture tree: as shipped it is
+# a rules directory without rules; with its example lines uncommented (a '#' and no space)
+# every example loads, so that they follow the rules format as it changes.
+check_rules_example() { # check_rules_example BINARY EXAMPLE ARCH
+	local bin=$1 example=$2 arch=$3 fix=$root/tests/testdata/vm-gicv3-4cpu d=$tmp/rules-$3 want got
+	mkdir -p "$d/as-shipped" "$d/uncommented"
+	cp "$example" "$d/as-shipped/"
+	if ! got=$("$bin" --proc "$fix/proc" --sys "$fix/sys" --rules "$d/as-shipped" rules --json 2>&1); then
+		bad "$arch: irqshift rules on the example as shipped: $got"
+	elif ! grep -q '"rules": \[\]' <<<"$got"; then
+		bad "$arch: the example as shipped has rules: $got"
+	fi
+	sed -n 's/^#\([^ ]\)/\1/p' "$example" >"$d/uncommented/${example##*/}"
+	want=$(sed -n 's/^#name = "\(.*\)"$/\1/p' "$example" | tr '\n' ' ')
+	[ -n "$want" ] || bad "$arch: the rules example has no example rule"
+	if ! got=$("$bin" --proc "$fix/proc" --sys "$fix/sys" --rules "$d/uncommented" rules --json 2>&1); then
+		bad "$arch: the rules example's rules, uncommented, do not load: $got"
+	else
+		got=$(grep -o '"name": *"[^"]*"' <<<"$got" | sed 's/.*"\([^"]*\)"$/\1/' | tr '\n' ' ')
+		[ "$got" = "$want" ] || bad "$arch: the rules example's rules, uncommented, load as '$got', want '$want'"
+	fi
+}
+
+# The maintainer scripts against stubs; /run is $sim/run, /etc/irqshift $sim/etc/irqshift.
 check_scripts() { # check_scripts CONTROL_DIR
 	local c=$1 sim=$tmp/sim s
 	for s in postinst prerm postrm; do
@@ -165,9 +194,9 @@ check_scripts() { # check_scripts CONTROL_DIR
 			shellcheck -s sh "$c/$s" || bad "$s: shellcheck"
 		fi
 	done
-	rm -rf "$sim" && mkdir -p "$sim/bin" "$sim/run/systemd/system" "$sim/run/irqshift"
+	rm -rf "$sim" && mkdir -p "$sim/bin" "$sim/run/systemd/system" "$sim/run/irqshift" "$sim/etc/irqshift/rules.d"
 	for s in postinst prerm postrm; do
-		sed "s#/run/#$sim/run/#g" "$c/$s" >"$sim/$s"
+		sed -e "s#/run/#$sim/run/#g" -e "s#/etc/irqshift/#$sim/etc/irqshift/#g" "$c/$s" >"$sim/$s"
 	done
 	for s in deb-systemd-helper deb-systemd-invoke systemctl; do
 		cat >"$sim/bin/$s" <<-EOF
@@ -178,6 +207,9 @@ check_scripts() { # check_scripts CONTROL_DIR
 		chmod +x "$sim/bin/$s"
 	done
 	echo '{"version":1}' >"$sim/run/irqshift/state.json"
+	# The admin's rules and persistent pins: dpkg removes only the package's conffile.
+	echo '# Written by irqshift pin --persist.' >"$sim/etc/irqshift/rules.d/00-pins.toml"
+	echo '# the admin' >"$sim/etc/irqshift/rules.d/10-local.toml"
 	run() { # run WANT SCRIPT ARGS...: the calls SCRIPT makes must be WANT (one per line)
 		local want=$1
 		shift
@@ -217,6 +249,9 @@ deb-systemd-invoke restart $u" postinst configure 0.10.0
 	run "deb-systemd-helper purge $u
 deb-systemd-helper unmask $u" postrm purge
 	[ ! -e "$sim/run/irqshift" ] || bad "purge left /run/irqshift"
+	for f in 00-pins.toml 10-local.toml; do
+		[ -f "$sim/etc/irqshift/rules.d/$f" ] || bad "purge removed the admin's /etc/irqshift/rules.d/$f"
+	done
 	# Without systemd running, or in a dpkg --root installation: links only, nothing started.
 	rmdir "$sim/run/systemd/system"
 	run "deb-systemd-helper unmask $u
@@ -296,10 +331,17 @@ $(cat "$tmp/late")"
 	done
 
 	# conffiles and md5sums.
-	[ "$(cat "$x/DEBIAN/conffiles")" = /etc/default/irqshift ] || bad "$arch: conffiles: $(cat "$x/DEBIAN/conffiles")"
+	# The rules example is a conffile, so that dpkg keeps the admin's edits on upgrades.
+	printf '%s\n' /etc/default/irqshift /etc/irqshift/rules.d/50-example.toml >"$tmp/want"
+	diff -u "$tmp/want" "$x/DEBIAN/conffiles" >&2 || bad "$arch: conffiles (want -, got +)"
 	cmp -s "$root/systemd/irqshift.default" "$x/etc/default/irqshift" || bad "$arch: /etc/default/irqshift differs"
+	example=$x/etc/irqshift/rules.d/50-example.toml
+	cmp -s "$here/rules.d/50-example.toml" "$example" || bad "$arch: 50-example.toml differs from packaging/rules.d/"
+	# All comments: it places nothing until the admin uncomments a rule.
+	! grep -vn -e '^#' -e '^$' "$example" >&2 || bad "$arch: 50-example.toml has lines that are not comments"
 	(cd "$x" && md5sum --quiet --strict -c DEBIAN/md5sums) || bad "$arch: md5sums do not match"
-	(cd "$x" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | grep -vx etc/default/irqshift | sort) >"$tmp/want"
+	(cd "$x" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' |
+		grep -vxF -e etc/default/irqshift -e etc/irqshift/rules.d/50-example.toml | sort) >"$tmp/want"
 	awk '{ print $2 }' "$x/DEBIAN/md5sums" >"$tmp/got"
 	diff -u "$tmp/want" "$tmp/got" >&2 || bad "$arch: md5sums lists (want -, got +)"
 
@@ -358,6 +400,7 @@ $(cat "$tmp/late")"
 	if [ "$arch" = "$hostarch" ]; then
 		v=$("$bin" --version 2>&1) || bad "$arch: irqshift --version failed"
 		[ "$v" = "irqshift version $VERSION" ] || bad "$arch: irqshift --version: '$v'"
+		check_rules_example "$bin" "$example" "$arch"
 	fi
 done
 

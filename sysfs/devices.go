@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -101,6 +102,11 @@ func (fs FS) IRQDevices() (map[int]Device, error) {
 				continue // unreadable, or a platform device without MSI: nothing of it is read
 			}
 			driver, bound := r.driver()
+			if driver == virtioPCIDriver {
+				if child := r.virtioDriver(); child != "" {
+					driver = child
+				}
+			}
 			dev := Device{Name: name, Bus: bus, Driver: driver}
 			switch {
 			case len(msi) > start:
@@ -277,6 +283,33 @@ func (r *devReader) driver() (string, bool) {
 	name := driverName(string(target))
 	r.drivers[string(target)] = name
 	return name, name != ""
+}
+
+// virtioPCIDriver is the driver of every virtio device on PCI: the
+// transport. The IRQs are the virtio driver's, bound to the virtio device
+// under it (virtio_rng, virtio_net), which requests them in its probe.
+const virtioPCIDriver = "virtio-pci"
+
+// virtioDriver returns the driver of the virtio device under the PCI
+// device (its "virtioN" child), "" when there is none or it has no driver:
+// for a virtio device, that is the name an operator knows (virtio_rng).
+func (r *devReader) virtioDriver() string {
+	names, err := listNames(string(r.path[:r.dir-1]))
+	if err != nil {
+		return ""
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !strings.HasPrefix(name, "virtio") {
+			continue
+		}
+		n, err := readlinkZ(r.filePath(name+"/driver"), r.link[:])
+		if err != nil || n <= 0 || n >= len(r.link) {
+			continue
+		}
+		return driverName(string(r.link[:n]))
+	}
+	return ""
 }
 
 // intx reads the device's irq file: its IRQ and true where it names one

@@ -368,3 +368,22 @@ func BenchmarkIRQDevices(b *testing.B) {
 		})
 	}
 }
+
+// TestIRQDevicesVirtio: a virtio device's IRQs are its virtio driver's
+// (virtio_rng), the driver of the virtioN device under the virtio-pci
+// transport; without a bound virtio driver, the transport's name stays.
+func TestIRQDevicesVirtio(t *testing.T) {
+	files, links := map[string]string{}, map[string]string{}
+	pciDevice(files, links, "0000:00:02.0", "virtio-pci", "0\n", "20", "21")
+	files["devices/pci0000:00/0000:00:02.0/virtio1/"] = ""
+	files["bus/virtio/drivers/virtio_rng/"] = ""
+	links["devices/pci0000:00/0000:00:02.0/virtio1/driver"] = "../../../../bus/virtio/drivers/virtio_rng"
+	pciDevice(files, links, "0000:00:03.0", "virtio-pci", "0\n", "23")
+	files["devices/pci0000:00/0000:00:03.0/virtio2/"] = "" // its driver not loaded
+	fs, _ := sysTree(t, files, links)
+	diffDevices(t, irqDevices(t, fs), map[int]sysfs.Device{
+		20: {Name: "0000:00:02.0", Bus: "pci", Driver: "virtio_rng"},
+		21: {Name: "0000:00:02.0", Bus: "pci", Driver: "virtio_rng"},
+		23: {Name: "0000:00:03.0", Bus: "pci", Driver: "virtio-pci"},
+	})
+}

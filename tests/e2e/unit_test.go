@@ -26,7 +26,7 @@ func TestUnitFile(t *testing.T) {
 		"WatchdogSec":              "30s",
 		"Conflicts":                "irqbalance.service",
 		"ProtectSystem":            "strict",
-		"ReadWritePaths":           "/proc/irq /sys/devices/system/cpu /run/irqshift",
+		"ReadWritePaths":           "/proc/irq /sys/devices/system/cpu /run/irqshift -/etc/irqshift/rules.d",
 		"RestrictAddressFamilies":  "AF_UNIX AF_NETLINK AF_INET AF_INET6",
 		"NoNewPrivileges":          "yes",
 		"CapabilityBoundingSet":    "CAP_BPF CAP_PERFMON CAP_SYS_RESOURCE",
