@@ -269,10 +269,11 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdList)),
 			},
 			{
-				Name:   "rules",
-				Usage:  "show the device rules (--rules), the IRQs each matches now and where they are, and problems",
-				Flags:  []cli.Flag{jsonFlag},
-				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdRules)),
+				Name:        "rules",
+				Usage:       "show the device rules (--rules), the IRQs each matches now and where they are, and problems",
+				Description: rulesDescription,
+				Flags:       []cli.Flag{jsonFlag},
+				Action:      withOptions(stdout, stderr, getenv, false, noArgs(cmdRules)),
 			},
 			{
 				Name:   "rebalance",
@@ -313,7 +314,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 					if err != nil {
 						return err
 					}
-					_, err = io.WriteString(stdout, page)
+					_, err = io.WriteString(stdout, page+manSection("DEVICE RULES", rulesDescription))
 					return err
 				},
 			},

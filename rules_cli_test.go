@@ -98,3 +98,17 @@ func TestPinPersistCLI(t *testing.T) {
 		t.Errorf("pins file after the last unpin --persist: %v", err)
 	}
 }
+
+// TestManDescribesRules: the man page has the rules' format with its
+// examples.
+func TestManDescribesRules(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "man")
+	if code != 0 {
+		t.Fatalf("man: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{".SH DEVICE RULES", `name = "nic-queues"`, "exclusive = true", "ignore = true", "pin --persist"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the man page lacks %q", want)
+		}
+	}
+}

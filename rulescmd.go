@@ -12,6 +12,59 @@ import (
 	"github.com/irqshift/irqshift/sysfs"
 )
 
+// rulesDescription is `irqshift rules --help` and the rules section of
+// the man page: the format, with the examples an operator starts from.
+const rulesDescription = `Device rules say where a device's IRQs go, whatever numbers they get.
+They are TOML files, *.toml in the rules directory (--rules; default
+/etc/irqshift/rules.d), read in name order; each holds [[rule]] tables.
+
+   # the NIC's queues on its node's CPUs, and nothing else there
+   [[rule]]
+   name = "nic-queues"
+   device = "0000:01:00.*"    # glob on the PCI address
+   actions = "mlx5_comp*"     # glob on an action name
+   cpus = "8-15"
+   exclusive = true
+
+   # the RNG with a CPU to itself
+   [[rule]]
+   name = "rng"
+   driver = "virtio_rng"
+   cpus = "3"
+   exclusive = true
+
+   # a device irqshift must never touch
+   [[rule]]
+   name = "fpga"
+   actions = "fpga-dma*"
+   ignore = true
+
+A rule needs device, driver or actions (every key given must match) and
+an effect: cpus (spread round-robin over those online and allowed;
+when none is, they spill and come back), ignore, or node ("local",
+"ignore", a number). The first matching rule wins; a pin wins over rules;
+bans and drains win over everything. "irqshift pin --persist IRQ CPUS"
+keeps a pin as a rule in 00-pins.toml. A file with a mistake fails every
+command (exit 1, naming file and line); the daemon keeps its last good
+rules.`
+
+// manSection renders text as a man page section kept as written (.nf):
+// a line starting with a control character is escaped, as are
+// backslashes.
+func manSection(title, text string) string {
+	var b strings.Builder
+	b.WriteString(".SH " + title + "\n.nf\n")
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.ReplaceAll(line, `\`, `\e`)
+		if strings.HasPrefix(line, ".") || strings.HasPrefix(line, "'") {
+			line = `\&` + line
+		}
+		b.WriteString(line + "\n")
+	}
+	b.WriteString(".fi\n")
+	return b.String()
+}
+
 // rulesJSON is one rule of `rules --json`.
 type rulesJSON struct {
 	Name string `json:"name"`
