@@ -73,6 +73,9 @@ func writeListTable(w io.Writer, report *ops.ListReport) error {
 		if pin, ok := report.Pins[affinity.Key(irq)]; ok {
 			class += ",pin=" + pin.CPUs.String()
 		}
+		if irq.Rule != "" {
+			class += ",rule=" + irq.Rule
+		}
 		node := "-"
 		if irq.Node >= 0 {
 			node = strconv.Itoa(irq.Node)

@@ -42,6 +42,9 @@ func TestRulesCommand(t *testing.T) {
 	if len(doc.Problems) == 0 {
 		t.Error("rules --json: no problems listed for rule mlx")
 	}
+	if code, out, _ = cli("list"); code != 0 || !strings.Contains(out, "movable,rule=rng") {
+		t.Errorf("list does not name rule rng in the class column: exit %d\n%s", code, out)
+	}
 	code, out, _ = cli("list", "--json")
 	var list listDoc
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {

@@ -163,9 +163,11 @@ type RuleHome struct {
 	Exclusive bool
 }
 
-// ruleReason is the Reason of a move that brings an IRQ to its rule's
-// CPUs.
-func ruleReason(name string) string { return "rule " + name }
+// RuleReasonPrefix starts the Reason of a move that brings an IRQ to its
+// rule's CPUs; the rule's name follows.
+const RuleReasonPrefix = "rule "
+
+func ruleReason(name string) string { return RuleReasonPrefix + name }
 
 // numaReason is the Reason of a move that brings an IRQ from outside its
 // node into it.

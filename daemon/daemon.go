@@ -497,6 +497,11 @@ func (d *Daemon) record(s Settle) {
 			d.log().Info("moved for load", "irq", r.IRQ, "from", m.From.String(), "to", r.To.String(), "reason", "load",
 				"detail", strings.TrimPrefix(m.Reason, affinity.LoadReasonPrefix))
 		}
+		if m, ok := moves[r.IRQ]; ok && r.Wrote() && strings.HasPrefix(m.Reason, affinity.RuleReasonPrefix) {
+			// The operator's rule placed it: name the rule.
+			d.log().Info("moved by rule", "irq", r.IRQ, "from", m.From.String(), "to", r.To.String(),
+				"rule", strings.TrimPrefix(m.Reason, affinity.RuleReasonPrefix))
+		}
 		switch r.Status {
 		case affinity.StatusFailed:
 			d.log().Warn("move failed", "irq", r.IRQ, "to", r.To.String(), "reason", r.Reason, "class", r.ErrorClass)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,10 +72,15 @@ device = "`+rngDevice+`"
 cpus = "3"
 exclusive = true
 `)
+	log := &syncBuffer{}
 	h := startOn(t, sim, "", func(d *Daemon) {
 		d.RulesDir = dir
 		d.Engine.SetRules(rulesSet(t, dir))
+		d.Logger = slog.New(slog.NewTextHandler(log, nil))
 	})
+	if !strings.Contains(log.String(), `msg="moved by rule"`) || !strings.Contains(log.String(), "rule=rng") {
+		t.Errorf("no move logged with its rule:\n%s", log.String())
+	}
 	rng := []int{20, 21}
 	for _, irq := range rng {
 		if eff := effectiveOf(t, sim, irq); !eff.Equal(sysfs.NewCPUSet(3)) {
