@@ -207,3 +207,41 @@ func BenchmarkPlanLoad(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPlanRules is the steady quick plan of BenchmarkPlanLoad's
+// "offline" with 100 device rules, each placing the IRQs of one of 100
+// devices (one in two IRQs) on eight CPUs: the groups the planner then
+// spreads one by one.
+func BenchmarkPlanRules(b *testing.B) {
+	var irqs []IRQ
+	homes := map[string]RuleHome{}
+	for i := range 4096 {
+		irq := movableOn(i, "0-255")
+		irq.Effective = sysfs.NewCPUSet(i % 7)
+		irq.Rate = float64(i%5) / 10
+		if i%8 == 1 {
+			irq.Rate = float64(200 + (i*37)%5000)
+		}
+		if i%2 == 0 {
+			k := (i / 2) % 100
+			irq.Rule = fmt.Sprintf("r%d", k)
+			first := (8 * k) % 256
+			homes[irq.Rule] = RuleHome{CPUs: cpus(fmt.Sprintf("%d-%d", first, first+7))}
+		}
+		irqs = append(irqs, irq)
+	}
+	allowed := cpus("0-255")
+	first, err := (&Planner{Rules: homes}).Rebalance(irqs, allowed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	placed := applyPlan(irqs, first)
+	left := allowed.Without(3)
+	b.ReportAllocs()
+	for b.Loop() {
+		p := Planner{Steady: true, DeferCuts: true, Rules: homes}
+		if _, err := p.Rebalance(placed, left); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

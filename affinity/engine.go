@@ -115,6 +115,9 @@ type Engine struct {
 	matched     map[string]*rules.Rule
 	rematch     bool
 	showDevices bool
+	// ruleEffects: a rule has effects classification must be given
+	// (ignore, node).
+	ruleEffects bool
 	// devices are the IRQs' devices as last read (sysfs.FS.IRQDevices).
 	devices map[int]sysfs.Device
 	// foreignActive: another balancer is writing masks (SetForeignWriters);

@@ -2,6 +2,7 @@ package affinity
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/irqshift/irqshift/rules"
@@ -17,12 +18,14 @@ func (e *Engine) SetRules(set *rules.Set) {
 	e.planner.Rules = nil
 	e.matched = nil
 	e.rematch = true
+	e.ruleEffects = false
 	if set == nil {
 		return
 	}
 	for i := range set.Rules {
 		r := &set.Rules[i]
 		e.ruleByName[r.Name] = r
+		e.ruleEffects = e.ruleEffects || r.Ignore || r.Node.IsSet()
 		if r.HasCPUs {
 			if e.planner.Rules == nil {
 				e.planner.Rules = map[string]RuleHome{}
@@ -61,30 +64,43 @@ func (e *Engine) matchRules(irqs []IRQ, snap *sysfs.Snapshot) {
 			e.logger.Warn("could not read the IRQs' devices; keeping the last ones", "err", err)
 		}
 	}
-	var fresh map[int]bool
 	if !all {
-		fresh = make(map[int]bool, len(snap.Reread))
-		for _, n := range snap.Reread {
-			fresh[n] = true
+		// The IRQs the snapshot did not read again are the last state's,
+		// device and rule included; classification just reset what a
+		// rule's ignore or node changed, so those effects are applied
+		// again, looked up by name only where a rule has such effects.
+		if e.ruleEffects {
+			for i := range irqs {
+				if irqs[i].Rule != "" {
+					e.applyRule(&irqs[i], e.ruleByName[irqs[i].Rule])
+				}
+			}
 		}
+		for _, n := range snap.Reread {
+			if i, found := slices.BinarySearchFunc(irqs, n, func(irq IRQ, n int) int { return irq.IRQ - n }); found {
+				e.matchIRQ(&irqs[i])
+			}
+		}
+		return
 	}
 	for i := range irqs {
-		irq := &irqs[i]
-		if !all && !fresh[irq.IRQ] {
-			e.applyRule(irq, e.ruleByName[irq.Rule])
-			continue
-		}
-		dev, ok := e.devices[irq.IRQ]
-		if !ok {
-			dev, _ = sysfs.DeviceFromChip(irq.Chip)
-		}
-		irq.Device, irq.Driver, irq.Rule = dev.Name, dev.Driver, ""
-		if r := e.matchRule(irq); r != nil {
-			irq.Rule = r.Name
-			e.applyRule(irq, r)
-		}
+		e.matchIRQ(&irqs[i])
 	}
 	e.rematch = false
+}
+
+// matchIRQ fills irq's device and driver from the last device map and
+// matches it against the rules, giving it its rule's effects.
+func (e *Engine) matchIRQ(irq *IRQ) {
+	dev, ok := e.devices[irq.IRQ]
+	if !ok {
+		dev, _ = sysfs.DeviceFromChip(irq.Chip)
+	}
+	irq.Device, irq.Driver, irq.Rule = dev.Name, dev.Driver, ""
+	if r := e.matchRule(irq); r != nil {
+		irq.Rule = r.Name
+		e.applyRule(irq, r)
+	}
 }
 
 // matchRule returns the first rule matching irq, nil for none. Matches
