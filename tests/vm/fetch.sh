@@ -6,6 +6,8 @@
 #  2. dpkg --add-architecture arm64 (+ apt-get update)
 #  3. apt-get download of the arm64 kernel and busybox-static:arm64 into tests/vm/.cache/debs/,
 #     unpacked with dpkg-deb -x into tests/vm/.cache/kernel/<pkg>/ and tests/vm/.cache/busybox/.
+#  4. Debian bookworm's irqbalance:arm64 and exactly the shared libraries it needs (step 6
+#     below), assembled once in tests/vm/.cache/irqbalance/root/ for the initramfs.
 #
 # Kernels come from two places:
 #   - the host's own apt lists (bookworm: 6.1 and 6.12, `linux-image-VER-arm64-unsigned`, one
@@ -80,6 +82,7 @@ declare -A need=(
 	[tar]=tar
 	[truncate]=coreutils
 	[dtc]=device-tree-compiler
+	[readelf]=binutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -249,8 +252,127 @@ else
 	[ -x "$bdir/bin/busybox" ] || die "no bin/busybox in $bdeb"
 fi
 
+# --- 6. irqbalance:arm64 (rules_test.go: CRI-O's `irqbalance --oneshot` beside the daemon) ------
+# Debian bookworm's irqbalance (the host's lists) and exactly the shared libraries it needs,
+# assembled once in $CACHE/irqbalance/root/, which mkinitramfs.sh copies into the initramfs:
+#   opt/irqbalance/sbin/irqbalance  the binary (its comm is irqbalance: the daemon finds it by name)
+#   opt/irqbalance/lib/SONAME       every library of its NEEDED closure (readelf -d), by soname
+#   lib/ld-linux-aarch64.so.1       its PT_INTERP, a link to opt/irqbalance/lib/
+#   usr/sbin/irqbalance             LD_LIBRARY_PATH=/opt/irqbalance/lib exec the binary
+#   opt/irqbalance/MANIFEST         the packages and libraries taken
+# The libraries' packages come from the Depends and Pre-Depends of the packages fetched so far
+# (first alternatives named lib* or zlib1g), a round at a time, until every NEEDED soname
+# resolves in the unpacked .debs (cached in $CACHE/debs like the kernel's). Not fatal: without it
+# the guest has no irqbalance and that test skips, naming the missing file.
+IRQB_DIR=$CACHE/irqbalance
+irqb_needed() { readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'; }
+# irqb_find SONAME TREE: the path of SONAME in the unpacked tree TREE.
+irqb_find() {
+	local d
+	for d in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu lib usr/lib; do
+		if [ -e "$2/$d/$1" ]; then
+			echo "$2/$d/$1"
+			return 0
+		fi
+	done
+	return 1
+}
+# irqb_deps DEB: the library packages DEB depends on.
+irqb_deps() {
+	dpkg-deb -f "$1" Pre-Depends Depends | sed 's/^[A-Za-z-]*: //' | tr ',' '\n' |
+		sed 's/|.*//; s/(.*//; s/:any//; s/[[:space:]]//g' | grep -E '^(lib|zlib1g)' || true
+}
+# irqb_closure BINARY TREE: "SONAME PATH" for each library of BINARY's NEEDED closure that TREE
+# holds, "SONAME -" for each it lacks.
+irqb_closure() {
+	local todo=() seen=" " so f
+	mapfile -t todo < <(irqb_needed "$1")
+	while [ ${#todo[@]} -gt 0 ]; do
+		so=${todo[0]}
+		todo=("${todo[@]:1}")
+		[[ $seen == *" $so "* ]] && continue
+		seen="$seen$so "
+		if f=$(irqb_find "$so" "$2"); then
+			echo "$so $f"
+			mapfile -t -O "${#todo[@]}" todo < <(irqb_needed "$f")
+		else
+			echo "$so -"
+		fi
+	done
+}
+fetch_irqbalance() {
+	local tmp=$IRQB_DIR.tmp tree root p deb round missing interp so f
+	local want=(irqbalance) closure=()
+	local -A got=()
+	if [ -x "$IRQB_DIR/root/opt/irqbalance/sbin/irqbalance" ] && [ -s "$IRQB_DIR/root/opt/irqbalance/MANIFEST" ]; then
+		log "irqbalance already assembled ($(head -n1 "$IRQB_DIR/root/opt/irqbalance/MANIFEST"))"
+		return 0
+	fi
+	rm -rf "$tmp"
+	tree=$tmp/unpacked
+	root=$tmp/root
+	mkdir -p "$tree" "$root/opt/irqbalance/sbin" "$root/opt/irqbalance/lib" "$root/lib" "$root/usr/sbin"
+	for round in 1 2 3 4 5 6; do
+		for p in "${want[@]}"; do
+			[ -z "${got[$p]:-}" ] || continue
+			deb=$(download "$p:arm64") || { log "apt-get download $p:arm64 failed"; return 1; }
+			dpkg-deb -x "$deb" "$tree" || { log "dpkg-deb -x $deb failed"; return 1; }
+			got[$p]=$deb
+		done
+		[ -x "$tree/usr/sbin/irqbalance" ] || { log "no usr/sbin/irqbalance in ${got[irqbalance]}"; return 1; }
+		mapfile -t closure < <(irqb_closure "$tree/usr/sbin/irqbalance" "$tree")
+		missing=$(printf '%s\n' "${closure[@]}" | awk '$2 == "-" { print $1 }' | tr '\n' ' ')
+		[ -n "$missing" ] || break
+		want=()
+		for p in "${!got[@]}"; do
+			mapfile -t -O "${#want[@]}" want < <(irqb_deps "${got[$p]}")
+		done
+		log "irqbalance: round $round: unresolved ${missing}; fetching the library packages the fetched ones depend on"
+	done
+	[ -z "$missing" ] || { log "irqbalance: libraries not found in any dependency: $missing"; return 1; }
+	interp=$(readelf -l "$tree/usr/sbin/irqbalance" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
+	[ -n "$interp" ] || { log "irqbalance has no PT_INTERP"; return 1; }
+	if ! printf '%s\n' "${closure[@]}" | grep -q "^${interp##*/} "; then
+		f=$(irqb_find "${interp##*/}" "$tree") || { log "no ${interp##*/} (its interpreter) in the unpacked libraries"; return 1; }
+		closure+=("${interp##*/} $f")
+	fi
+	cp "$tree/usr/sbin/irqbalance" "$root/opt/irqbalance/sbin/irqbalance"
+	for p in "${closure[@]}"; do
+		so=${p%% *}
+		f=${p#* }
+		cp -L "$f" "$root/opt/irqbalance/lib/$so"
+	done
+	mkdir -p "$root$(dirname "$interp")"
+	ln -s "/opt/irqbalance/lib/${interp##*/}" "$root$interp"
+	cat >"$root/usr/sbin/irqbalance" <<-'EOS'
+		#!/bin/sh
+		# Debian bookworm's irqbalance with the libraries it needs (tests/vm/fetch.sh).
+		LD_LIBRARY_PATH=/opt/irqbalance/lib
+		export LD_LIBRARY_PATH
+		exec /opt/irqbalance/sbin/irqbalance "$@"
+	EOS
+	chmod 755 "$root/usr/sbin/irqbalance" "$root/opt/irqbalance/sbin/irqbalance"
+	{
+		echo "irqbalance $(dpkg-deb -f "${got[irqbalance]}" Version) arm64 (Debian), $(du -sh "$root" | cut -f1) with its libraries"
+		for p in $(printf '%s\n' "${!got[@]}" | sort); do
+			echo "fetched $p $(dpkg-deb -f "${got[$p]}" Version)"
+		done
+		for p in "${closure[@]}"; do
+			f=${p#* }
+			echo "library ${p%% *} ($(du -h "$root/opt/irqbalance/lib/${p%% *}" | cut -f1), from ${f#"$tree"/})"
+		done
+	} >"$root/opt/irqbalance/MANIFEST"
+	rm -rf "$tree" "$IRQB_DIR"
+	mv "$tmp" "$IRQB_DIR"
+	log "irqbalance assembled: $(head -n1 "$IRQB_DIR/root/opt/irqbalance/MANIFEST")"
+}
+if ! fetch_irqbalance; then
+	rm -rf "$IRQB_DIR.tmp"
+	log "WARNING: no irqbalance for the guest (see above): the test of CRI-O's irqbalance --oneshot will skip"
+fi
+
 # The default kernel for run.sh / mkinitramfs.sh; suite.sh fetches extra kernels with
 # FETCH_SET_CURRENT=0 so they do not replace it.
 [ "${FETCH_SET_CURRENT:-1}" = 0 ] || echo "$kdir" >"$CACHE/kernel.current"
-log "ready: kernel $kver ($KPKG), busybox $(basename "$bdeb")"
+log "ready: kernel $kver ($KPKG), busybox $(basename "$bdeb")$([ -s "$IRQB_DIR/root/opt/irqbalance/MANIFEST" ] && echo ", $(head -n1 "$IRQB_DIR/root/opt/irqbalance/MANIFEST" | cut -d, -f1)")"
 echo "KERNEL_DIR=$kdir"

@@ -13,7 +13,8 @@
 #                  they are installed as /tests/<name> and run in order with -test.v.
 #
 # Also ships /bin/irqshift when bin/irqshift-linux-arm64 exists (or $IRQSHIFT_BIN), busybox,
-# the virtio modules (decompressed) and tests/vm/guest/init as /init.
+# the virtio modules (decompressed), Debian's irqbalance when fetch.sh assembled it
+# (/usr/sbin/irqbalance, /opt/irqbalance/) and tests/vm/guest/init as /init.
 #
 # What /init does is chosen by the kernel command line (run.sh sets it):
 #   irqshift.mode=test     (default) run every /tests/* binary; print IRQSHIFT-VM-RESULT: PASS|FAIL
@@ -88,6 +89,17 @@ if [ -f "$ibin" ]; then
 	cp "$ibin" "$stage/bin/irqshift"
 	chmod 755 "$stage/bin/irqshift"
 	echo "mkinitramfs: including $(realpath --relative-to="$root" "$ibin" 2>/dev/null || echo "$ibin") as /bin/irqshift" >&2
+fi
+
+# Debian's irqbalance and exactly the libraries it needs (fetch.sh assembles them in
+# $CACHE/irqbalance/root: /usr/sbin/irqbalance, /opt/irqbalance/, /lib/ld-linux-aarch64.so.1), for
+# the test of CRI-O's `irqbalance --oneshot` beside the daemon (rules_test.go), which skips without.
+irqb=$CACHE/irqbalance/root
+if [ -x "$irqb/opt/irqbalance/sbin/irqbalance" ]; then
+	cp -a "$irqb/." "$stage/"
+	echo "mkinitramfs: including $(head -n1 "$irqb/opt/irqbalance/MANIFEST" | cut -d, -f1) as /usr/sbin/irqbalance" >&2
+else
+	echo "mkinitramfs: no $irqb/opt/irqbalance/sbin/irqbalance (fetch.sh): the guest has no irqbalance" >&2
 fi
 
 n=0

@@ -1,16 +1,21 @@
 #!/bin/bash
 # suite.sh: the VM runs behind `make vm-test` and `make vm-capture`.
 #
-# usage: tests/vm/suite.sh test|busy|gicv5|numa|big|systemd|capture TEST_BINARY...
+# usage: tests/vm/suite.sh test|busy|rules|gicv5|numa|big|systemd|capture TEST_BINARY...
 #
 #   test     for each kernel in $VM_KERNELS: fetch it, build its initramfs, boot GICv3 (-smp 4), and
 #            GICv2 (-smp 4) for the kernels in $VM_GICV2_KERNELS (default `newest`), run the test
 #            binaries in each; for `newest` also the GICv5 VM, the NUMA configuration and the big
 #            one (below; VM_GICV5_TEST=0, VM_NUMA_TEST=0 and VM_BIG_TEST=0 leave them out); fail
 #            if any run fails. The newest kernel's GICv3 boot and the NUMA one get $VM_BUSY_TEST
-#            (default 3; 0 leaves them out) busy devices (run.sh --busy) for busy_test.go.
+#            (default 3; 0 leaves them out) busy devices (run.sh --busy) for busy_test.go. The
+#            newest kernel's GICv3 boot alone also runs rules_test.go (run.sh -a
+#            IRQSHIFT_VM_RULES=1; elsewhere those tests skip).
 #   busy     only the busy tests, with the newest kernel: "GICv3 4 vCPUs busy 3" (run.sh -g 3 -c 4
 #            --busy 3 -r '^TestBusy'), the tests of busy_test.go but the NUMA one.
+#   rules    only the tests of rules_test.go, with the newest kernel: "GICv3 4 vCPUs busy 3 rules"
+#            (run.sh -g 3 -c 4 --busy 3 -a IRQSHIFT_VM_RULES=1 -r '^TestRules|^TestForeign'), the
+#            boot of `test` that runs them, limited to them.
 #   gicv5    only the GICv5 VM, with the newest kernel: qemu-newest.sh builds (once, cached) a
 #            trixie chroot with trixie-backports' QEMU (11.1: `-M virt,gic-version=x-5`, TCG, no
 #            ITS), then "GICv5 4 vCPUs" (run.sh -g 5 -c 4 --qemu-chroot DIR -r '^TestGICv5'), the
@@ -46,7 +51,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VM_CACHE:-$here/.cache}
 what=${1:-}
 shift || true
-[ $# -gt 0 ] || { echo "usage: $0 test|busy|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 test|busy|rules|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2; exit 2; }
 busyn=${VM_BUSY_TEST:-3}
 [[ $busyn =~ ^[0-9]+$ ]] || { echo "VM_BUSY_TEST=$busyn: want a number of busy devices" >&2; exit 2; }
 
@@ -164,7 +169,10 @@ test)
 			continue
 		fi
 		if [ "$series" = newest ] && [ "$busyn" -gt 0 ]; then
-			boot "$kver gicv3 ${smp}cpu busy $busyn" -g 3 -c "$smp" --busy "$busyn" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
+			boot "$kver gicv3 ${smp}cpu busy $busyn rules" -g 3 -c "$smp" --busy "$busyn" -a IRQSHIFT_VM_RULES=1 \
+				-l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
+		elif [ "$series" = newest ]; then
+			boot "$kver gicv3 ${smp}cpu rules" -g 3 -c "$smp" -a IRQSHIFT_VM_RULES=1 -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
 		else
 			boot "$kver gicv3 ${smp}cpu" -g 3 -c "$smp" -l "$CACHE/logs/test-$kver-gicv3-${smp}cpu.log"
 		fi
@@ -180,6 +188,15 @@ busy)
 	if prepare newest "$@"; then
 		boot "$kver gicv3 4cpu busy $busyn" -g 3 -c 4 --busy "$busyn" -r '^TestBusy' \
 			-l "$CACHE/logs/test-$kver-gicv3-4cpu-busy.log"
+	else
+		summary+=("kernel: FAIL (fetch or initramfs)")
+		failed=1
+	fi
+	;;
+rules)
+	if prepare newest "$@"; then
+		boot "$kver gicv3 4cpu busy $busyn rules" -g 3 -c 4 --busy "$busyn" -a IRQSHIFT_VM_RULES=1 -r '^TestRules|^TestForeign' \
+			-l "$CACHE/logs/test-$kver-gicv3-4cpu-rules.log"
 	else
 		summary+=("kernel: FAIL (fetch or initramfs)")
 		failed=1
@@ -227,7 +244,7 @@ capture)
 	fi
 	;;
 *)
-	echo "usage: $0 test|busy|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2
+	echo "usage: $0 test|busy|rules|gicv5|numa|big|systemd|capture TEST_BINARY..." >&2
 	exit 2
 	;;
 esac

@@ -1,12 +1,15 @@
 # tests/vm/vm.mk: the arm64 VM targets, included by the top Makefile (paths are relative to the
 # repo root). See tests/vm/README.md.
 #
-#   make vm-fetch     install host tools, download + unpack the arm64 kernel and busybox
+#   make vm-fetch     install host tools, download + unpack the arm64 kernel, busybox and irqbalance
 #   make vm-test      build the vm-tagged arm64 test binary (+ bin/irqshift-linux-arm64 when
 #                     main.go exists), boot GICv3 for each kernel in VM_KERNELS (the newest 7.x,
 #                     6.12, 6.1) and GICv2 for those in VM_GICV2_KERNELS (the newest), and for
 #                     the newest kernel the GICv5 VM, the NUMA VM and the big VM (VM_GICV5_TEST=0,
 #                     VM_NUMA_TEST=0, VM_BIG_TEST=0 leave them out)
+#   make vm-test-rules  only rules_test.go (device rules, CRI-O's irqbalance --oneshot beside the
+#                     daemon) in the boot of vm-test that runs them: newest kernel, GICv3, 4 vCPUs,
+#                     3 busy devices (suite.sh rules)
 #   make vm-test-gicv5  only the GICv5 VM: newest kernel, QEMU's experimental GICv5
 #                     (gic-version=x-5, no ITS: PCI INTx) from trixie-backports' QEMU 11.1 in a
 #                     trixie chroot (tests/vm/qemu-newest.sh, built once and cached, ~1 min), 4
@@ -43,7 +46,7 @@ VM_GICV2_KERNELS ?= newest
 BENCH_VM_CONFIGS ?= newest:3 newest:2 6.1:3
 BENCH_VM_CHURN ?= 200
 
-.PHONY: vm-fetch vm-test vm-test-gicv5 vm-test-numa vm-test-big vm-test-big128 vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
+.PHONY: vm-fetch vm-test vm-test-rules vm-test-gicv5 vm-test-numa vm-test-big vm-test-big128 vm-test-systemd vm-capture vm-testbin vm-irqshift-bin demo
 
 vm-fetch:
 	bash $(VM_DIR)/fetch.sh
@@ -59,6 +62,9 @@ vm-irqshift-bin:
 # suite.sh runs fetch.sh itself (for each kernel), so vm-fetch is not a prerequisite.
 vm-test: vm-testbin vm-irqshift-bin
 	VM_KERNELS="$(VM_KERNELS)" VM_GICV2_KERNELS="$(VM_GICV2_KERNELS)" bash $(VM_DIR)/suite.sh test $(VM_TEST_BIN)
+
+vm-test-rules: vm-testbin vm-irqshift-bin
+	bash $(VM_DIR)/suite.sh rules $(VM_TEST_BIN)
 
 vm-test-gicv5: vm-testbin vm-irqshift-bin
 	bash $(VM_DIR)/suite.sh gicv5 $(VM_TEST_BIN)
