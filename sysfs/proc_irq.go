@@ -90,22 +90,17 @@ func (fs FS) ReadEffective(irq int) (CPUSet, error) {
 // it set none. Drivers that spread their own queues write the mask
 // with the hint, so a mask equal to the hint is the driver's.
 func (fs FS) ReadHint(irq int) (CPUSet, error) {
-	path := fs.IRQDir(irq) + "/affinity_hint"
-	data, err := readFile(path)
-	if err != nil {
-		return CPUSet{}, err
-	}
-	set, err := ParseCPUMask(string(data))
-	if err != nil {
-		return CPUSet{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return set, nil
+	return readMaskFile(fs.IRQDir(irq) + "/affinity_hint")
 }
 
 // DefaultAffinity reads /proc/irq/default_smp_affinity, the mask the
 // kernel gives new IRQs (CRI-O takes its isolated CPUs out of it).
 func (fs FS) DefaultAffinity() (CPUSet, error) {
-	path := fs.ProcPath("irq", "default_smp_affinity")
+	return readMaskFile(fs.ProcPath("irq", "default_smp_affinity"))
+}
+
+// readMaskFile reads a hex CPU mask file of /proc/irq.
+func readMaskFile(path string) (CPUSet, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return CPUSet{}, err
