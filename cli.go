@@ -13,8 +13,10 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/irqshift/irqshift/affinity"
+	"github.com/irqshift/irqshift/internal/journallog"
 	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/ops"
 	"github.com/irqshift/irqshift/rules"
@@ -344,6 +346,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
 	}
+	finishApp(app)
 	return app
 }
 
@@ -379,26 +382,49 @@ func noArgs(action func(*cli.Context, *options) error) func(*cli.Context, *optio
 	}
 }
 
-// newLogger logs to stderr at --log-level (info for the daemon unless set),
-// without timestamps under systemd, whose journal adds its own.
+// newLogger logs to stderr at --log-level (info for the daemon unless set).
+// Under systemd (JOURNAL_STREAM names stderr) each line starts with its
+// syslog priority, which the journal reads (journalctl -p warning), and
+// has no timestamp, which the journal adds.
 func newLogger(c *cli.Context, stderr io.Writer, getenv func(string) string) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, usageError("--log-level: %v", err)
+		return nil, usageError("--log-level %s: want debug, info, warn or error", quote.Quote(c.String("log-level")))
 	}
 	if c.Command.Name == "watch" && !c.IsSet("log-level") {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	if getenv("JOURNAL_STREAM") != "" {
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
+	if !toJournal(stderr, getenv("JOURNAL_STREAM")) {
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	}
-	return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	return slog.New(journallog.NewTextHandler(stderr, opts)), nil
+}
+
+// toJournal tells whether stderr is the stream systemd's journal reads:
+// JOURNAL_STREAM ("DEVICE:INODE") names it. A command run from a shell
+// that inherited the variable writes to a terminal instead, and gets plain
+// lines. A writer that is not a file (a test's buffer) is taken at the
+// variable's word.
+func toJournal(stderr io.Writer, stream string) bool {
+	if stream == "" {
+		return false
+	}
+	f, ok := stderr.(*os.File)
+	if !ok {
+		return true
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return stream == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
 // withOptions resolves the settings and builds the operations'

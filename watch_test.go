@@ -91,8 +91,8 @@ func TestWatchNotifiesAndServesMetrics(t *testing.T) {
 		t.Fatal("watch did not stop on SIGTERM")
 	}
 	logs := stderr.String()
-	if !strings.Contains(logs, "msg=settled") || strings.Contains(logs, "time=") {
-		t.Errorf("logs under systemd must have no timestamps and report the settle:\n%s", logs)
+	if !strings.Contains(logs, "<6>level=INFO msg=settled") || strings.Contains(logs, "time=") {
+		t.Errorf("logs under systemd must have no timestamps, start with their priority and report the settle:\n%s", logs)
 	}
 	if _, err := os.Stat(state); err != nil {
 		t.Errorf("state file not written: %v", err)

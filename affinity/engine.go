@@ -78,7 +78,9 @@ type Engine struct {
 	// written is what irqshift wrote last to each IRQ, to tell its own
 	// masks from the admin's pins.
 	written Written
-	logger  *slog.Logger
+	// dryRun writes nothing (SetDryRun).
+	dryRun bool
+	logger *slog.Logger
 	// transient are online CPU sets that existed since the last Load (the
 	// daemon derives them from the events of a batch). A mask equal to one
 	// is the kernel's overwrite or a driver's hotplug callback, not a pin.
@@ -621,13 +623,46 @@ func (e *Engine) Followers() []string {
 func (e *Engine) ForgetCPUs() { e.staticCPUs = nil }
 
 // writer is where writes go: Kernel, or FS when it is nil, noting each
-// IRQ written for LoadChanged.
+// IRQ written for LoadChanged; nowhere in a dry run.
 func (e *Engine) writer() Kernel {
 	k := e.kernel
 	if k == nil {
 		k = e.fs
 	}
+	if e.dryRun {
+		return &dryKernel{Kernel: k, wrote: map[int]sysfs.CPUSet{}}
+	}
 	return touchingKernel{Kernel: k, e: e}
+}
+
+// SetDryRun makes the engine plan and "apply" without writing anything
+// (irqshift watch --dry-run): each write is taken as done, and read back
+// as where it was asked to go, so that what the daemon logs is what it
+// would have done. Nothing it would have written is remembered as
+// written, so that the kernel's unchanged masks are not taken for pins.
+func (e *Engine) SetDryRun(on bool) { e.dryRun = on }
+
+// DryRun reports whether the engine writes nothing.
+func (e *Engine) DryRun() bool { return e.dryRun }
+
+// dryKernel accepts every write and writes nothing.
+type dryKernel struct {
+	Kernel
+	wrote map[int]sysfs.CPUSet
+}
+
+func (k *dryKernel) WriteAffinity(irq int, cpus sysfs.CPUSet) error {
+	k.wrote[irq] = cpus
+	return nil
+}
+
+// ReadEffective answers a dry write with its first CPU: where a chip that
+// delivers to one CPU of the mask would put it.
+func (k *dryKernel) ReadEffective(irq int) (sysfs.CPUSet, error) {
+	if cpus, ok := k.wrote[irq]; ok {
+		return sysfs.NewCPUSet(cpus.First()), nil
+	}
+	return k.Kernel.ReadEffective(irq)
 }
 
 // touchingKernel notes the IRQs written through it in the engine.
@@ -734,10 +769,19 @@ func (e *Engine) Applier(st *State, avoid sysfs.CPUSet) *Applier {
 		Avoid:      avoid,
 		Planner:    &e.planner,
 		Memory:     e.memory,
-		Written:    e.written,
+		Written:    e.writtenUnlessDry(),
 		Logger:     e.logger,
 		RetryDelay: 10 * time.Millisecond,
 	}
+}
+
+// writtenUnlessDry is where an Applier records its writes: nowhere in a
+// dry run, whose writes never reached the kernel.
+func (e *Engine) writtenUnlessDry() Written {
+	if e.dryRun {
+		return nil
+	}
+	return e.written
 }
 
 // Restore puts a saved state into the engine.

@@ -37,8 +37,13 @@ type Daemon struct {
 	// NoInitialRebalance makes the start-up settle only read the state and
 	// learn pins, without moving anything.
 	NoInitialRebalance bool
-	Logger             *slog.Logger
-	Metrics            *Metrics
+	// DryRun observes: the daemon plans on every event as it would, logs
+	// each write it would make ("would move"), and writes nothing: no
+	// mask, no state file (it reads the state, claims nothing, and may run
+	// beside a daemon that does). Engine.SetDryRun must be set as well.
+	DryRun  bool
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Bans are the ban sources followed while the daemon runs (ban
 	// files, isolated partitions); nil follows none.
 	Bans *Bans
@@ -154,11 +159,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	var stateChanged <-chan struct{}
 	if d.Store != nil {
-		release, err := d.Store.ClaimDaemon()
-		if err != nil {
-			return err
+		if !d.DryRun {
+			release, err := d.Store.ClaimDaemon()
+			if err != nil {
+				return err
+			}
+			defer release()
 		}
-		defer release()
 		// Watch before the first read: a change made after it is then
 		// certain to wake the loop.
 		stateChanged = d.watchState(ctx)
@@ -406,7 +413,7 @@ func (d *Daemon) settle(ctx context.Context, reason SettleReason, batch []hotplu
 	// The lock is held for the whole read → plan → write → save cycle and
 	// only then: a one-shot command waits for the settle to end, and the
 	// daemon for the command.
-	sess, err := d.Store.Open(ctx, state.Write, state.Options{Logger: d.Logger})
+	sess, err := d.Store.Open(ctx, d.stateMode(), state.Options{Logger: d.Logger})
 	if err != nil {
 		return s, err
 	}
@@ -455,12 +462,15 @@ func (d *Daemon) settle(ctx context.Context, reason SettleReason, batch []hotplu
 	saved.DaemonBanned = banned.Configured()
 	saved.DaemonBannedBy = banned.Sources(sysfs.CPUInfo{})
 	delete(saved.DaemonBannedBy, affinity.BanDaemon)
-	if err := sess.Commit(saved, s.State.Keys()); err != nil {
+	if d.DryRun {
+		// Nothing was written: the state file stays the operator's and
+		// the real daemon's.
+	} else if err := sess.Commit(saved, s.State.Keys()); err != nil {
 		d.log().Error("could not save state", "path", d.Store.Path(), "err", err)
 	}
 	d.Metrics.settled(reason, s.Results, s.Reaction.Seconds(), !received.IsZero())
 	d.record(s)
-	if d.AfterApply != nil && movedAny(s.Results) && d.busy.CompareAndSwap(false, true) {
+	if d.AfterApply != nil && !d.DryRun && movedAny(s.Results) && d.busy.CompareAndSwap(false, true) {
 		d.confirming.Go(func() {
 			defer d.busy.Store(false)
 			d.AfterApply(ctx, st, s.Results)
@@ -475,7 +485,7 @@ func (d *Daemon) settle(ctx context.Context, reason SettleReason, batch []hotplu
 // loadState reads the state file at start, under its lock: an unusable
 // file of irqshift's is kept aside there, never beside a command's save.
 func (d *Daemon) loadState(ctx context.Context) (state.Saved, error) {
-	sess, err := d.Store.Open(ctx, state.Write, state.Options{Logger: d.Logger})
+	sess, err := d.Store.Open(ctx, d.stateMode(), state.Options{Logger: d.Logger})
 	if err != nil {
 		return state.Saved{}, err
 	}
@@ -486,29 +496,7 @@ func (d *Daemon) loadState(ctx context.Context) (state.Saved, error) {
 // record logs a settle and updates the gauges from a fresh view of where
 // IRQs now are.
 func (d *Daemon) record(s Settle) {
-	moves := make(map[int]affinity.Move, len(s.Plan.Moves))
-	for _, m := range s.Plan.Moves {
-		moves[m.IRQ] = m
-	}
-	for _, r := range s.Results {
-		if m, ok := moves[r.IRQ]; ok && r.Wrote() && strings.HasPrefix(m.Reason, affinity.LoadReasonPrefix) {
-			// A move for load is a judgement, not a repair: say which
-			// IRQ went where and what the rates were.
-			d.log().Info("moved for load", "irq", r.IRQ, "from", m.From.String(), "to", r.To.String(), "reason", "load",
-				"detail", strings.TrimPrefix(m.Reason, affinity.LoadReasonPrefix))
-		}
-		if m, ok := moves[r.IRQ]; ok && r.Wrote() && strings.HasPrefix(m.Reason, affinity.RuleReasonPrefix) {
-			// The operator's rule placed it: name the rule.
-			d.log().Info("moved by rule", "irq", r.IRQ, "from", m.From.String(), "to", r.To.String(),
-				"rule", strings.TrimPrefix(m.Reason, affinity.RuleReasonPrefix))
-		}
-		switch r.Status {
-		case affinity.StatusFailed:
-			d.log().Warn("move failed", "irq", r.IRQ, "to", r.To.String(), "reason", r.Reason, "class", r.ErrorClass)
-		case affinity.StatusUnmovable:
-			d.log().Info("kernel refused to move IRQ; treating it as managed", "irq", r.IRQ, "reason", r.Reason)
-		}
-	}
+	d.logWrites(s)
 	sum := affinity.Summarize(len(s.Plan.Moves), s.Results, 0)
 	// A pending write counts as moved here: the chip moves it at its next
 	// interrupt, and the eBPF confirmation says where it went.
@@ -521,6 +509,9 @@ func (d *Daemon) record(s Settle) {
 		"online", s.State.Snapshot.CPUs.Online.String(), "snapshot", snapshot}
 	if s.Reaction > 0 {
 		attrs = append(attrs, "reaction_ms", float64(s.Reaction.Microseconds())/1000)
+	}
+	if d.DryRun {
+		attrs = append(attrs, "dry_run", true)
 	}
 	level := slog.LevelInfo
 	if (s.Reason == SettleCheck || s.Reason == SettleRecheck) && moved+narrowed+failed == 0 {
@@ -551,6 +542,89 @@ func (d *Daemon) record(s Settle) {
 		d.Metrics.observeState(&after, d.Engine.RuleNames())
 		d.Metrics.observeBans(d.Engine.Banned(), s.State.Snapshot.CPUs)
 	}
+}
+
+// stateMode is how the daemon opens the state file: to write, under its
+// lock; only to read in a dry run.
+func (d *Daemon) stateMode() state.Mode {
+	if d.DryRun {
+		return state.Read
+	}
+	return state.Write
+}
+
+// logWrites logs one line per write of the settle: which IRQ, its
+// actions, its mask before and after, where it fires now, and why
+// (affinity.State.Explain). A move is info, a narrowing in place (the IRQ
+// does not move) debug, a refused or failed write what it was.
+func (d *Daemon) logWrites(s Settle) {
+	log := d.log()
+	moves := make(map[int]affinity.Move, len(s.Plan.Moves))
+	for _, m := range s.Plan.Moves {
+		moves[m.IRQ] = m
+	}
+	before := make(map[int]affinity.IRQ, len(s.Results))
+	for _, irq := range s.State.IRQs {
+		before[irq.IRQ] = irq
+	}
+	offlined := eventCPUs(s.Events, hotplug.Offline)
+	for _, r := range s.Results {
+		m, irq := moves[r.IRQ], before[r.IRQ]
+		kind, why := s.State.Explain(m, irq)
+		if (kind == affinity.CauseRebalance || kind == affinity.CauseNarrow) && !offlined.IsEmpty() {
+			// The kernel already moved it off the CPU that went away,
+			// breaking or narrowing its mask: it is placed again, or
+			// its mask fixed, because of that.
+			kind, why = affinity.CauseOffline, "placed again after "+cpuList(offlined)+" went offline"
+		}
+		attrs := []any{"irq", r.IRQ, "actions", strings.Join(irq.Actions, ","),
+			"before", setText(irq.Affinity), "after", setText(r.To), "effective", setText(r.Effective),
+			"reason", string(kind), "why", why, "settle", string(s.Reason)}
+		moved, narrowed := "moved", "narrowed"
+		if d.DryRun {
+			moved, narrowed = "would move", "would narrow"
+		}
+		switch r.Status {
+		case affinity.StatusMoved, affinity.StatusPending:
+			log.Info(moved, attrs...)
+		case affinity.StatusNarrowed:
+			log.Debug(narrowed, attrs...)
+		case affinity.StatusFailed:
+			log.Warn("move failed", append(attrs, "err", r.Reason, "class", r.ErrorClass)...)
+		case affinity.StatusUnmovable:
+			log.Info("kernel refused to move IRQ; treating it as managed", append(attrs, "err", r.Reason)...)
+		case affinity.StatusVanished:
+			log.Debug("IRQ vanished before its write", attrs...)
+		}
+	}
+}
+
+// setText shows a CPU set in a log line, "-" when empty (an effective
+// CPU not read back).
+func setText(s sysfs.CPUSet) string {
+	if s.IsEmpty() {
+		return "-"
+	}
+	return s.String()
+}
+
+// cpuList names a CPU set for a sentence: "CPU 3", "CPUs 2-3".
+func cpuList(s sysfs.CPUSet) string {
+	if s.Len() == 1 {
+		return "CPU " + s.String()
+	}
+	return "CPUs " + s.String()
+}
+
+// eventCPUs is the set of CPUs the batch's events of action name.
+func eventCPUs(batch []hotplug.Event, action hotplug.Action) sysfs.CPUSet {
+	var cpus sysfs.CPUSet
+	for _, ev := range batch {
+		if !ev.Resync && ev.Action == action {
+			cpus = cpus.With(ev.CPU)
+		}
+	}
+	return cpus
 }
 
 // watchWait bounds the wait for a file's inotify watch to be in place at

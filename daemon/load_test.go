@@ -117,7 +117,7 @@ func TestDaemonSeparatesBusyIRQs(t *testing.T) {
 	if where := l.busyWhere(); !distinctCPUs(where) {
 		t.Errorf("after a measured window the busy IRQs are on %v, want three CPUs", where)
 	}
-	if log := l.log.String(); !strings.Contains(log, `msg="moved for load"`) || !strings.Contains(log, "reason=load") {
+	if log := l.log.String(); !strings.Contains(log, "msg=moved") || !strings.Contains(log, "reason=load") || !strings.Contains(log, `why="`) {
 		t.Errorf("no move for load in the log:\n%s", log)
 	}
 	share := testutil.ToFloat64(l.d.Metrics.busiestShare)

@@ -53,6 +53,9 @@ type Config struct {
 	Partitions      bool
 	DefaultAffinity bool
 	Logger          *slog.Logger
+	// DryRun observes and writes nothing (Daemon.DryRun): it may run
+	// beside irqbalance or another daemon, and without root.
+	DryRun bool
 	// CheckAccess tells whether this process may write the kernel's
 	// files; nil asks FS.
 	CheckAccess func() error
@@ -70,12 +73,12 @@ func New(cfg Config) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if pids, err := cfg.FS.ProcessesNamed("irqbalance"); err == nil && len(pids) > 0 && !cfg.Coexist {
+	if pids, err := cfg.FS.ProcessesNamed("irqbalance"); err == nil && len(pids) > 0 && !cfg.Coexist && !cfg.DryRun {
 		return nil, fmt.Errorf("irqbalance is running (PID %v): it rewrites every IRQ's affinity on each pass, "+
 			"which would undo irqshift's moves and the pins it restores; stop it "+
 			"(systemctl disable --now irqbalance) or pass --coexist", pids)
 	}
-	if cfg.Store != nil {
+	if cfg.Store != nil && !cfg.DryRun {
 		if pid, running := cfg.Store.DaemonRunning(); running {
 			return nil, &state.DaemonRunningError{Path: cfg.Store.Path(), PID: pid}
 		}
@@ -84,7 +87,7 @@ func New(cfg Config) (*Daemon, error) {
 	if check == nil {
 		check = cfg.FS.CheckWriteAccess
 	}
-	if err := check(); err != nil {
+	if err := check(); err != nil && !cfg.DryRun {
 		return nil, err
 	}
 	quiet := &quietRelease{after: max(quietAfter, cfg.VerifyWindow+time.Second), log: log}
@@ -98,6 +101,7 @@ func New(cfg Config) (*Daemon, error) {
 		},
 		Store:              cfg.Store,
 		NoInitialRebalance: cfg.NoInitialRebalance,
+		DryRun:             cfg.DryRun,
 		Logger:             cfg.Logger,
 		CheckInterval:      cfg.CheckInterval,
 		IRQPollInterval:    DefaultIRQPollInterval,
@@ -123,7 +127,8 @@ func New(cfg Config) (*Daemon, error) {
 		d.Metrics = NewMetrics(reg)
 		d.metricsAddress, d.registry = cfg.MetricsAddress, reg
 	}
-	if cfg.Verify {
+	d.Engine.SetDryRun(cfg.DryRun)
+	if cfg.Verify && !cfg.DryRun {
 		sampler := ops.NewSampler(cfg.FS, func(reason string) { log.Warn("move confirmation is coarser", "reason", reason) })
 		confirmer := &Confirmer{Sampler: sampler, Window: cfg.VerifyWindow, Metrics: d.Metrics, Logger: log}
 		d.AfterApply = confirmer.AfterApply

@@ -78,7 +78,7 @@ exclusive = true
 		d.Engine.SetRules(rulesSet(t, dir))
 		d.Logger = slog.New(slog.NewTextHandler(log, nil))
 	})
-	if !strings.Contains(log.String(), `msg="moved by rule"`) || !strings.Contains(log.String(), "rule=rng") {
+	if !strings.Contains(log.String(), "reason=rule") || !strings.Contains(log.String(), `why="rule rng"`) {
 		t.Errorf("no move logged with its rule:\n%s", log.String())
 	}
 	rng := []int{20, 21}

@@ -108,6 +108,50 @@ func journalNow(t *testing.T) *journal {
 	return &journal{t: t, cursor: c}
 }
 
+// checkJournalPriorities checks, on what the unit logged after cursor, that the daemon's lines
+// reach the journal at their level's priority: the reload's misspelt key (a warning) is what
+// `journalctl -p warning` shows, and nothing of info level is; each move off CPU3 is an info line
+// naming the IRQ, its mask before and after, and the ban as its reason.
+func checkJournalPriorities(t *testing.T, cursor string) {
+	t.Helper()
+	out := run(t, "journalctl", "--no-pager", "-u", unitName, "--after-cursor="+cursor, "-o", "json")
+	var warnings, infos, moves int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var entry struct {
+			Message  string `json:"MESSAGE"`
+			Priority string `json:"PRIORITY"`
+		}
+		if json.Unmarshal([]byte(line), &entry) != nil || !strings.HasPrefix(entry.Message, "level=") {
+			continue // systemd's own lines about the reload
+		}
+		kv := parseLogfmt(entry.Message)
+		want := map[string]string{"DEBUG": "7", "INFO": "6", "WARN": "4", "ERROR": "3"}[kv["level"]]
+		if entry.Priority != want {
+			t.Errorf("journal PRIORITY %s for %q, want %s", entry.Priority, entry.Message, want)
+		}
+		switch kv["level"] {
+		case "WARN":
+			warnings++
+		case "INFO":
+			infos++
+		}
+		if kv["msg"] == "moved" {
+			moves++
+			if kv["reason"] != "ban" || !strings.Contains(kv["why"], "CPU 3") || kv["before"] == "" || kv["after"] == "" || kv["settle"] != "reload" {
+				t.Errorf("move line %q: want reason=ban, why naming CPU 3, before, after, settle=reload", entry.Message)
+			}
+		}
+	}
+	if warnings == 0 || infos == 0 || moves == 0 {
+		t.Errorf("after the reload: %d warning, %d info lines, %d moves; want each:\n%s", warnings, infos, moves, out)
+	}
+	shown := run(t, "journalctl", "--no-pager", "-u", unitName, "--after-cursor="+cursor, "-p", "warning", "-o", "cat")
+	if !strings.Contains(shown, "IRQSHIFT_BANED_CPUS") || strings.Contains(shown, "level=INFO") {
+		t.Errorf("journalctl -p warning after the reload shows:\n%s\nwant the misspelt key's warning and no info line", shown)
+	}
+	t.Logf("journal after the reload: %d warning, %d info lines, %d moves", warnings, infos, moves)
+}
+
 // lines returns the messages the unit logged after the cursor.
 func (j *journal) lines() []string {
 	j.t.Helper()
@@ -310,13 +354,19 @@ func TestSystemdUnit(t *testing.T) {
 			run(t, "systemctl", "reload", unitName)
 		}()
 		pid := unitProps(t, unitName, "MainPID")["MainPID"]
-		writeString(t, defaultsFile, string(orig)+"IRQSHIFT_BANNED_CPUS=3\n")
+		// A misspelt key is a warning: journalctl -p warning shows it, and
+		// only the lines logged at warning or worse.
+		writeString(t, defaultsFile, string(orig)+"IRQSHIFT_BANNED_CPUS=3\nIRQSHIFT_BANED_CPUS=2\n")
 		j := journalNow(t)
 		run(t, "systemctl", "reload", unitName)
 		j.waitFor("configuration reloaded with CPU3 banned", 30*time.Second, func(kv map[string]string, _ string) bool {
 			return kv["msg"] == "configuration reloaded" && kv["banned_cpus"] == "3"
 		})
 		waitNoMovableOn(t, "CPU3 banned by reload", 3, 30*time.Second)
+		j.waitFor("the reload's settle", 30*time.Second, func(kv map[string]string, _ string) bool {
+			return kv["msg"] == "settled" && kv["reason"] == "reload"
+		})
+		checkJournalPriorities(t, j.cursor)
 		if got := unitProps(t, unitName, "MainPID")["MainPID"]; got != pid {
 			t.Errorf("reload restarted the daemon: MainPID %s -> %s", pid, got)
 		}
