@@ -130,11 +130,12 @@ func flagSpellings(flags []cli.Flag) (value, boolean map[string]bool) {
 
 // reorderable are the commands that take arguments, whose flags are
 // booleans or in commandValueFlags.
-var reorderable = map[string]bool{"drain": true, "undrain": true, "offline": true, "online": true, "pin": true, "unpin": true}
+var reorderable = map[string]bool{"list": true, "drain": true, "undrain": true, "offline": true, "online": true, "pin": true, "unpin": true}
 
 // commandValueFlags are the flags of reorderable commands that take a
 // value: flagsFirst moves the value with its flag.
-var commandValueFlags = map[string]bool{"--sample": true, "-sample": true}
+var commandValueFlags = map[string]bool{"--sample": true, "-sample": true, "--cpu": true, "-cpu": true, "--node": true, "-node": true,
+	"--class": true, "-class": true, "--name": true, "-name": true, "--output": true, "-output": true, "-o": true, "--o": true}
 
 // flagsFirst moves a command's flags before its CPU arguments, so that
 // "irqshift drain 2 --dry-run" works as people type it: urfave/cli stops
@@ -264,12 +265,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		Flags: globalFlags(),
 
 		Commands: []*cli.Command{
-			{
-				Name:   "list",
-				Usage:  "show every IRQ with its chip, affinity, effective CPU, count and class",
-				Flags:  []cli.Flag{jsonFlag, sampleFlag},
-				Action: withOptions(stdout, stderr, getenv, false, noArgs(cmdList)),
-			},
+			listCommand(withOptions(stdout, stderr, getenv, false, cmdList), jsonFlag, sampleFlag),
 			{
 				Name:        "rules",
 				Usage:       "show the device rules (--rules), the IRQs each matches now and where they are, and problems",

@@ -37,21 +37,6 @@ func (o *options) sample(c *cli.Context) (time.Duration, error) {
 	return d, nil
 }
 
-func cmdList(c *cli.Context, o *options) error {
-	window, err := o.sample(c)
-	if err != nil {
-		return err
-	}
-	report, err := ops.List(c.Context, o.env, ops.ListRequest{Sample: window})
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return writeJSON(o.stdout, listJSON(report))
-	}
-	return writeListTable(o.stdout, report)
-}
-
 func cmdRebalance(c *cli.Context, o *options) error {
 	window, err := o.sample(c)
 	if err != nil {

@@ -57,14 +57,37 @@ type irqJSON struct {
 
 // listDoc is `list --json`.
 type listDoc struct {
-	CPUs cpusJSON  `json:"cpus"`
+	// Version is the irqshift that printed it.
+	Version string   `json:"version"`
+	CPUs    cpusJSON `json:"cpus"`
+	// MovablePerCPU counts the movable IRQs on each online CPU, of all
+	// IRQs whatever the filter.
+	MovablePerCPU map[string]int `json:"movable_per_cpu"`
+	// IRQs are those the filter chose (all without one).
 	IRQs []irqJSON `json:"irqs"`
 }
 
 // planDoc is the --dry-run document.
 type planDoc struct {
-	Moves   []affinity.Move `json:"moves"`
+	// Version is the irqshift that printed it.
+	Version string          `json:"version"`
+	Moves   []planMoveJSON  `json:"moves"`
 	Skipped []affinity.Skip `json:"skipped"`
+	// MovablePerCPUBefore and MovablePerCPUAfter count the movable IRQs
+	// on each online CPU now and once the plan is written (each moved
+	// IRQ on the first CPU of its new mask).
+	MovablePerCPUBefore map[string]int `json:"movable_per_cpu_before"`
+	MovablePerCPUAfter  map[string]int `json:"movable_per_cpu_after"`
+}
+
+// planMoveJSON is a planned write: affinity.Move's fields (from and to
+// are CPUs: where it fires, and the new mask) with the mask it replaces
+// and the kind of its cause.
+type planMoveJSON struct {
+	affinity.Move
+	MaskBefore sysfs.CPUSet       `json:"mask_before"`
+	Cause      affinity.CauseKind `json:"cause"`
+	Why        string             `json:"why"`
 }
 
 // applyJSON is what rebalance, drain, undrain, online and pin print.
@@ -145,7 +168,9 @@ func listJSON(report *ops.ListReport) listDoc {
 			DrainBy:  map[string]string{},
 			Nodes:    map[string]sysfs.CPUSet{},
 		},
-		IRQs: make([]irqJSON, 0, len(st.IRQs)),
+		Version:       version,
+		MovablePerCPU: perCPUJSON(report.MovablePerCPU),
+		IRQs:          make([]irqJSON, 0, len(report.Shown)),
 	}
 	for node, cpus := range affinity.NodeCPUs(st.Snapshot.CPUs) {
 		doc.CPUs.Nodes[strconv.Itoa(node)] = cpus
@@ -156,7 +181,7 @@ func listJSON(report *ops.ListReport) listDoc {
 	for cpu, by := range report.Drained {
 		doc.CPUs.DrainBy[strconv.Itoa(cpu)] = string(by)
 	}
-	for _, irq := range st.IRQs {
+	for _, irq := range report.Shown {
 		j := irqJSON{
 			IRQ:       irq.IRQ,
 			Chip:      irq.Chip,
@@ -190,8 +215,34 @@ func listJSON(report *ops.ListReport) listDoc {
 	return doc
 }
 
+// perCPUJSON keys counts per CPU by the CPU's number as text.
+func perCPUJSON(counts map[int]int) map[string]int {
+	out := make(map[string]int, len(counts))
+	for cpu, n := range counts {
+		out[strconv.Itoa(cpu)] = n
+	}
+	return out
+}
+
 func planJSON(report *ops.ApplyReport) planDoc {
-	return planDoc{Moves: report.Plan.Moves, Skipped: report.Plan.Skipped}
+	st := report.State
+	online := st.Snapshot.CPUs.Online
+	doc := planDoc{
+		Version:             version,
+		Moves:               make([]planMoveJSON, 0, len(report.Plan.Moves)),
+		Skipped:             report.Plan.Skipped,
+		MovablePerCPUBefore: perCPUJSON(affinity.MovablePerCPU(st.IRQs, online)),
+		MovablePerCPUAfter:  perCPUJSON(affinity.MovablePerCPU(affinity.AfterPlan(st.IRQs, report.Plan), online)),
+	}
+	before := make(map[int]affinity.IRQ, len(st.IRQs))
+	for _, irq := range st.IRQs {
+		before[irq.IRQ] = irq
+	}
+	for _, m := range report.Plan.Moves {
+		kind, why := st.Explain(m, before[m.IRQ])
+		doc.Moves = append(doc.Moves, planMoveJSON{Move: m, MaskBefore: before[m.IRQ].Affinity, Cause: kind, Why: why})
+	}
+	return doc
 }
 
 func applyDoc(report *ops.ApplyReport, verified *ops.VerifyReport) applyJSON {

@@ -194,7 +194,7 @@ func TestStatePathNotRegular(t *testing.T) {
 func TestStrayArguments(t *testing.T) {
 	proc, sys := copyVMTree(t, "vm-gicv3-4cpu")
 	base := []string{"--proc", proc, "--sys", sys, "--state", "none"}
-	for _, args := range [][]string{{"rebalance", "3"}, {"list", "x"}, {"watch", "2"}, {"rebalance", "--dry-run", "3"}} {
+	for _, args := range [][]string{{"rebalance", "3"}, {"rules", "x"}, {"watch", "2"}, {"rebalance", "--dry-run", "3"}} {
 		code, stdout, stderr := runCLI(t, nil, append(base, args...)...)
 		if code != exitUsage || !strings.Contains(stderr, "takes no arguments") || stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want a usage error", args, code, stdout, stderr)

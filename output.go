@@ -35,61 +35,6 @@ func actionsText(actions []string) string {
 	return quote.Printable(strings.Join(actions, ","))
 }
 
-func writeListTable(w io.Writer, report *ops.ListReport) error {
-	st := report.State
-	cpus := st.Snapshot.CPUs
-	fmt.Fprintf(w, "CPUs online %s, allowed %s", cpuText(cpus.Online), cpuText(st.Allowed))
-	if !st.Banned.IsEmpty() {
-		var parts []string
-		for _, cpu := range st.Banned.CPUs() {
-			var by []string
-			for _, source := range st.BannedBy[cpu] {
-				by = append(by, string(source))
-			}
-			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, strings.Join(by, ", ")))
-		}
-		fmt.Fprintf(w, ", banned %s: %s", st.Banned, strings.Join(parts, ", "))
-	}
-	fmt.Fprintln(w)
-	if drained := report.Drained.CPUs(); !drained.IsEmpty() {
-		var parts []string
-		for _, cpu := range drained.CPUs() {
-			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, report.Drained[cpu]))
-		}
-		fmt.Fprintf(w, "CPUs drained %s: %s; irqshift undrain gives them back\n", drained, strings.Join(parts, ", "))
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IRQ\tCHIP\tHWIRQ\tTRIGGER\tNODE\tAFFINITY\tEFFECTIVE\tTOTAL\tRATE/S\tCLASS\tACTIONS\tWHY NOT MOVABLE")
-	for _, irq := range st.IRQs {
-		hw := "-"
-		if irq.HasHWIRQ {
-			hw = strconv.FormatUint(irq.HWIRQ, 10)
-		}
-		trigger := irq.Trigger
-		if trigger == "" {
-			trigger = irq.Handler // x86 prints the flow handler instead
-		}
-		class := string(irq.Class)
-		if pin, ok := report.Pins[affinity.Key(irq)]; ok {
-			class += ",pin=" + pin.CPUs.String()
-		}
-		if irq.Rule != "" {
-			class += ",rule=" + irq.Rule
-		}
-		node := "-"
-		if irq.Node >= 0 {
-			node = strconv.Itoa(irq.Node)
-		}
-		rate := "-"
-		if report.Sampled > 0 {
-			rate = strconv.FormatFloat(irq.Rate, 'f', 1, 64)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", irq.IRQ, dash(irq.Chip), hw, dash(trigger), node,
-			cpuText(irq.Affinity), cpuText(irq.Effective), irq.Total, rate, class, actionsText(irq.Actions), dash(irq.Reason))
-	}
-	return tw.Flush()
-}
-
 // dash shows an empty field as "-", and a field the kernel or a driver
 // named with its control characters escaped (quote.Printable).
 func dash(s string) string {
@@ -119,27 +64,50 @@ func writeSkipped(w io.Writer, skipped []affinity.Skip, actions map[int]string) 
 	tw.Flush()
 }
 
+// writePlanTable prints a dry run as a diff: each planned write's mask and
+// CPU before and after, and why; then the movable IRQs per CPU before and
+// after.
 func writePlanTable(w io.Writer, report *ops.ApplyReport) error {
 	st, plan := report.State, report.Plan
 	actions := irqActions(st)
+	before := make(map[int]affinity.IRQ, len(st.IRQs))
+	for _, irq := range st.IRQs {
+		before[irq.IRQ] = irq
+	}
 	narrow := 0
 	for _, m := range plan.Moves {
 		if m.Narrow {
 			narrow++
 		}
 	}
-	fmt.Fprintf(w, "plan: %d write(s) over allowed CPUs %s, %d of them narrowing a mask in place (dry run, nothing written)\n",
-		len(plan.Moves), cpuText(st.Allowed), narrow)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IRQ\tACTIONS\tFROM\tTO\tWHY")
+	writeWrapped(w, fmt.Sprintf("plan: %s over allowed CPUs %s, %d of them narrowing a mask in place (dry run, nothing written)",
+		plural(len(plan.Moves), "write"), cpuText(st.Allowed), narrow))
+	rows := [][]string{{"IRQ", "ACTIONS", "MASK", "CPU", "WHY"}}
 	for _, m := range plan.Moves {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", m.IRQ, actions[m.IRQ], cpuText(m.From), cpuText(m.To), dash(m.Reason))
+		irq := before[m.IRQ]
+		kind, why := st.Explain(m, irq)
+		rows = append(rows, []string{strconv.Itoa(m.IRQ), actions[m.IRQ], cpuText(irq.Affinity) + " → " + cpuText(m.To),
+			cpuText(m.From) + " → " + strconv.Itoa(m.To.First()), string(kind) + ": " + quote.Printable(why)})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if len(plan.Moves) > 0 {
+		if err := writeColumns(w, rows); err != nil {
+			return err
+		}
 	}
 	writeSkipped(w, plan.Skipped, actions)
+	online := st.Snapshot.CPUs.Online
+	fmt.Fprintln(w)
+	writeWrapped(w, "movable IRQs per CPU before: "+perCPUText(affinity.MovablePerCPU(st.IRQs, online), st.Allowed))
+	writeWrapped(w, "movable IRQs per CPU after:  "+perCPUText(affinity.MovablePerCPU(affinity.AfterPlan(st.IRQs, plan), online), st.Allowed))
 	return nil
+}
+
+// plural counts a noun: "1 write", "3 writes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func writeResultsTable(w io.Writer, report *ops.ApplyReport) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -42,8 +43,8 @@ func TestRulesCommand(t *testing.T) {
 	if len(doc.Problems) == 0 {
 		t.Error("rules --json: no problems listed for rule mlx")
 	}
-	if code, out, _ = cli("list"); code != 0 || !strings.Contains(out, "movable,rule=rng") {
-		t.Errorf("list does not name rule rng in the class column: exit %d\n%s", code, out)
+	if code, out, _ = cli("list", "-o", "irq,class,rule", "20"); code != 0 || !regexp.MustCompile(`(?m)^20 +rule +rng$`).MatchString(out) {
+		t.Errorf("list -o irq,class,rule 20 does not name rule rng: exit %d\n%s", code, out)
 	}
 	code, out, _ = cli("list", "--json")
 	var list listDoc

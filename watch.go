@@ -88,6 +88,7 @@ func cmdWatch(c *cli.Context, o *options) error {
 		DryRun:             o.dryRun,
 		Coexist:            c.Bool("coexist"),
 		MetricsAddress:     metricsAddress,
+		Version:            version,
 		Verify:             !noVerify,
 		VerifyWindow:       c.Duration("verify-window"),
 		BanFiles:           c.StringSlice("ban-file"),

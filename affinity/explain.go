@@ -62,6 +62,9 @@ func (st *State) Explain(move Move, irq IRQ) (CauseKind, string) {
 		if drained := where.Intersect(st.Drained); !drained.IsEmpty() {
 			return CauseDrain, "on drained " + cpuWord(drained)
 		}
+		if cpus, err := sysfs.ParseCPUList(strings.TrimPrefix(move.Reason, "drain ")); err == nil && !cpus.IsEmpty() {
+			return CauseDrain, "off " + cpuWord(cpus) + ", being drained"
+		}
 		return CauseDrain, move.Reason
 	case strings.HasPrefix(move.Reason, RuleReasonPrefix), strings.HasPrefix(move.Reason, "exclusive rule CPUs"):
 		return CauseRule, move.Reason

@@ -35,6 +35,7 @@ func TestExplain(t *testing.T) {
 		{"offline", Move{Reason: "rebalance"}, on("7", "7"), CauseOffline, "on offline CPU 7"},
 		{"banned, with sources", Move{Reason: "rebalance"}, on("4-5", "4-5"), CauseBan, "on banned CPUs 4-5 (ban-file, isolated-partition)"},
 		{"drained", Move{Reason: "drain 6"}, on("6", "6"), CauseDrain, "on drained CPU 6"},
+		{"being drained", Move{Reason: "drain 2-3"}, on("0-3", "2"), CauseDrain, "off CPUs 2-3, being drained"},
 		{"pin first", Move{Reason: "restore pin 7"}, on("4", "4"), CausePin, "restore pin 7"},
 		{"rule", Move{Reason: RuleReasonPrefix + "nvme"}, on("0-3", "1"), CauseRule, "rule nvme"},
 		{"numa", Move{Reason: numaReason(1)}, on("0", "0"), CauseNUMA, "back to its device's node 1"},

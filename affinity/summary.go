@@ -1,5 +1,7 @@
 package affinity
 
+import "github.com/irqshift/irqshift/sysfs"
+
 // Summary counts the outcomes of an apply. The JSON documents, the tables
 // and the daemon's log and metrics all print this one count.
 type Summary struct {
@@ -38,4 +40,44 @@ func Summarize(planned int, results []Result, notDone int) Summary {
 		}
 	}
 	return s
+}
+
+// MovablePerCPU counts the movable IRQs on each online CPU (each CPU an
+// IRQ is effective on, else each of its mask): what irqshift keeps within
+// one. Every online CPU has a count, 0 included.
+func MovablePerCPU(irqs []IRQ, online sysfs.CPUSet) map[int]int {
+	counts := make(map[int]int, online.Len())
+	for _, cpu := range online.CPUs() {
+		counts[cpu] = 0
+	}
+	for _, irq := range irqs {
+		if !irq.Movable() {
+			continue
+		}
+		for _, cpu := range irq.Where().CPUs() {
+			if _, ok := counts[cpu]; ok {
+				counts[cpu]++
+			}
+		}
+	}
+	return counts
+}
+
+// AfterPlan returns irqs as plan leaves them: each moved IRQ effective on
+// the first CPU of its new mask, where a chip that delivers to one CPU
+// puts it. A dry run shows the counts per CPU from it.
+func AfterPlan(irqs []IRQ, plan Plan) []IRQ {
+	to := make(map[int]sysfs.CPUSet, len(plan.Moves))
+	for _, m := range plan.Moves {
+		to[m.IRQ] = m.To
+	}
+	out := make([]IRQ, len(irqs))
+	for i, irq := range irqs {
+		if mask, ok := to[irq.IRQ]; ok && !mask.IsEmpty() {
+			irq.Affinity = mask
+			irq.Effective, irq.HasEffective = sysfs.NewCPUSet(mask.First()), true
+		}
+		out[i] = irq
+	}
+	return out
 }

@@ -40,12 +40,15 @@ func (f MetricFamily) Series() []string {
 
 // MetricFamilies returns the metrics NewMetrics registers, sorted by name,
 // for tools that check what refers to them (the Prometheus alert rules in
-// deploy/). It gathers them from a registry of their own, after giving every
-// vector a sample for each value of its labels' lists through the methods
-// the daemon records with: a vector with no child shows no family. It fails
-// if a registered collector shows none, so a metric added to NewMetrics
-// must get a sample here, and if a label's values are not those of its
-// list.
+// deploy/ and the Grafana dashboard there). It gathers them from a registry
+// of their own, after recording a sample for each value of its labels'
+// lists through the methods the daemon records with. NewMetrics already
+// gives every vector of fixed label values a child for each; the samples
+// show the observedFamilies (a vector with no child shows no family) and
+// that the methods emit no value outside the lists. It fails if a
+// registered collector shows no family, so a metric added to NewMetrics
+// whose series appear only once recorded must get a sample here, and if a
+// label's values are not those of its list.
 func MetricFamilies() ([]MetricFamily, error) {
 	reg := prometheus.NewPedanticRegistry()
 	counted := &countingRegisterer{Registerer: reg}

@@ -11,8 +11,9 @@ import (
 	"github.com/irqshift/irqshift/sysfs"
 )
 
-// TestMetricFamilies: MetricFamilies reports every metric of the README's
-// list, with its type and labels, and nothing else.
+// TestMetricFamilies: MetricFamilies reports every metric the docs list
+// (docs/DAEMON.md, "Metrics"; the build info and the last settle's time in
+// docs/FLEET.md, "Metrics"), with its type and labels, and nothing else.
 func TestMetricFamilies(t *testing.T) {
 	got, err := MetricFamilies()
 	if err != nil {
@@ -22,23 +23,25 @@ func TestMetricFamilies(t *testing.T) {
 		typ    string
 		labels []string
 	}{
-		"irqshift_hotplug_events_total":         {"counter", []string{"action"}},
-		"irqshift_irq_moves_total":              {"counter", []string{"reason"}},
-		"irqshift_write_errors_total":           {"counter", []string{"class"}},
-		"irqshift_reaction_seconds":             {"histogram", nil},
-		"irqshift_movable_irqs":                 {"gauge", []string{"cpu"}},
-		"irqshift_unmovable_irqs":               {"gauge", []string{"class"}},
-		"irqshift_resyncs_total":                {"counter", []string{"reason"}},
-		"irqshift_settles_total":                {"counter", nil},
-		"irqshift_verified_moves_total":         {"counter", nil},
-		"irqshift_misrouted_irqs_total":         {"counter", nil},
-		"irqshift_banned_cpus":                  {"gauge", []string{"source"}},
-		"irqshift_cpu_interrupt_rate":           {"gauge", []string{"cpu"}},
-		"irqshift_busiest_cpu_rate_share":       {"gauge", nil},
-		"irqshift_busiest_cpu_rate_share_best":  {"gauge", nil},
-		"irqshift_movable_irqs_on_offline_cpus": {"gauge", nil},
-		"irqshift_rule_irqs":                    {"gauge", []string{"rule"}},
-		"irqshift_rules_load_failures_total":    {"counter", nil},
+		"irqshift_hotplug_events_total":          {"counter", []string{"action"}},
+		"irqshift_irq_moves_total":               {"counter", []string{"reason"}},
+		"irqshift_write_errors_total":            {"counter", []string{"class"}},
+		"irqshift_reaction_seconds":              {"histogram", nil},
+		"irqshift_movable_irqs":                  {"gauge", []string{"cpu"}},
+		"irqshift_unmovable_irqs":                {"gauge", []string{"class"}},
+		"irqshift_resyncs_total":                 {"counter", []string{"reason"}},
+		"irqshift_settles_total":                 {"counter", nil},
+		"irqshift_verified_moves_total":          {"counter", nil},
+		"irqshift_misrouted_irqs_total":          {"counter", nil},
+		"irqshift_banned_cpus":                   {"gauge", []string{"source"}},
+		"irqshift_cpu_interrupt_rate":            {"gauge", []string{"cpu"}},
+		"irqshift_busiest_cpu_rate_share":        {"gauge", nil},
+		"irqshift_busiest_cpu_rate_share_best":   {"gauge", nil},
+		"irqshift_movable_irqs_on_offline_cpus":  {"gauge", nil},
+		"irqshift_rule_irqs":                     {"gauge", []string{"rule"}},
+		"irqshift_rules_load_failures_total":     {"counter", nil},
+		"irqshift_build_info":                    {"gauge", []string{"goversion", "version"}},
+		"irqshift_last_settle_timestamp_seconds": {"gauge", nil},
 	}
 	if len(got) != len(want) {
 		t.Errorf("MetricFamilies gives %d families, want %d: %v", len(got), len(want), got)

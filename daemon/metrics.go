@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"runtime"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/irqshift/irqshift/affinity"
@@ -29,6 +32,18 @@ func labelValues() map[string]map[string][]string {
 	}
 }
 
+// observedFamilies are the families whose label values are known only
+// once a state is observed (observeState): the per-CPU gauges (their cpu
+// is each online CPU) and the per-rule one (its rule is each rule in
+// force). They show no series until the first settle; every other family
+// shows from NewMetrics on, each vector with a child at 0 for every value
+// of its labelValues.
+var observedFamilies = []string{"irqshift_movable_irqs", "irqshift_cpu_interrupt_rate", "irqshift_rule_irqs"}
+
+// unknownVersion is irqshift_build_info's version until SetVersion names
+// one, and for an empty one: an empty label value would drop the label.
+const unknownVersion = "unknown"
+
 // Metrics are the daemon's Prometheus metrics. A nil *Metrics records
 // nothing, so tests and --metrics-address off need no registry.
 type Metrics struct {
@@ -49,6 +64,10 @@ type Metrics struct {
 	onOffline     prometheus.Gauge
 	ruleIRQs      *prometheus.GaugeVec
 	rulesFailures prometheus.Counter
+	buildInfo     *prometheus.GaugeVec
+	lastSettle    prometheus.Gauge
+	// now is the clock of lastSettle; tests replace it.
+	now func() time.Time
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -124,10 +143,65 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "irqshift_rules_load_failures_total",
 		Help: "Changes of the rules directory that did not load (a file with a mistake): the last good rules stayed in force.",
 	})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "irqshift_build_info",
+		Help: "Always 1, labelled with the version irqshift was built as and the Go version that built it.",
+	}, []string{"version", "goversion"})
+	m.lastSettle = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "irqshift_last_settle_timestamp_seconds",
+		Help: "Unix time at which the last settle completed; 0 before the first. time() minus it is how long the daemon has not settled.",
+	})
+	m.now = time.Now
+	m.SetVersion(unknownVersion)
+	m.zeroChildren()
 	reg.MustRegister(m.events, m.moves, m.writeErrors, m.reaction, m.movablePerCPU, m.unmovable,
 		m.resyncs, m.settles, m.verifiedMoves, m.misroutedIRQs, m.bannedCPUs,
-		m.cpuRate, m.busiestShare, m.bestShare, m.onOffline, m.ruleIRQs, m.rulesFailures)
+		m.cpuRate, m.busiestShare, m.bestShare, m.onOffline, m.ruleIRQs, m.rulesFailures,
+		m.buildInfo, m.lastSettle)
 	return m
+}
+
+// zeroChildren gives every vector whose labels take a fixed set of values
+// (labelValues) a child for each value, at 0, so that its family shows
+// from the start: a counter's rate needs the 0 before the first event,
+// and an alert or dashboard sees "none yet" rather than "no such metric".
+func (m *Metrics) zeroChildren() {
+	vectors := map[string]*prometheus.MetricVec{
+		"irqshift_hotplug_events_total": m.events.MetricVec,
+		"irqshift_irq_moves_total":      m.moves.MetricVec,
+		"irqshift_write_errors_total":   m.writeErrors.MetricVec,
+		"irqshift_unmovable_irqs":       m.unmovable.MetricVec,
+		"irqshift_resyncs_total":        m.resyncs.MetricVec,
+		"irqshift_banned_cpus":          m.bannedCPUs.MetricVec,
+	}
+	for name, labels := range labelValues() {
+		vec, ok := vectors[name]
+		if !ok {
+			panic("metrics: no vector for " + name + " of labelValues")
+		}
+		for label, values := range labels {
+			for _, v := range values {
+				// A vector of one label: its child for this value.
+				if _, err := vec.GetMetricWith(prometheus.Labels{label: v}); err != nil {
+					panic("metrics: " + name + ": " + err.Error())
+				}
+			}
+		}
+	}
+}
+
+// SetVersion sets the version label of irqshift_build_info: the version
+// the binary was built as (main's version, set with -ldflags), "unknown"
+// for "". Its goversion label is the Go release that built it.
+func (m *Metrics) SetVersion(version string) {
+	if m == nil {
+		return
+	}
+	if version == "" {
+		version = unknownVersion
+	}
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 }
 
 func (m *Metrics) event(action string) {
@@ -159,6 +233,7 @@ func (m *Metrics) settled(reason SettleReason, results []affinity.Result, reacti
 	if hasReaction {
 		m.reaction.Observe(reactionSeconds)
 	}
+	m.lastSettle.Set(float64(m.now().UnixNano()) / 1e9)
 }
 
 // rulesFailed counts a rules directory that did not load.

@@ -43,6 +43,9 @@ type Config struct {
 	Coexist bool
 	// MetricsAddress serves Prometheus metrics there; "" serves none.
 	MetricsAddress string
+	// Version is the version irqshift was built as (main's version): the
+	// version label of irqshift_build_info.
+	Version string
 	// Verify confirms, over VerifyWindow after each settle that moved
 	// IRQs, that they fire on their new CPUs (eBPF, else /proc/interrupts).
 	Verify       bool
@@ -125,6 +128,7 @@ func New(cfg Config) (*Daemon, error) {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		d.Metrics = NewMetrics(reg)
+		d.Metrics.SetVersion(cfg.Version)
 		d.metricsAddress, d.registry = cfg.MetricsAddress, reg
 	}
 	d.Engine.SetDryRun(cfg.DryRun)

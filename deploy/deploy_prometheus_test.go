@@ -169,7 +169,8 @@ var (
 // value it names is one the daemon registers (taken from the daemon
 // package, so a renamed metric fails here); the alerts cover misrouted
 // IRQs, write errors, reaction time, resyncs, IRQs left on offline CPUs,
-// an uneven interrupt load and a daemon that is down.
+// an uneven interrupt load, a daemon that has not settled for long and one
+// that is down.
 func TestPrometheusAlerts(t *testing.T) {
 	families, err := daemon.MetricFamilies()
 	if err != nil {
@@ -255,7 +256,8 @@ func TestPrometheusAlerts(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"irqshift_misrouted_irqs_total", "irqshift_write_errors_total", "irqshift_reaction_seconds_bucket", "irqshift_resyncs_total",
-		"irqshift_movable_irqs_on_offline_cpus", "irqshift_busiest_cpu_rate_share", "irqshift_busiest_cpu_rate_share_best", "irqshift_cpu_interrupt_rate"} {
+		"irqshift_movable_irqs_on_offline_cpus", "irqshift_busiest_cpu_rate_share", "irqshift_busiest_cpu_rate_share_best", "irqshift_cpu_interrupt_rate",
+		"irqshift_last_settle_timestamp_seconds"} {
 		if !used[want] {
 			t.Errorf("no alert on %s", want)
 		}

@@ -1,8 +1,10 @@
 // Package deploy holds the files for running irqshift on fleets: the
-// Kubernetes DaemonSet (kubernetes/) and the Prometheus scrape jobs and
-// alert rules (prometheus/). Its tests check them against irqshift itself:
-// the flags its CLI accepts, the paths it reads and writes, the address its
-// metrics server serves and the metrics the daemon registers.
+// Kubernetes DaemonSet (kubernetes/), the Prometheus scrape jobs and alert
+// rules (prometheus/), the same rules and a PodMonitor for the Prometheus
+// operator (kubernetes/monitoring/) and a Grafana dashboard (grafana/). Its
+// tests check them against irqshift itself: the flags its CLI accepts, the
+// paths it reads and writes, the address its metrics server serves, the
+// metrics the daemon registers and the alerts' runbook (docs/RUNBOOK.md).
 package deploy
 
 import (

@@ -166,7 +166,12 @@ func List(ctx context.Context, env *Env, req ListRequest) (*ListReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ListReport{Sampled: req.Sample, State: st, Pins: s.engine.Pins(), Drained: s.engine.Drains()}, nil
+	shown, err := req.Filter.apply(st, s.engine.Pins())
+	if err != nil {
+		return nil, err
+	}
+	return &ListReport{Sampled: req.Sample, State: st, Pins: s.engine.Pins(), Drained: s.engine.Drains(), Shown: shown,
+		MovablePerCPU: affinity.MovablePerCPU(st.IRQs, st.Snapshot.CPUs.Online)}, nil
 }
 
 // persistPin writes the rule of pin --persist for irq (rules.PinRule: its

@@ -152,6 +152,9 @@ type ListRequest struct {
 	// Sample is how long to measure the IRQs' rates (IRQ.Rate); 0 shows
 	// none.
 	Sample time.Duration
+	// Filter chooses the IRQs shown (ListReport.Shown); the zero Filter
+	// shows them all.
+	Filter ListFilter
 }
 
 // ListReport is the classified state with what the operator decided.
@@ -162,4 +165,9 @@ type ListReport struct {
 	State   *affinity.State
 	Pins    affinity.Pins
 	Drained affinity.Drains
+	// Shown are the IRQs of State the filter chose, in IRQ order.
+	Shown []affinity.IRQ
+	// MovablePerCPU counts the movable IRQs on each online CPU, of all
+	// IRQs whatever the filter: what irqshift keeps within one.
+	MovablePerCPU map[int]int
 }
