@@ -4,6 +4,7 @@
 #                      the arm64 VM tests (kernels 7.x, 6.12, 6.1)
 #   make test-systemd  the package and its unit under a real systemd in the arm64 VM (.ci/run)
 #   make demo          boots an arm64 VM and shows the main job end to end
+#   make image         the DaemonSet's multi-arch OCI image (bin/image/irqshift-oci); make test checks it
 GO ?= go
 BIN := bin
 ARM64_BIN := $(BIN)/irqshift-linux-arm64
@@ -33,7 +34,38 @@ build:
 build-arm64:
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(ARM64_BIN) .
 
-test: test-host test-race test-unit test-deb vm-test
+# The image deploy/kubernetes/irqshift.yaml names, irqshift/irqshift:$(IMAGE_VERSION), for
+# linux/amd64 and linux/arm64/v8: FROM scratch with only the static binary, /usr/bin/irqshift.
+# tools/image (a Go module of its own, for go-containerregistry) writes it with no container
+# daemon, registry or base image as the OCI image layout $(IMAGE_DIR) (one index, tagged) and
+# the oci-archive $(IMAGE_DIR).tar; docs/FLEET.md#image says how to push it. IMAGE_VERSION is
+# the newest entry of packaging/debian/changelog, as for make deb, not git describe: the tag
+# the DaemonSet names (test-image fails when they differ) and the binaries' version. Time
+# stamps are SOURCE_DATE_EPOCH, else the changelog's date: the same binaries, the same digests.
+# (Braces: make would count the sed script's parentheses.)
+IMAGE_VERSION ?= ${shell sed -n '1s/^irqshift (\([^)]*\)) .*/\1/p' packaging/debian/changelog}
+IMAGE_DIR := $(BIN)/image/irqshift-oci
+.PHONY: image image-bins test-image
+image: image-bins
+	cd tools/image && $(GO) run . -version '$(IMAGE_VERSION)' -changelog $(CURDIR)/packaging/debian/changelog \
+		-out $(CURDIR)/$(IMAGE_DIR) -archive $(CURDIR)/$(IMAGE_DIR).tar \
+		amd64=$(CURDIR)/$(BIN)/irqshift-linux-amd64 arm64=$(CURDIR)/$(BIN)/irqshift-linux-arm64
+
+# Static, with build's flags and ldflags but the image's version.
+image-bins:
+	@test -n '$(IMAGE_VERSION)' || { echo "image: no version in packaging/debian/changelog"; exit 1; }
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-X main.version=$(IMAGE_VERSION)' -o $(BIN)/irqshift-linux-amd64 .
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-X main.version=$(IMAGE_VERSION)' -o $(BIN)/irqshift-linux-arm64 .
+
+# tools/image's test, which `go test ./...` here does not reach (another module), on what make
+# image built: the layout read back (platforms, config, the layer's one static binary), a
+# rebuild that must match it byte for byte, and the DaemonSet's command and args run with the
+# image's binary against a fixture tree.
+test-image: image
+	cd tools/image && IRQSHIFT_IMAGE_BINARIES=$(CURDIR)/$(BIN) IRQSHIFT_IMAGE_LAYOUT=$(CURDIR)/$(IMAGE_DIR) \
+		$(GO) test -count=1 ./...
+
+test: test-host test-race test-unit test-image test-deb vm-test
 
 # The packaged unit under a real systemd in the arm64 VM (tests/vm/vm.mk, vm-test-systemd). Not in
 # `make test`: a fresh machine first builds the VM's Debian root file system (~13 min under TCG);
