@@ -62,7 +62,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
 	err := app.RunContext(ctx, flagsFirst(args))
 	if unknown != "" {
-		err = usageError("%s is not a command; the commands are %s (irqshift --help says more)", quote.Quote(unknown), commandNames(app))
+		hint := ""
+		if best := closest(unknown, visibleCommands(app)); best != "" {
+			hint = "; did you mean " + best + "?"
+		}
+		err = usageError("%s is not a command%s (the commands: %s; irqshift --help says more)", quote.Quote(unknown), hint, commandNames(app))
 	}
 	if err == nil {
 		return exitOK
@@ -81,14 +85,16 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 }
 
 // commandNames lists the commands an operator can type.
-func commandNames(app *cli.App) string {
+func commandNames(app *cli.App) string { return strings.Join(visibleCommands(app), ", ") }
+
+func visibleCommands(app *cli.App) []string {
 	var names []string
 	for _, cmd := range app.Commands {
 		if !cmd.Hidden {
 			names = append(names, cmd.Name)
 		}
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // exitCode maps an error to the exit status the README documents. A
@@ -259,13 +265,18 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {
 			// run maps errors to exit codes; never let cli call os.Exit.
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError("%w", err)
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			flags := globalFlags()
+			if c != nil && c.Command != nil {
+				flags = append(flags, c.Command.Flags...)
+			}
+			return usageError("%s%s", flagProblem(err), flagSuggestion(err, flags))
 		},
 		Flags: globalFlags(),
 
 		Commands: []*cli.Command{
 			listCommand(withOptions(stdout, stderr, getenv, false, cmdList), jsonFlag, sampleFlag),
+			statusCommand(withOptions(stdout, stderr, getenv, false, noArgs(cmdStatus)), jsonFlag),
 			{
 				Name:        "rules",
 				Usage:       "show the device rules (--rules), the IRQs each matches now and where they are, and problems",
@@ -327,9 +338,10 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Name:      "unpin",
 				Usage:     "forget the pin of an IRQ (its mask stays until the next rebalance)",
 				ArgsUsage: "IRQ",
-				Flags:     []cli.Flag{persistFlag("also remove the rule pin --persist wrote for it")},
+				Flags:     []cli.Flag{jsonFlag, persistFlag("also remove the rule pin --persist wrote for it")},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdUnpin),
 			},
+			versionCommand(stdout, jsonFlag),
 			{
 				Name:      "online",
 				Usage:     "bring the given CPUs online, give back those irqshift offline drained, then rebalance",
@@ -447,6 +459,7 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 		if err != nil {
 			return err
 		}
+		warnMissingBannedCPUs(logger, fs, settings.Banned.User)
 		env := &ops.Env{FS: fs, Settings: settings, Logger: logger, CheckAccess: func() error { return checkWriteAccess(fs) }}
 		statePath, _ := r.get(settingState)
 		if path := resolveStatePath(statePath, fs); path != "" {
@@ -464,6 +477,22 @@ func withOptions(stdout, stderr io.Writer, getenv func(string) string, writes bo
 			stdout:   stdout,
 			stderr:   stderr,
 		}))
+	}
+}
+
+// warnMissingBannedCPUs warns of banned CPUs this machine does not have:
+// a ban that does nothing is most likely a typo or a file copied from a
+// bigger machine.
+func warnMissingBannedCPUs(logger *slog.Logger, fs sysfs.FS, banned sysfs.CPUSet) {
+	if banned.IsEmpty() {
+		return
+	}
+	info, err := fs.CPUInfo()
+	if err != nil || info.Possible.IsEmpty() {
+		return
+	}
+	if missing := banned.Difference(info.Possible); !missing.IsEmpty() {
+		logger.Warn("banned CPUs that do not exist here; their ban does nothing", "cpus", missing.String(), "possible", info.Possible.String())
 	}
 }
 

@@ -195,6 +195,9 @@ func cmdUnpin(c *cli.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	if o.json {
+		return writeJSON(o.stdout, unpinDoc(report))
+	}
 	if report.Persisted != nil {
 		fmt.Fprintf(o.stdout, "IRQ %d: rule %s removed from %s\n", report.IRQ, report.Persisted.Name, report.Persisted.File)
 		if report.NoPin {

@@ -78,6 +78,9 @@ type planDoc struct {
 	// IRQ on the first CPU of its new mask).
 	MovablePerCPUBefore map[string]int `json:"movable_per_cpu_before"`
 	MovablePerCPUAfter  map[string]int `json:"movable_per_cpu_after"`
+	// Rates are the interrupt rates the plan was made with (--sample),
+	// by IRQ, for the IRQs that fired; absent without a sample.
+	Rates map[string]float64 `json:"rates,omitempty"`
 }
 
 // planMoveJSON is a planned write: affinity.Move's fields (from and to
@@ -100,12 +103,38 @@ type applyJSON struct {
 	Verify *verifyDoc `json:"verify,omitempty"`
 	// Persisted is present after pin --persist: the rule it wrote.
 	Persisted *persistedJSON `json:"persisted,omitempty"`
+	// Rates are the interrupt rates the plan was made with (--sample),
+	// by IRQ, for the IRQs that fired; absent without a sample.
+	Rates map[string]float64 `json:"rates,omitempty"`
 }
 
 // persistedJSON names the rule pin --persist wrote and its file.
 type persistedJSON struct {
 	Rule string `json:"rule"`
 	File string `json:"file"`
+}
+
+// unpinJSON is what unpin --json prints.
+type unpinJSON struct {
+	IRQ int `json:"irq"`
+	// Pin is the mask the pin kept, null when there was none (only a
+	// rule of pin --persist went).
+	Pin *sysfs.CPUSet `json:"pin"`
+	// Vanished is true when the IRQ no longer exists: only its pin went.
+	Vanished bool `json:"vanished"`
+	// Persisted names the rule unpin --persist removed, and its file.
+	Persisted *persistedJSON `json:"persisted,omitempty"`
+}
+
+func unpinDoc(r *ops.UnpinReport) unpinJSON {
+	doc := unpinJSON{IRQ: r.IRQ, Vanished: r.Vanished}
+	if !r.NoPin {
+		doc.Pin = &r.Pin.CPUs
+	}
+	if r.Persisted != nil {
+		doc.Persisted = &persistedJSON{Rule: r.Persisted.Name, File: r.Persisted.File}
+	}
+	return doc
 }
 
 // offlineJSON is what offline prints.
@@ -233,6 +262,7 @@ func planJSON(report *ops.ApplyReport) planDoc {
 		Skipped:             report.Plan.Skipped,
 		MovablePerCPUBefore: perCPUJSON(affinity.MovablePerCPU(st.IRQs, online)),
 		MovablePerCPUAfter:  perCPUJSON(affinity.MovablePerCPU(affinity.AfterPlan(st.IRQs, report.Plan), online)),
+		Rates:               ratesOf(st),
 	}
 	before := make(map[int]affinity.IRQ, len(st.IRQs))
 	for _, irq := range st.IRQs {
@@ -252,6 +282,7 @@ func applyDoc(report *ops.ApplyReport, verified *ops.VerifyReport) applyJSON {
 		Results: nonNil(report.Results),
 		Summary: report.Summary(),
 		Verify:  verifyDocPtr(verified),
+		Rates:   ratesOf(report.State),
 	}
 	if r := report.Persisted; r != nil {
 		doc.Persisted = &persistedJSON{Rule: r.Name, File: r.File}
@@ -278,6 +309,21 @@ func nonNil(results []affinity.Result) []affinity.Result {
 		return []affinity.Result{}
 	}
 	return results
+}
+
+// ratesOf returns the rates of st's IRQs that fired, rounded to a
+// hundredth, by IRQ; nil when none did (no sample).
+func ratesOf(st *affinity.State) map[string]float64 {
+	var rates map[string]float64
+	for _, irq := range st.IRQs {
+		if irq.Rate > 0 {
+			if rates == nil {
+				rates = map[string]float64{}
+			}
+			rates[strconv.Itoa(irq.IRQ)] = math.Round(irq.Rate*100) / 100
+		}
+	}
+	return rates
 }
 
 // rateJSON is an IRQ's rate rounded to a hundredth, or null when no window

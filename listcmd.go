@@ -277,15 +277,7 @@ func writeCPULines(w io.Writer, report *ops.ListReport) {
 	st := report.State
 	fmt.Fprintf(w, "CPUs online %s, allowed %s\n", cpuText(st.Snapshot.CPUs.Online), cpuText(st.Allowed))
 	if !st.Banned.IsEmpty() {
-		var parts []string
-		for _, cpu := range st.Banned.CPUs() {
-			var by []string
-			for _, source := range st.BannedBy[cpu] {
-				by = append(by, string(source))
-			}
-			parts = append(parts, fmt.Sprintf("%d (%s)", cpu, strings.Join(by, ", ")))
-		}
-		writeWrapped(w, fmt.Sprintf("CPUs banned %s: %s", st.Banned, strings.Join(parts, ", ")))
+		writeWrapped(w, fmt.Sprintf("CPUs banned %s: %s", st.Banned, bannedText(st)))
 	}
 	if drained := report.Drained.CPUs(); !drained.IsEmpty() {
 		var parts []string
@@ -315,7 +307,7 @@ func perCPUText(counts map[int]int, allowed sysfs.CPUSet) string {
 	slices.Reverse(ns)
 	parts := make([]string, len(ns))
 	for i, n := range ns {
-		parts[i] = fmt.Sprintf("%d on %s", n, cpuNoun(byCount[n]))
+		parts[i] = fmt.Sprintf("%d on %s", n, affinity.CPUNoun(byCount[n]))
 	}
 	lo, hi := -1, -1
 	for _, cpu := range allowed.CPUs() {
@@ -339,28 +331,22 @@ func perCPUText(counts map[int]int, allowed sysfs.CPUSet) string {
 	return strings.Join(parts, ", ") + verdict
 }
 
-// cpuNoun names a CPU set with its number: "CPU 3", "CPUs 0-2".
-func cpuNoun(s sysfs.CPUSet) string {
-	if s.Len() == 1 {
-		return "CPU " + s.String()
-	}
-	return "CPUs " + s.String()
-}
-
 // writeWrapped prints text wrapped at terminalWidth, continuation lines
-// indented.
+// indented two spaces more than the first.
 func writeWrapped(w io.Writer, text string) {
+	indent := text[:len(text)-len(strings.TrimLeft(text, " "))]
 	line := ""
 	for _, word := range strings.Fields(text) {
 		if line != "" && utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) > terminalWidth {
 			fmt.Fprintln(w, line)
-			line = "  " + word
+			line = indent + "  " + word
 			continue
 		}
-		if line != "" {
-			line += " "
+		if line == "" {
+			line = indent + word
+		} else {
+			line += " " + word
 		}
-		line += word
 	}
 	fmt.Fprintln(w, line)
 }

@@ -143,14 +143,7 @@ func unknownKeys(values map[string]string) []unknownKey {
 		if !strings.HasPrefix(key, "IRQSHIFT_") || known[key] {
 			continue
 		}
-		u := unknownKey{key: key}
-		bestDistance := 4 // suggest only close spellings
-		for k := range known {
-			if d := editDistance(key, k); d < bestDistance || (d == bestDistance && k < u.suggest) {
-				u.suggest, bestDistance = k, d
-			}
-		}
-		out = append(out, u)
+		out = append(out, unknownKey{key: key, suggest: closest(key, slices.Collect(maps.Keys(known)))})
 	}
 	return out
 }
@@ -158,27 +151,6 @@ func unknownKeys(values map[string]string) []unknownKey {
 // unknownKey is a config file key no setting reads, and the known key
 // closest to it ("" when none is close).
 type unknownKey struct{ key, suggest string }
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
 
 // warnUnknownKeys logs the config file's unknown keys.
 func (r *resolver) warnUnknownKeys(logger *slog.Logger) {
@@ -315,9 +287,27 @@ func (r *resolver) cpuList(s setting, parse func(string) (sysfs.CPUSet, error), 
 	}
 	set, err := parse(strings.TrimSpace(text))
 	if err != nil {
-		return sysfs.CPUSet{}, usageError("%s: %s is not %s", originName(origin, s), quote.Quote(text), want)
+		return sysfs.CPUSet{}, usageError("%s: %s is not %s%s", originName(origin, s), quote.Quote(text), want, hexMaskHint(s, text))
 	}
 	return set, nil
+}
+
+// hexMaskHint answers a hexadecimal mask given where a cpulist is wanted
+// with the cpulist it means and the key that takes masks.
+func hexMaskHint(s setting, text string) string {
+	if s == settingBannedCPUMask {
+		return ""
+	}
+	hex := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(text), "0x"), "0X")
+	mask, err := affinity.ParseBannedCPUMask(hex)
+	if err != nil || !strings.ContainsAny(strings.ToLower(text), "xabcdef") {
+		return ""
+	}
+	meant := "no CPU"
+	if !mask.IsEmpty() {
+		meant = mask.String()
+	}
+	return fmt.Sprintf(" (a hexadecimal mask? as a cpulist %s is %s; %s takes masks)", quote.Quote(text), meant, settingBannedCPUMask.key)
 }
 
 func (r *resolver) bool(s setting) (bool, error) {

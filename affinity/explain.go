@@ -54,16 +54,16 @@ func (st *State) Explain(move Move, irq IRQ) (CauseKind, string) {
 	case strings.HasPrefix(move.Reason, "restore pin"):
 		return CausePin, move.Reason
 	case !online.IsEmpty() && !where.IsSubsetOf(online):
-		return CauseOffline, "on offline " + cpuWord(where.Difference(online))
+		return CauseOffline, "on offline " + CPUNoun(where.Difference(online))
 	case where.Intersects(st.Banned):
 		banned := where.Intersect(st.Banned)
-		return CauseBan, "on banned " + cpuWord(banned) + banSources(st, banned)
+		return CauseBan, "on banned " + CPUNoun(banned) + banSources(st, banned)
 	case where.Intersects(st.Drained) || strings.HasPrefix(move.Reason, "drain "):
 		if drained := where.Intersect(st.Drained); !drained.IsEmpty() {
-			return CauseDrain, "on drained " + cpuWord(drained)
+			return CauseDrain, "on drained " + CPUNoun(drained)
 		}
 		if cpus, err := sysfs.ParseCPUList(strings.TrimPrefix(move.Reason, "drain ")); err == nil && !cpus.IsEmpty() {
-			return CauseDrain, "off " + cpuWord(cpus) + ", being drained"
+			return CauseDrain, "off " + CPUNoun(cpus) + ", being drained"
 		}
 		return CauseDrain, move.Reason
 	case strings.HasPrefix(move.Reason, RuleReasonPrefix), strings.HasPrefix(move.Reason, "exclusive rule CPUs"):
@@ -73,24 +73,17 @@ func (st *State) Explain(move Move, irq IRQ) (CauseKind, string) {
 	case strings.HasPrefix(move.Reason, LoadReasonPrefix):
 		return CauseLoad, strings.TrimPrefix(move.Reason, LoadReasonPrefix)
 	case move.Narrow:
-		return CauseNarrow, "stays on " + cpuWord(where) + ", its mask " + cpuSetText(irq.Affinity) + " narrows to it"
+		return CauseNarrow, "stays on " + CPUNoun(where)
 	}
-	return CauseRebalance, "IRQ counts per CPU within one"
+	return CauseRebalance, "counts per CPU within one"
 }
 
-// cpuWord names a CPU set with the right number: "CPU 3", "CPUs 2-3".
-func cpuWord(s sysfs.CPUSet) string {
+// CPUNoun names a CPU set with the right number: "CPU 3", "CPUs 2-3".
+func CPUNoun(s sysfs.CPUSet) string {
 	if s.Len() == 1 {
 		return "CPU " + s.String()
 	}
 	return "CPUs " + s.String()
-}
-
-func cpuSetText(s sysfs.CPUSet) string {
-	if s.IsEmpty() {
-		return "(empty)"
-	}
-	return s.String()
 }
 
 // banSources lists where the bans of cpus come from: " (crio-ban-file)".

@@ -40,8 +40,8 @@ func TestExplain(t *testing.T) {
 		{"rule", Move{Reason: RuleReasonPrefix + "nvme"}, on("0-3", "1"), CauseRule, "rule nvme"},
 		{"numa", Move{Reason: numaReason(1)}, on("0", "0"), CauseNUMA, "back to its device's node 1"},
 		{"load", Move{Reason: LoadReasonPrefix + "30/s off CPU 1"}, on("1", "1"), CauseLoad, "30/s off CPU 1"},
-		{"narrow", Move{Reason: "narrow", Narrow: true}, on("0-3", "2"), CauseNarrow, "stays on CPU 2, its mask 0-3 narrows to it"},
-		{"rebalance", Move{Reason: "rebalance"}, on("0-3", "2"), CauseRebalance, "IRQ counts per CPU within one"},
+		{"narrow", Move{Reason: "narrow", Narrow: true}, on("0-3", "2"), CauseNarrow, "stays on CPU 2"},
+		{"rebalance", Move{Reason: "rebalance"}, on("0-3", "2"), CauseRebalance, "counts per CPU within one"},
 	} {
 		kind, detail := st.Explain(tc.move, tc.irq)
 		if kind != tc.kind || detail != tc.detail {

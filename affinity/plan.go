@@ -608,7 +608,7 @@ func (p *Planner) Drain(irqs []IRQ, drained, allowed sysfs.CPUSet) (Plan, error)
 	plan := newPlan()
 	targets := allowed.Difference(drained)
 	if targets.IsEmpty() {
-		return plan, fmt.Errorf("%w: draining CPU %s would leave no allowed CPU (allowed: %s)", ErrBadCPU, drained, allowed)
+		return plan, fmt.Errorf("%w: draining %s would leave no allowed CPU (allowed: %s)", ErrBadCPU, CPUNoun(drained), allowed)
 	}
 	load := make([]int, targets.Last()+1)
 	var free []*IRQ
@@ -765,7 +765,11 @@ func CheckCPUs(cpus []int, info sysfs.CPUInfo, allowed sysfs.CPUSet, forOffline 
 		set = set.With(cpu)
 	}
 	if allowed.Difference(set).IsEmpty() {
-		return sysfs.CPUSet{}, fmt.Errorf("%w: CPU %s is the last allowed CPU (allowed: %s); IRQs would have nowhere to go", ErrBadCPU, set, allowed)
+		what := "CPU " + set.String() + " is the last allowed CPU"
+		if set.Len() > 1 {
+			what = "CPUs " + set.String() + " are all the allowed CPUs"
+		}
+		return sysfs.CPUSet{}, fmt.Errorf("%w: %s (allowed: %s); IRQs would have nowhere to go", ErrBadCPU, what, allowed)
 	}
 	if forOffline && info.Online.Difference(set).IsEmpty() {
 		return sysfs.CPUSet{}, fmt.Errorf("%w: cannot take every online CPU offline", ErrBadCPU)

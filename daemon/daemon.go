@@ -94,7 +94,11 @@ type Daemon struct {
 	metricsAddress string
 	registry       *prometheus.Registry
 
+	// Version is the version irqshift was built as, for the status file.
+	Version string
+
 	lastOnline sysfs.CPUSet // online CPUs of the last snapshot
+	status     statusRecord
 	foreign    foreignWriters
 	confirming sync.WaitGroup
 	busy       atomic.Bool
@@ -520,6 +524,7 @@ func (d *Daemon) record(s Settle) {
 		level = slog.LevelDebug
 	}
 	d.log().Log(context.Background(), level, "settled", attrs...)
+	d.saveStatus(s, moved, narrowed, failed)
 	if d.Metrics != nil {
 		// Gauges show the state after the writes: re-read it cheaply from
 		// the results instead of a second snapshot.
@@ -575,7 +580,7 @@ func (d *Daemon) logWrites(s Settle) {
 			// The kernel already moved it off the CPU that went away,
 			// breaking or narrowing its mask: it is placed again, or
 			// its mask fixed, because of that.
-			kind, why = affinity.CauseOffline, "placed again after "+cpuList(offlined)+" went offline"
+			kind, why = affinity.CauseOffline, "placed again after "+affinity.CPUNoun(offlined)+" went offline"
 		}
 		attrs := []any{"irq", r.IRQ, "actions", strings.Join(irq.Actions, ","),
 			"before", setText(irq.Affinity), "after", setText(r.To), "effective", setText(r.Effective),
@@ -606,14 +611,6 @@ func setText(s sysfs.CPUSet) string {
 		return "-"
 	}
 	return s.String()
-}
-
-// cpuList names a CPU set for a sentence: "CPU 3", "CPUs 2-3".
-func cpuList(s sysfs.CPUSet) string {
-	if s.Len() == 1 {
-		return "CPU " + s.String()
-	}
-	return "CPUs " + s.String()
 }
 
 // eventCPUs is the set of CPUs the batch's events of action name.

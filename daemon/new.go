@@ -117,6 +117,7 @@ func New(cfg Config) (*Daemon, error) {
 				log.Warn("sd_notify failed", "state", st, "err", err)
 			}
 		},
+		Version:        cfg.Version,
 		reloadOnSIGHUP: true,
 		reloadSettings: cfg.Reload,
 	}

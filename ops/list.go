@@ -41,7 +41,7 @@ var AllClasses = []affinity.Class{affinity.ClassPerCPU, affinity.ClassNoAction, 
 func (f ListFilter) apply(st *affinity.State, pins affinity.Pins) ([]affinity.IRQ, error) {
 	cpus := st.Snapshot.CPUs
 	if !f.CPUs.IsEmpty() && !f.CPUs.IsSubsetOf(cpus.Possible) {
-		return nil, badRequest("list --cpu: %s %s not exist here (CPUs %s)", cpuNoun(f.CPUs.Difference(cpus.Possible)),
+		return nil, badRequest("list --cpu: %s %s not exist here (CPUs %s)", affinity.CPUNoun(f.CPUs.Difference(cpus.Possible)),
 			doVerb(f.CPUs.Difference(cpus.Possible)), cpus.Possible)
 	}
 	var nodeCPUs sysfs.CPUSet
@@ -128,14 +128,6 @@ func nodeList(nodes map[int]sysfs.CPUSet) string {
 		parts[i] = fmt.Sprintf("%d: CPUs %s", n, nodes[n])
 	}
 	return strings.Join(parts, "; ")
-}
-
-// cpuNoun names a CPU set with its number: "CPU 9", "CPUs 9-10".
-func cpuNoun(s sysfs.CPUSet) string {
-	if s.Len() == 1 {
-		return "CPU " + s.String()
-	}
-	return "CPUs " + s.String()
 }
 
 func doVerb(s sysfs.CPUSet) string {

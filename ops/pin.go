@@ -35,10 +35,14 @@ func Pin(ctx context.Context, env *Env, req PinRequest) (report *ApplyReport, er
 	case req.CPUs.IsEmpty():
 		return nil, badRequest("pin: no CPU given")
 	case !req.CPUs.IsSubsetOf(st.Snapshot.CPUs.Possible):
-		return nil, badRequest("pin: CPUs %s do not all exist (possible CPUs: %s)", req.CPUs, st.Snapshot.CPUs.Possible)
+		missing := req.CPUs.Difference(st.Snapshot.CPUs.Possible)
+		return nil, badRequest("pin: %s %s not exist (possible CPUs: %s)", affinity.CPUNoun(missing), doVerb(missing), st.Snapshot.CPUs.Possible)
 	}
 	target := req.CPUs.Intersect(st.Allowed)
 	if target.IsEmpty() {
+		if req.CPUs.Len() == 1 {
+			return nil, badRequest("pin: CPU %s is not online and allowed (allowed: %s)", req.CPUs, st.Allowed)
+		}
 		return nil, badRequest("pin: none of CPUs %s is online and allowed (allowed: %s)", req.CPUs, st.Allowed)
 	}
 	var persisted *rules.Rule

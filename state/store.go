@@ -120,7 +120,7 @@ func OpenStore(path string) (*Store, error) {
 	if head, err := readHead(real); err == nil && !looksOurs(head) {
 		return nil, st.notOurs(head)
 	}
-	for _, aux := range []string{st.lockPath(), st.daemonPath()} {
+	for _, aux := range []string{st.lockPath(), st.daemonPath(), st.statusPath()} {
 		if err := checkRegular(aux, false); err != nil {
 			return nil, err
 		}
@@ -494,20 +494,32 @@ func (st *Store) Save(s Saved) error {
 		}
 		// An unusable file was kept aside: replace it.
 	}
-	target := st.real
 	s.Version = FormatVersion
 	s.normalize()
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
+	fi, err := writeReplacing(st.real, append(data, '\n'))
+	if err != nil {
+		return err
+	}
+	st.seen = idOf(fi)
+	return nil
+}
+
+// writeReplacing writes data to a new file beside target and renames it
+// over target: a reader sees the old file or the new one, whole. It never
+// replaces what is not a regular file (checked again just before the
+// rename). It returns the new file's information.
+func writeReplacing(target string, data []byte) (fs.FileInfo, error) {
 	dir := filepath.Dir(target)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	renamed := false
 	defer func() {
@@ -515,11 +527,11 @@ func (st *Store) Save(s Saved) error {
 			os.Remove(tmp.Name())
 		}
 	}()
-	fail := func(err error) error {
+	fail := func(err error) (fs.FileInfo, error) {
 		tmp.Close()
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
@@ -533,20 +545,19 @@ func (st *Store) Save(s Saved) error {
 		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	// The last look before the rename: never replace what became a device,
 	// a FIFO, a directory or a link.
 	if err := checkRegular(target, false); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Rename(tmp.Name(), target); err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	renamed = true
 	syncDir(dir)
-	st.seen = idOf(fi)
-	return nil
+	return fi, nil
 }
 
 // Changed reports whether the state file was replaced, modified, created

@@ -287,15 +287,33 @@ func TestBusyRebalance(t *testing.T) {
 	})
 
 	t.Run("load separates", func(t *testing.T) {
-		placeBusy(t, st, collide(devs, 1))
-		r := irqshift(t, "--state", st, "rebalance", "--sample", "1s", "--json")
-		mustExit(t, r, 0)
-		var d applyDoc
-		decodeJSON(t, r, &d)
-		checkResults(t, d)
-		ok, text := busyPlacement(t, devs, nil)
+		// Three busy IRQs on one vCPU fire more slowly than apart (that
+		// vCPU handles them all, under TCG), and on a loaded host one may
+		// fall below the planner's busy threshold for the sample: then
+		// leaving it beside another is right, not a miss. The rates the
+		// plan used are in its JSON: the separation is required of a plan
+		// that saw all three busy; a window that did not is sampled again
+		// (up to four times).
+		var r cliRun
+		var ok, premise bool
+		var text string
+		for try := 1; try <= 4 && !premise; try++ {
+			placeBusy(t, st, collide(devs, 1))
+			r = irqshift(t, "--state", st, "rebalance", "--sample", "1s", "--json")
+			mustExit(t, r, 0)
+			var d applyDoc
+			decodeJSON(t, r, &d)
+			checkResults(t, d)
+			var rates string
+			premise, rates = allBusy(d, devs)
+			ok, text = busyPlacement(t, devs, nil)
+			t.Logf("rebalance --sample 1s, try %d: rates %s; all three busy: %v; after: %s", try, rates, premise, text)
+		}
+		if !premise {
+			t.Fatalf("in four 1 s windows the busy devices never all fired above the planner's busy threshold: the VM is starved, the test has no load to separate")
+		}
 		if !ok {
-			t.Errorf("after rebalance --sample 1s the busy IRQs share a CPU: %s\n%s", text, r.Stdout)
+			t.Errorf("after rebalance --sample 1s, whose rates had all three busy, the busy IRQs share a CPU: %s\n%s", text, r.Stdout)
 		}
 		t.Logf("after rebalance --sample 1s: busy %s; movable IRQs per CPU: %s", text, countsWithinOneByHome(t, "rebalance", movable))
 		dry := irqshift(t, "--state", st, "rebalance", "--sample", "1s", "--dry-run", "--json")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -576,4 +577,33 @@ func countsWithinOneByHome(t *testing.T, label string, movable []int) string {
 		parts = append(parts, fmt.Sprintf("node %d on %s: %s", n, formatCPUList(home), text))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// allBusy tells whether each of devs' IRQs had, in the rates plan d was made with, at least the
+// planner's busy threshold: affinity.MinBusyRate (5/s), and a tenth of the busiest rate of an
+// IRQ that is not per-CPU (the planner leaves the arch timer out). It also returns the rates as
+// text.
+func allBusy(d applyDoc, devs []busyDev) (bool, string) {
+	perCPU := map[string]bool{}
+	for _, s := range d.Skipped {
+		if s.Class == "per-cpu" {
+			perCPU[strconv.Itoa(s.IRQ)] = true
+		}
+	}
+	most := 0.0
+	for irq, rate := range d.Rates {
+		if !perCPU[irq] {
+			most = math.Max(most, rate)
+		}
+	}
+	rates := d.Rates
+	threshold := math.Max(5, 0.1*most)
+	all := len(devs) > 0
+	var parts []string
+	for _, b := range devs {
+		rate := rates[strconv.Itoa(b.IRQ)]
+		parts = append(parts, fmt.Sprintf("%d=%.1f/s", b.IRQ, rate))
+		all = all && rate >= threshold
+	}
+	return all, strings.Join(parts, " ") + fmt.Sprintf(" (threshold %.1f/s)", threshold)
 }

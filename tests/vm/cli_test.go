@@ -454,8 +454,8 @@ func TestCLIBadInput(t *testing.T) {
 			t.Errorf("irqshift %s changed files:\n  %s", strings.Join(args, " "), strings.Join(diff, "\n  "))
 		}
 	}
-	check("last allowed CPU", append([]string{"drain"}, all...)...)
-	check("last allowed CPU|cannot be taken offline", append([]string{"offline"}, all...)...)
+	check("are all the allowed CPUs", append([]string{"drain"}, all...)...)
+	check("are all the allowed CPUs|cannot be taken offline", append([]string{"offline"}, all...)...)
 	check("CPU 9 does not exist", "drain", "9")
 	check("CPU 9 does not exist", "online", "9")
 	check("CPU 9 does not exist", "offline", "9")

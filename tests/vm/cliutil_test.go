@@ -200,6 +200,8 @@ type applyDoc struct {
 	Results    []resultDoc     `json:"results"`
 	CPUs       []int           `json:"cpus"`
 	LeftBehind json.RawMessage `json:"left_behind"`
+	// Rates are the rates a plan with --sample was made with, by IRQ.
+	Rates map[string]float64 `json:"rates"`
 }
 
 func (d applyDoc) result(irq int) (resultDoc, bool) {
