@@ -23,6 +23,10 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
+DOCDIR ?= $(PREFIX)/share/doc/irqshift
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 .PHONY: all build build-arm64 test test-host test-race test-unit lint bench fuzz install clean
 
@@ -109,6 +113,12 @@ install: build
 	install -D -m 0755 $(BIN)/irqshift $(DESTDIR)$(BINDIR)/irqshift
 	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
 	$(BIN)/irqshift man > $(DESTDIR)$(MANDIR)/man8/irqshift.8
+	install -d $(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	$(BIN)/irqshift completion bash > $(DESTDIR)$(BASHCOMPDIR)/irqshift
+	$(BIN)/irqshift completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_irqshift
+	$(BIN)/irqshift completion fish > $(DESTDIR)$(FISHCOMPDIR)/irqshift.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/irqshift $(DESTDIR)$(ZSHCOMPDIR)/_irqshift $(DESTDIR)$(FISHCOMPDIR)/irqshift.fish
 	sed 's#@BINDIR@#$(BINDIR)#' systemd/irqshift.service.in > $(DESTDIR)$(UNITDIR)/irqshift.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/irqshift.service
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/irqshift ]; then \

@@ -149,6 +149,11 @@ var commandValueFlags = map[string]bool{"--sample": true, "-sample": true, "--cp
 // its value along (unless written flag=value); every other command flag is
 // a boolean. "--" ends the reordering.
 func flagsFirst(args []string) []string {
+	// Shell completion asks with its flag last ("irqshift pin 13
+	// --generate-bash-completion"): it stays last, where urfave/cli looks.
+	if n := len(args); n > 0 && args[n-1] == "--generate-bash-completion" {
+		return append(flagsFirst(args[:n-1:n-1]), args[n-1])
+	}
 	cmd := -1
 	for i := 1; i < len(args); i++ {
 		if args[i] == "--" {
@@ -249,7 +254,7 @@ type options struct {
 }
 
 func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
-	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (format in the README)"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON (formats: JSON OUTPUT in irqshift(8), docs/JSON.md)"}
 	dryRunFlag := &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, write nothing"}
 	verifyFlag := &cli.BoolFlag{Name: "verify", Usage: "afterwards, prove with eBPF over 2 s that moved IRQs fire on their new CPUs (exit 3 if not)"}
 	sampleFlag := &cli.DurationFlag{Name: "sample", Value: defaultSample, Usage: "measure each IRQ's interrupt rate for this long first (IRQSHIFT_SAMPLE; 0: counts only; 0 unless set on a fixture tree)"}
@@ -341,7 +346,6 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Flags:     []cli.Flag{jsonFlag, persistFlag("also remove the rule pin --persist wrote for it")},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdUnpin),
 			},
-			versionCommand(stdout, jsonFlag),
 			{
 				Name:      "online",
 				Usage:     "bring the given CPUs online, give back those irqshift offline drained, then rebalance",
@@ -349,6 +353,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Flags:     []cli.Flag{jsonFlag, verifyFlag},
 				Action:    withOptions(stdout, stderr, getenv, true, cmdOnline),
 			},
+			versionCommand(stdout, jsonFlag),
 		},
 	}
 	for _, cmd := range app.Commands {

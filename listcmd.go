@@ -29,7 +29,7 @@ func listCommand(action cli.ActionFunc, jsonFlag, sampleFlag cli.Flag) *cli.Comm
 			"Columns: " + strings.Join(listColumnNames(), ", ") + ".",
 		Flags: []cli.Flag{jsonFlag, sampleFlag,
 			&cli.StringFlag{Name: "cpu", Usage: "only IRQs that fire on these CPUs (a cpulist: 2, 0-3, 1,5)"},
-			&cli.IntFlag{Name: "node", Value: -1, Usage: "only IRQs of devices on this NUMA node"},
+			&cli.IntFlag{Name: "node", Usage: "only IRQs of devices on this NUMA node"},
 			&cli.StringSliceFlag{Name: "class", Usage: "only IRQs of these classes: " + classNames() + " (repeatable, or comma-separated)"},
 			&cli.BoolFlag{Name: "movable", Usage: "only the IRQs irqshift moves (--class movable)"},
 			&cli.BoolFlag{Name: "pinned", Usage: "only IRQs with a pin"},

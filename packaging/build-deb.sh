@@ -1,8 +1,9 @@
 #!/bin/bash
 # build-deb.sh: build irqshift_VERSION_ARCH.deb for each ARCH (default: arm64 amd64) with
 # dpkg-deb alone (no debhelper, no dpkg-dev): a static Go binary, the systemd unit, the man
-# page, /etc/default/irqshift and the commented example /etc/irqshift/rules.d/50-example.toml
-# as conffiles, copyright and changelog, and the maintainer scripts of packaging/debian/.
+# page, the bash, zsh and fish completions, /etc/default/irqshift and the commented example
+# /etc/irqshift/rules.d/50-example.toml as conffiles, copyright, changelog, README.md and
+# docs/*.md, and the maintainer scripts of packaging/debian/.
 #
 #   packaging/build-deb.sh [ARCH...]      run from anywhere; `make deb` calls it
 #
@@ -59,18 +60,36 @@ gobuild() { # gobuild GOARCH OUTPUT
 		-ldflags "-s -w -X main.version=$VERSION" -o "$2" .
 }
 
-# The man page comes from a binary that runs here.
+# The man page and the completions come from a binary that runs here.
 hostarch=$("$GO" env GOHOSTARCH)
 gobuild "$hostarch" "$work/irqshift-host"
 "$work/irqshift-host" man >"$work/irqshift.8"
 [ -s "$work/irqshift.8" ] || die "irqshift man printed nothing"
+for shell in bash zsh fish; do
+	"$work/irqshift-host" completion "$shell" >"$work/completion.$shell"
+	[ -s "$work/completion.$shell" ] || die "irqshift completion $shell printed nothing"
+done
+
+# README.md and docs/*.md in /usr/share/doc/irqshift/, each compressed (gzip -9n) when over
+# 4 KiB as Debian policy (12.3) asks; docs/X.md becomes X.md(.gz) beside README.md.
+mkdir "$work/doc"
+for f in README.md docs/*.md; do
+	if [ "$(stat -c %s "$f")" -gt 4096 ]; then
+		gzip -9n <"$f" >"$work/doc/${f##*/}.gz"
+	else
+		cp "$f" "$work/doc/${f##*/}"
+	fi
+done
+chmod 0644 "$work/doc/"*
 
 mkdir -p "$OUT"
 for arch in "${ARCHES[@]}"; do
 	pkg=$work/$arch
 	install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/lib/systemd/system" \
 		"$pkg/usr/share/man/man8" "$pkg/usr/share/doc/irqshift" \
-		"$pkg/usr/share/lintian/overrides" "$pkg/etc/default" "$pkg/etc/irqshift/rules.d"
+		"$pkg/usr/share/lintian/overrides" "$pkg/etc/default" "$pkg/etc/irqshift/rules.d" \
+		"$pkg/usr/share/bash-completion/completions" "$pkg/usr/share/zsh/vendor-completions" \
+		"$pkg/usr/share/fish/vendor_completions.d"
 
 	gobuild "$arch" "$pkg/usr/bin/irqshift"
 	chmod 0755 "$pkg/usr/bin/irqshift"
@@ -89,6 +108,10 @@ for arch in "${ARCHES[@]}"; do
 	# A native package's changelog is changelog.gz (changelog.Debian.gz is for the Debian
 	# changes of a non-native one).
 	gzip -9n <"$deb/changelog" >"$pkg/usr/share/doc/irqshift/changelog.gz"
+	cp -p "$work/doc/"* "$pkg/usr/share/doc/irqshift/"
+	install -m 0644 "$work/completion.bash" "$pkg/usr/share/bash-completion/completions/irqshift"
+	install -m 0644 "$work/completion.zsh" "$pkg/usr/share/zsh/vendor-completions/_irqshift"
+	install -m 0644 "$work/completion.fish" "$pkg/usr/share/fish/vendor_completions.d/irqshift.fish"
 	install -m 0644 "$deb/lintian-overrides" "$pkg/usr/share/lintian/overrides/irqshift"
 	chmod 0644 "$pkg/usr/lib/systemd/system/irqshift.service" "$pkg/usr/share/man/man8/irqshift.8.gz" \
 		"$pkg/usr/share/doc/irqshift/changelog.gz"

@@ -10,6 +10,10 @@
 #     informational and overridden ones too, is printed
 #   - the control fields, the exact file list with modes, owners and mtimes, the control
 #     members with theirs, md5sums, conffiles, the unit's ExecStart, the gzip headers
+#   - the documentation: README.md and docs/*.md as they are in the tree (gzip -9n when over
+#     4 KiB), the man page's sections and no warning from man --warnings (as lintian runs it)
+#   - the bash, zsh and fish completions: bash -n (zsh -n, fish -n where installed), and
+#     the same as `irqshift completion SHELL` of the host's binary
 #   - the rules example /etc/irqshift/rules.d/50-example.toml: a conffile, all comments, and
 #     with the host's binary it loads as no rules, and its examples load once uncommented
 #   - the binary: ELF e_machine (183 aarch64, 62 x86-64), static (ET_EXEC, no PT_INTERP, no
@@ -113,7 +117,24 @@ expected_files() {
 		drwxr-xr-x root/root ./usr/share/man/
 		drwxr-xr-x root/root ./usr/share/man/man8/
 		-rw-r--r-- root/root ./usr/share/man/man8/irqshift.8.gz
+		drwxr-xr-x root/root ./usr/share/bash-completion/
+		drwxr-xr-x root/root ./usr/share/bash-completion/completions/
+		-rw-r--r-- root/root ./usr/share/bash-completion/completions/irqshift
+		drwxr-xr-x root/root ./usr/share/zsh/
+		drwxr-xr-x root/root ./usr/share/zsh/vendor-completions/
+		-rw-r--r-- root/root ./usr/share/zsh/vendor-completions/_irqshift
+		drwxr-xr-x root/root ./usr/share/fish/
+		drwxr-xr-x root/root ./usr/share/fish/vendor_completions.d/
+		-rw-r--r-- root/root ./usr/share/fish/vendor_completions.d/irqshift.fish
 	EOF
+	local f
+	for f in "$root/README.md" "$root"/docs/*.md; do
+		echo "-rw-r--r-- root/root ./usr/share/doc/irqshift/$(doc_name "$f")"
+	done
+}
+# doc_name FILE: its name in /usr/share/doc/irqshift (.gz when over 4 KiB).
+doc_name() {
+	if [ "$(stat -c %s "$1")" -gt 4096 ]; then echo "${1##*/}.gz"; else echo "${1##*/}"; fi
 }
 expected_control_members() {
 	cat <<-'EOF'
@@ -377,6 +398,37 @@ $(cat "$tmp/late")"
 	cmp -s "$deb/copyright" "$x/usr/share/doc/irqshift/copyright" || bad "$arch: copyright differs"
 	gzip -dc "$x/usr/share/man/man8/irqshift.8.gz" >"$tmp/man"
 	grep -q '^\.TH irqshift 8' "$tmp/man" || bad "$arch: man page has no .TH irqshift 8"
+	for s in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS 'DEVICE RULES' ENVIRONMENT FILES 'EXIT STATUS' \
+		SIGNALS 'JSON OUTPUT' EXAMPLES 'SEE ALSO'; do
+		grep -qxF ".SH $s" "$tmp/man" || bad "$arch: man page has no section $s"
+	done
+	if command -v man >/dev/null; then
+		LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$tmp/man" 2>"$tmp/manwarn" >/dev/null ||
+			bad "$arch: man -l failed on the man page"
+		[ ! -s "$tmp/manwarn" ] || bad "$arch: man --warnings: $(cat "$tmp/manwarn")"
+	fi
+	for src in "$root/README.md" "$root"/docs/*.md; do
+		d=$x/usr/share/doc/irqshift/$(doc_name "$src")
+		case $d in
+		*.gz) check_gzip "$d" && gzip -dc "$d" | cmp -s - "$src" || bad "$arch: $d is not ${src#"$root"/}" ;;
+		*) cmp -s "$src" "$d" || bad "$arch: $d is not ${src#"$root"/}" ;;
+		esac
+	done
+	# The man page sends readers to JSON.md.gz: it must be there.
+	! grep -q 'JSON\.md\.gz' "$tmp/man" || [ -f "$x/usr/share/doc/irqshift/JSON.md.gz" ] ||
+		bad "$arch: the man page names JSON.md.gz, which the package lacks"
+
+	# Completions.
+	bash -n "$x/usr/share/bash-completion/completions/irqshift" || bad "$arch: bash -n on the bash completion"
+	for sh in zsh fish; do
+		c=$x/usr/share/zsh/vendor-completions/_irqshift
+		[ "$sh" = zsh ] || c=$x/usr/share/fish/vendor_completions.d/irqshift.fish
+		if command -v "$sh" >/dev/null; then
+			"$sh" -n "$c" || bad "$arch: $sh -n on the $sh completion"
+		else
+			log "$arch: $sh -n skipped: $sh not installed"
+		fi
+	done
 
 	# The binary.
 	bin=$x/usr/bin/irqshift
@@ -400,6 +452,14 @@ $(cat "$tmp/late")"
 	if [ "$arch" = "$hostarch" ]; then
 		v=$("$bin" --version 2>&1) || bad "$arch: irqshift --version failed"
 		[ "$v" = "irqshift version $VERSION" ] || bad "$arch: irqshift --version: '$v'"
+		for sh in bash zsh fish; do
+			case $sh in
+			bash) c=usr/share/bash-completion/completions/irqshift ;;
+			zsh) c=usr/share/zsh/vendor-completions/_irqshift ;;
+			fish) c=usr/share/fish/vendor_completions.d/irqshift.fish ;;
+			esac
+			"$bin" completion "$sh" | cmp -s - "$x/$c" || bad "$arch: /$c is not irqshift completion $sh"
+		done
 		check_rules_example "$bin" "$example" "$arch"
 	fi
 done
