@@ -144,7 +144,7 @@ func cmdOnline(c *cli.Context, o *options) error {
 		return err
 	}
 	if !report.Undrained.IsEmpty() && !o.json {
-		fmt.Fprintf(o.stdout, "CPU %s no longer drained\n", report.Undrained)
+		fmt.Fprintf(o.stdout, "%s no longer drained\n", affinity.CPUNoun(report.Undrained))
 	}
 	return o.renderApply(c, &report.Rebalance, err)
 }

@@ -121,14 +121,14 @@ func writeResultsTable(w io.Writer, report *ops.ApplyReport) error {
 // writeResults prints the summary line and a row per write attempted.
 func writeResults(w io.Writer, st *affinity.State, results []affinity.Result, sum affinity.Summary) error {
 	actions := irqActions(st)
-	fmt.Fprintf(w, "%d of %d planned write(s) done over allowed CPUs %s: %d moved, %d narrowed in place, %d pending",
-		sum.Done, sum.Planned, cpuText(st.Allowed), sum.Moved, sum.Narrowed, sum.Pending)
+	fmt.Fprintf(w, "%d of %s done over allowed CPUs %s: %d moved, %d narrowed in place, %d pending",
+		sum.Done, plural(sum.Planned, "planned write"), cpuText(st.Allowed), sum.Moved, sum.Narrowed, sum.Pending)
 	if sum.Failed+sum.Unmovable+sum.Vanished > 0 {
 		fmt.Fprintf(w, ", %d failed, %d refused (managed), %d vanished", sum.Failed, sum.Unmovable, sum.Vanished)
 	}
 	fmt.Fprintln(w)
 	if sum.NotDone > 0 {
-		fmt.Fprintf(w, "interrupted: %d planned write(s) not done\n", sum.NotDone)
+		fmt.Fprintf(w, "interrupted: %s not done\n", plural(sum.NotDone, "planned write"))
 	}
 	if len(results) == 0 {
 		return nil

@@ -41,20 +41,20 @@ func Offline(ctx context.Context, env *Env, req OfflineRequest) (report *Offline
 	report.Drain.Results = s.engine.Applier(st, cpus).Apply(ctx, plan, st.IRQs)
 	drainErr := report.Drain.settle(ctx)
 	if errors.Is(drainErr, ErrInterrupted) || errors.Is(drainErr, sysfs.ErrPermission) {
-		return report, fmt.Errorf("%w; CPUs %s left online", drainErr, cpus)
+		return report, fmt.Errorf("%w; %s left online", drainErr, affinity.CPUNoun(cpus))
 	}
 	before, err := s.loadOnly()
 	if err != nil {
-		return report, fmt.Errorf("drained CPUs %s, but re-reading the state failed, so they stay online: %w", cpus, err)
+		return report, fmt.Errorf("drained %s, but re-reading the state failed, so %s online: %w", affinity.CPUNoun(cpus), stayVerb(cpus), err)
 	}
 	report.After = before
 	if left := leftOn(before, cpus); len(left) > 0 {
 		report.LeftBehind = left
-		return report, fmt.Errorf("%w: movable IRQs %v are still on CPUs %s, so they stay online", ErrNotMoved, left, cpus)
+		return report, fmt.Errorf("%w: movable IRQs %v are still on %s, so %s online", ErrNotMoved, left, affinity.CPUNoun(cpus), stayVerb(cpus))
 	}
 	for _, cpu := range cpus.CPUs() {
 		if ctx.Err() != nil {
-			return report, fmt.Errorf("%w: CPUs %s offline, %s left online", ErrInterrupted, cpuSetText(report.Offlined), cpus.Difference(report.Offlined))
+			return report, fmt.Errorf("%w: offline: %s; left online: %s", ErrInterrupted, cpuSetText(report.Offlined), cpus.Difference(report.Offlined))
 		}
 		if err := s.engine.SetCPUOnline(cpu, false); err != nil {
 			return report, fmt.Errorf("drained CPU %d but could not take it offline: %w", cpu, err)
@@ -65,7 +65,7 @@ func Offline(ctx context.Context, env *Env, req OfflineRequest) (report *Offline
 	}
 	after, err := s.loadOnly()
 	if err != nil {
-		return report, fmt.Errorf("CPUs %s are offline, but re-reading the state failed: %w", cpus, err)
+		return report, fmt.Errorf("%s offline, but re-reading the state failed: %w", affinity.CPUNoun(cpus)+" "+isAre(cpus), err)
 	}
 	report.After = after
 	report.LeftBehind = leftOn(after, cpus)
@@ -75,16 +75,31 @@ func Offline(ctx context.Context, env *Env, req OfflineRequest) (report *Offline
 	if after.Snapshot.CPUs.Online.Intersect(cpus).IsEmpty() && len(report.LeftBehind) == 0 {
 		again, _, tidy, err := s.engine.Rebalance(ctx, after)
 		if err != nil {
-			return report, fmt.Errorf("CPUs %s are offline, but the rebalance after it failed: %w", cpus, err)
+			return report, fmt.Errorf("%s offline, but the rebalance after it failed: %w", affinity.CPUNoun(cpus)+" "+isAre(cpus), err)
 		}
 		s.last, report.After = again, again
 		report.Rebalanced = tidy
 		drainErr = errors.Join(drainErr, resultsError(ctx, tidy, 0))
 	}
 	if len(report.LeftBehind) > 0 {
-		return report, fmt.Errorf("%w: movable IRQs %v are still on offline CPUs %s", ErrNotMoved, report.LeftBehind, cpus)
+		return report, fmt.Errorf("%w: movable IRQs %v are still on offline %s", ErrNotMoved, report.LeftBehind, affinity.CPUNoun(cpus))
 	}
 	return report, drainErr
+}
+
+// isAre and stayVerb agree a verb with a CPU set's number.
+func isAre(cpus sysfs.CPUSet) string {
+	if cpus.Len() == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+func stayVerb(cpus sysfs.CPUSet) string {
+	if cpus.Len() == 1 {
+		return "it stays"
+	}
+	return "they stay"
 }
 
 // leftOn lists the movable IRQs that still have a CPU of cpus in their

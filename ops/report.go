@@ -32,6 +32,14 @@ var (
 	ErrNotMoved = errors.New("not every IRQ could be moved")
 )
 
+// countOf counts a noun: "1 IRQ", "3 IRQs".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %w", ErrBadRequest, fmt.Errorf(format, args...))
 }
@@ -93,7 +101,7 @@ func (r *ApplyReport) settle(ctx context.Context) error {
 
 func resultsError(ctx context.Context, results []affinity.Result, notDone int) error {
 	if ctx.Err() != nil && notDone > 0 {
-		return fmt.Errorf("%w: %d planned move(s) done, %d not done", ErrInterrupted, len(results), notDone)
+		return fmt.Errorf("%w: %s done, %d not done", ErrInterrupted, countOf(len(results), "planned move"), notDone)
 	}
 	for _, res := range results {
 		if res.ErrorClass == sysfs.WriteClassName(sysfs.ErrPermission) {
@@ -101,7 +109,7 @@ func resultsError(ctx context.Context, results []affinity.Result, notDone int) e
 		}
 	}
 	if failed := failedIRQs(results); len(failed) > 0 {
-		return fmt.Errorf("%w: %d IRQ(s) could not be moved: %v", ErrNotMoved, len(failed), failed)
+		return fmt.Errorf("%w: %s could not be moved: %v", ErrNotMoved, countOf(len(failed), "IRQ"), failed)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ var goldenCases = []goldenCase{
 
 	// offline and online on a plain tree: see TestOfflineOnlinePlainTree.
 	{name: "offline2-pinned2", tree: "vm4-6.1-pinned2", args: []string{"offline", "2"}, writes: true,
-		code: 3, stderr: `movable IRQs \[13 16 20 21 22 23 26 28 29 30\] are still on CPUs 2, so they stay online`},
+		code: 3, stderr: `movable IRQs \[13 16 20 21 22 23 26 28 29 30\] are still on CPU 2, so it stays online`},
 
 	// trees captured from the real VM by tests/vm (skipped when absent).
 	{name: "capture-vm-gicv3-4cpu-list", tree: "capture/vm-gicv3-4cpu", args: []string{"list"}},
