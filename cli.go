@@ -324,11 +324,7 @@ func newApp(stdout, stderr io.Writer, getenv func(string) string) *cli.App {
 				Usage:  "print the man page (roff), for make install",
 				Hidden: true,
 				Action: func(c *cli.Context) error {
-					page, err := c.App.ToMan()
-					if err != nil {
-						return err
-					}
-					_, err = io.WriteString(stdout, page+manSection("DEVICE RULES", rulesDescription))
+					_, err := io.WriteString(stdout, manPage(c.App))
 					return err
 				},
 			},

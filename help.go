@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,12 +18,6 @@ func finishApp(app *cli.App) {
 	for _, cmd := range app.Commands {
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = app.OnUsageError
-		}
-	}
-	if man := app.Command("man"); man != nil {
-		man.Action = func(c *cli.Context) error {
-			_, err := io.WriteString(c.App.Writer, manPage(c.App))
-			return err
 		}
 	}
 	setUpCompletion(app)

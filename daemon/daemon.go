@@ -573,7 +573,11 @@ func (d *Daemon) logWrites(s Settle) {
 		before[irq.IRQ] = irq
 	}
 	offlined := eventCPUs(s.Events, hotplug.Offline)
+	quiet := !log.Enabled(context.Background(), slog.LevelInfo)
 	for _, r := range s.Results {
+		if quiet && r.Status != affinity.StatusFailed {
+			continue // nothing but a failure would be logged: skip the explaining
+		}
 		m, irq := moves[r.IRQ], before[r.IRQ]
 		kind, why := s.State.Explain(m, irq)
 		if (kind == affinity.CauseRebalance || kind == affinity.CauseNarrow) && !offlined.IsEmpty() {
