@@ -17,6 +17,7 @@ import (
 
 	"github.com/irqshift/irqshift/internal/cpuset"
 	"github.com/irqshift/irqshift/internal/regfile"
+	"github.com/irqshift/irqshift/internal/replacefile"
 )
 
 // PinsFile is the file of the rules directory that irqshift owns and
@@ -192,7 +193,7 @@ func RemovePin(dir, name string) (bool, error) {
 	if err := os.Remove(path); err != nil {
 		return false, fileError(path, err)
 	}
-	syncDir(dir)
+	replacefile.SyncDir(dir)
 	return true, nil
 }
 
@@ -261,50 +262,27 @@ func unchanged(path string, before fs.FileInfo) error {
 	return nil
 }
 
-// writePins replaces the PinsFile at path with data: it is written to a
-// temporary file in dir and renamed over, so that a reader sees the old
-// file or the new one, never a part.
+// writePins replaces the PinsFile at path with data (internal/replacefile:
+// a reader sees the old file or the new one, never a part), if it is
+// still the file readPins read, or still absent.
 func writePins(dir, path string, before fs.FileInfo, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+PinsFile+".tmp*")
-	if err != nil {
+	_, err := replacefile.Write(path, data, func(tmp string) error {
+		if err := unchanged(path, before); err != nil {
+			return err
+		}
+		if before == nil {
+			return renameNoReplace(tmp, path)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fileError(path, err)
+		}
+		return nil
+	})
+	var ruleErr *Error
+	if err != nil && !errors.As(err, &ruleErr) {
 		return fileError(dir, err)
 	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.Remove(tmp.Name())
-		}
-	}()
-	fail := func(err error) error {
-		tmp.Close()
-		return fileError(tmp.Name(), err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fileError(tmp.Name(), err)
-	}
-	if err := unchanged(path, before); err != nil {
-		return err
-	}
-	if before == nil {
-		err = renameNoReplace(tmp.Name(), path)
-	} else if err = os.Rename(tmp.Name(), path); err != nil {
-		err = fileError(path, err)
-	}
-	if err != nil {
-		return err
-	}
-	renamed = true
-	syncDir(dir)
-	return nil
+	return err
 }
 
 // renameNoReplace renames a new PinsFile into place, failing if a file
@@ -328,13 +306,4 @@ func renameNoReplace(from, to string) error {
 		return nil
 	}
 	return fileError(to, &os.LinkError{Op: "rename", Old: from, New: to, Err: err})
-}
-
-// syncDir makes a rename or removal in dir durable; best effort, since
-// some file systems refuse to sync a directory.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }

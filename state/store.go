@@ -20,6 +20,7 @@ import (
 
 	"github.com/irqshift/irqshift/internal/quote"
 	"github.com/irqshift/irqshift/internal/regfile"
+	"github.com/irqshift/irqshift/internal/replacefile"
 	"github.com/irqshift/irqshift/sysfs"
 )
 
@@ -437,7 +438,7 @@ func keepAside(path string, fi fs.FileInfo) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		syncDir(filepath.Dir(path))
+		replacefile.SyncDir(filepath.Dir(path))
 		return bad, nil
 	}
 	return "", fmt.Errorf("%s.bad to .bad.%d all exist: remove the ones you do not need", path, maxKeptAside-1)
@@ -508,56 +509,22 @@ func (st *Store) Save(s Saved) error {
 	return nil
 }
 
-// writeReplacing writes data to a new file beside target and renames it
-// over target: a reader sees the old file or the new one, whole. It never
-// replaces what is not a regular file (checked again just before the
-// rename). It returns the new file's information.
+// writeReplacing replaces target with data (internal/replacefile),
+// never what is not a regular file: that is checked again just before the
+// rename. It returns the new file's information.
 func writeReplacing(target string, data []byte) (fs.FileInfo, error) {
-	dir := filepath.Dir(target)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp*")
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.Remove(tmp.Name())
+	fi, err := replacefile.Write(target, data, func(tmp string) error {
+		// The last look before the rename: never replace what became a
+		// device, a FIFO, a directory or a link.
+		if err := checkRegular(target, false); err != nil {
+			return err
 		}
-	}()
-	fail := func(err error) (fs.FileInfo, error) {
-		tmp.Close()
+		return os.Rename(tmp, target)
+	})
+	if err != nil && !errors.Is(err, ErrStatePath) {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	fi, err := tmp.Stat()
-	if err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	// The last look before the rename: never replace what became a device,
-	// a FIFO, a directory or a link.
-	if err := checkRegular(target, false); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	renamed = true
-	syncDir(dir)
-	return fi, nil
+	return fi, err
 }
 
 // Changed reports whether the state file was replaced, modified, created
@@ -814,13 +781,4 @@ func resolveLinks(path string) (string, error) {
 		path = target
 	}
 	return "", &fs.PathError{Op: "resolve", Path: path, Err: unix.ELOOP}
-}
-
-// syncDir makes a rename in dir durable; best effort, since some file
-// systems refuse to sync a directory.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
