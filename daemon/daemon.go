@@ -189,7 +189,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The ban files and the rules are watched before their first read, as
 	// the state.
 	bansChanged := d.Bans.watch(ctx)
-	rulesChanged := d.watchRules(ctx)
+	rulesWatch := d.followRules(ctx)
+	defer func() { rulesWatch.stop() }()
 	// /proc/irq's link count is read before the start-up snapshot, as the
 	// files are watched: IRQs allocated after it are then certain to be
 	// seen by the poll.
@@ -282,7 +283,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				irqLinks = n
 				d.settleLogged(ctx, SettleIRQs, nil)
 			}
-		case <-rulesChanged:
+		case <-rulesWatch.changed:
 			if d.reloadRules() {
 				d.settleLogged(ctx, SettleRules, nil)
 			}
@@ -294,8 +295,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-d.Reload:
 			d.Metrics.resync(ResyncSIGHUP)
 			d.Engine.ForgetCPUs()
+			dirBefore := d.RulesDir
 			if err := d.reload(); err != nil {
 				d.log().Error("reload: keeping the old configuration", "err", err)
+			}
+			if d.RulesDir != dirBefore {
+				// Another rules directory: follow it instead.
+				rulesWatch.stop()
+				rulesWatch = d.followRules(ctx)
 			}
 			// The configuration replaced the bans: put the followed ones back.
 			d.refreshBans(true)

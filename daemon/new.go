@@ -204,6 +204,10 @@ func (d *Daemon) reload() error {
 		return err
 	}
 	d.Engine.Configure(settings)
+	if settings.RulesDir != d.RulesDir {
+		d.log().Info("following another rules directory", "was", d.RulesDir, "now", settings.RulesDir)
+		d.RulesDir = settings.RulesDir
+	}
 	d.log().Info("configuration reloaded", "banned_cpus", settings.Banned.User.String(),
 		"banned_irqs", len(settings.Policy.BannedIRQs), "include_isolated", settings.Banned.IncludeIsolated)
 	return nil

@@ -22,6 +22,19 @@ func (d *Daemon) watchRules(ctx context.Context) <-chan struct{} {
 		"rule changes", d.log(), nil)
 }
 
+// rulesWatch is the watch of one rules directory, stopped when the daemon
+// follows another (SIGHUP with a new IRQSHIFT_RULES) or ends.
+type rulesWatch struct {
+	changed <-chan struct{}
+	stop    context.CancelFunc
+}
+
+// followRules watches d.RulesDir until the returned watch is stopped.
+func (d *Daemon) followRules(ctx context.Context) rulesWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	return rulesWatch{changed: d.watchRules(ctx), stop: cancel}
+}
+
 // reloadRules loads the rules directory again and gives the engine its
 // rules; it reports whether they changed. A directory that does not load
 // (a file being written, a mistake) changes nothing: the last good rules

@@ -223,3 +223,38 @@ func TestDaemonIgnoreRule(t *testing.T) {
 		t.Errorf("irqshift_unmovable_irqs{class=\"ignored\"} = %v, want 1", n)
 	}
 }
+
+// TestReloadFollowsAnotherRulesDir: a SIGHUP whose configuration names
+// another rules directory applies its rules and follows it from then on:
+// a change there settles at once; the old directory is no longer watched.
+func TestReloadFollowsAnotherRulesDir(t *testing.T) {
+	sim := vm4Devices(t)
+	oldDir, newDir := t.TempDir(), t.TempDir()
+	reloads := make(chan struct{})
+	h := startOn(t, sim, "", func(d *Daemon) {
+		d.RulesDir = oldDir
+		d.Engine.SetRules(rulesSet(t, oldDir))
+		d.Reload = reloads
+		d.reloadSettings = func() (affinity.Settings, error) {
+			return affinity.Settings{RulesDir: newDir, Rules: rulesSet(t, newDir)}, nil
+		}
+	})
+	reloads <- struct{}{}
+	h.nextReason(SettleReload)
+	if h.d.RulesDir != newDir {
+		t.Fatalf("after the reload the daemon follows %q, want %q", h.d.RulesDir, newDir)
+	}
+	// A rule written in the old directory is not followed any more…
+	writeRenamed(t, filepath.Join(oldDir, "10-old.toml"), "[[rule]]\nname = \"old\"\ndevice = \""+rngDevice+"\"\ncpus = \"1\"\n")
+	// …one in the new directory applies at once.
+	writeRenamed(t, filepath.Join(newDir, "10-rng.toml"), "[[rule]]\nname = \"rng\"\ndevice = \""+rngDevice+"\"\ncpus = \"2\"\n")
+	h.nextReason(SettleRules)
+	if got := h.d.Engine.Rules(); got.Len() != 1 || got.Rules[0].Name != "rng" {
+		t.Errorf("the engine's rules after a change in the new directory: %+v", got)
+	}
+	for _, irq := range []int{20, 21} {
+		if eff := effectiveOf(t, sim, irq); !eff.Equal(sysfs.NewCPUSet(2)) {
+			t.Errorf("rule rng's IRQ %d is on %s, want 2", irq, eff)
+		}
+	}
+}
