@@ -151,9 +151,12 @@ func checkJournalPriorities(t *testing.T, cursor string) {
 	if warnings == 0 || infos == 0 || moves == 0 {
 		t.Errorf("after the reload: %d warning, %d info lines, %d moves; want each:\n%s", warnings, infos, moves, out)
 	}
-	shown := run(t, "journalctl", "--no-pager", "-u", unitName, "--after-cursor="+cursor, "-p", "warning", "-o", "cat")
-	if !strings.Contains(shown, "IRQSHIFT_BANED_CPUS") || strings.Contains(shown, "level=INFO") {
-		t.Errorf("journalctl -p warning after the reload shows:\n%s\nwant the misspelt key's warning and no info line", shown)
+	// The whole of the unit's journal, not after the cursor: bookworm's journalctl (systemd 252)
+	// skips the first entry that matches a filter after --after-cursor (systemd issue 30288,
+	// fixed in 255), which here is the very warning.
+	shown := run(t, "journalctl", "--no-pager", "-u", unitName, "-p", "warning", "-o", "cat")
+	if !strings.Contains(shown, "IRQSHIFT_BANED_CPUS") || strings.Contains(shown, "level=INFO") || strings.Contains(shown, "level=DEBUG") {
+		t.Errorf("journalctl -p warning -u %s shows:\n%s\nwant the misspelt key's warning and no info or debug line", unitName, shown)
 	}
 	t.Logf("journal after the reload: %d warning, %d info lines, %d moves off the banned CPU", warnings, infos, moves)
 }
