@@ -133,7 +133,8 @@ func manPage(app *cli.App) string {
 			"a CPU that does not exist, is offline, cannot be hotplugged or is the last allowed one, " +
 			"an IRQ that is not in /proc/interrupts or cannot be pinned."},
 		{exitUnmovable, "Done, but some IRQs could not be moved, a movable IRQ is still on a CPU to take offline (which then stays online), " +
-			"or verify (or --verify) saw an IRQ fire where it should not."},
+			"verify (or --verify) saw an IRQ fire where it should not, " +
+			"or status found IRQs on CPUs they should not be on."},
 	} {
 		p(".TP")
 		p(".B %d", code.code)
