@@ -235,7 +235,9 @@ func (r *devReader) filePath(name string) []byte {
 // when it cannot be listed (not a directory, no permission, gone while
 // listed): the device is skipped.
 func (r *devReader) appendMSI(irqs []int) (_ []int, ok bool) {
-	fd, err := openDirZ(r.filePath("msi_irqs"))
+	// O_DIRECTORY makes anything else fail (ENOTDIR) rather than be
+	// opened: a FIFO in a fixture tree would block.
+	fd, err := openZ(r.filePath("msi_irqs"), unix.O_DIRECTORY)
 	if err == unix.ENOENT {
 		return irqs, true
 	}
@@ -336,23 +338,6 @@ func parseIRQFile(data []byte) (int, bool) {
 		return 0, false
 	}
 	return parseDecimalInt(text, maxIRQ)
-}
-
-// openDirZ opens the directory at the NUL-terminated pathz for reading its
-// entries, without copying the path. O_DIRECTORY makes anything else fail
-// (ENOTDIR) rather than be opened: a FIFO in a fixture tree would block.
-func openDirZ(pathz []byte) (int, error) {
-	for {
-		fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(&pathz[0])),
-			uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC), 0, 0, 0)
-		switch errno {
-		case 0:
-			return int(fd), nil
-		case unix.EINTR:
-			continue
-		}
-		return -1, errno
-	}
 }
 
 // readlinkZ reads the symlink at the NUL-terminated pathz into buf, without

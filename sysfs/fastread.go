@@ -34,7 +34,7 @@ func readSmall(path string, buf []byte, wantMode bool) (data []byte, mode os.Fil
 // readSmallZ is readSmall of a path given NUL-terminated, which it opens
 // without copying it.
 func readSmallZ(pathz []byte, buf []byte, wantMode bool) (data []byte, mode os.FileMode, err error) {
-	fd, err := openZ(pathz)
+	fd, err := openZ(pathz, 0)
 	if err != nil {
 		return nil, 0, &os.PathError{Op: "open", Path: zString(pathz), Err: err}
 	}
@@ -76,11 +76,11 @@ func readSmallZ(pathz []byte, buf []byte, wantMode bool) (data []byte, mode os.F
 var atFDCWD = func() uintptr { fd := unix.AT_FDCWD; return uintptr(fd) }()
 
 // openZ opens the NUL-terminated path pathz read-only, as unix.Open does
-// but without its copy of the path.
-func openZ(pathz []byte) (int, error) {
+// but without its copy of the path; flags are added (O_DIRECTORY).
+func openZ(pathz []byte, flags int) (int, error) {
 	for {
 		fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(&pathz[0])),
-			uintptr(unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+			uintptr(unix.O_RDONLY|unix.O_CLOEXEC|flags), 0, 0, 0)
 		switch errno {
 		case 0:
 			return int(fd), nil
