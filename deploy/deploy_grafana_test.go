@@ -224,20 +224,7 @@ var promKeywords = []string{"and", "or", "unless", "bool", "offset"}
 // query names; every {{label}} of a legend is one the query's result keeps.
 func TestGrafanaQueries(t *testing.T) {
 	d := readDashboard(t)
-	families, err := daemon.MetricFamilies()
-	if err != nil {
-		t.Fatal(err)
-	}
-	series := map[string]daemon.MetricFamily{}
-	for _, f := range families {
-		for _, s := range f.Series() {
-			series[s] = f
-		}
-	}
-	jobs := map[string]bool{}
-	for _, job := range readScrape(t).ScrapeConfigs {
-		jobs[job.JobName] = true
-	}
+	series, jobs := daemonSeries(t)
 
 	n := 0
 	for _, p := range d.allPanels() {

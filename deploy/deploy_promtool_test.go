@@ -17,8 +17,6 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/irqshift/irqshift/daemon"
 )
 
 const (
@@ -193,14 +191,7 @@ func TestPrometheusAlertTests(t *testing.T) {
 		t.Errorf("%s: rule_files %v, want [%s]", alertsTestPath, tests.RuleFiles, filepath.Base(alertsPath))
 	}
 
-	data, err = os.ReadFile(alertsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules alertRules
-	if err := yaml.Unmarshal(data, &rules); err != nil {
-		t.Fatalf("%s: %v", alertsPath, err)
-	}
+	rules := readAlerts(t)
 	var alerts []string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -232,20 +223,7 @@ func TestPrometheusAlertTests(t *testing.T) {
 		}
 	}
 
-	families, err := daemon.MetricFamilies()
-	if err != nil {
-		t.Fatal(err)
-	}
-	series := map[string]daemon.MetricFamily{}
-	for _, f := range families {
-		for _, s := range f.Series() {
-			series[s] = f
-		}
-	}
-	jobs := map[string]bool{}
-	for _, job := range readScrape(t).ScrapeConfigs {
-		jobs[job.JobName] = true
-	}
+	series, jobs := daemonSeries(t)
 	for _, tc := range tests.Tests {
 		for _, in := range tc.InputSeries {
 			name, _, _ := strings.Cut(in.Series, "{")

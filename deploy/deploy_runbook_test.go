@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"unicode"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const (
@@ -120,14 +118,7 @@ func TestRunbookURLs(t *testing.T) {
 	wantBase := repoURL + filepath.ToSlash(runbookFile)
 	anchors := markdownAnchors(t, runbookPath)
 
-	data, err := os.ReadFile(alertsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules alertRules
-	if err := yaml.Unmarshal(data, &rules); err != nil {
-		t.Fatalf("%s: %v", alertsPath, err)
-	}
+	rules := readAlerts(t)
 	alerts := map[string]bool{}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
