@@ -109,8 +109,8 @@ func parseCPUListFlag(flag, text string) (sysfs.CPUSet, error) {
 	cpus, err := sysfs.ParseCPUList(text)
 	if err != nil || cpus.IsEmpty() {
 		hint := ""
-		if strings.HasPrefix(text, "0x") || strings.ContainsAny(text, "abcdefABCDEF") {
-			hint = " (a hex mask? irqshift takes cpulists: 0x4 is 2, 0xf is 0-3)"
+		if meant, ok := maskAsCPUList(text); ok {
+			hint = fmt.Sprintf(" (a hex mask? irqshift takes cpulists: %s is %s)", text, meant)
 		}
 		return cpus, usageError("%s %s: not a cpulist such as 2, 0-3 or 1,5%s", flag, quote.Quote(text), hint)
 	}

@@ -295,19 +295,27 @@ func (r *resolver) cpuList(s setting, parse func(string) (sysfs.CPUSet, error), 
 // hexMaskHint answers a hexadecimal mask given where a cpulist is wanted
 // with the cpulist it means and the key that takes masks.
 func hexMaskHint(s setting, text string) string {
-	if s == settingBannedCPUMask {
+	meant, ok := maskAsCPUList(text)
+	if s == settingBannedCPUMask || !ok {
 		return ""
 	}
+	return fmt.Sprintf(" (a hexadecimal mask? as a cpulist %s is %s; %s takes masks)", quote.Quote(text), meant, settingBannedCPUMask.key)
+}
+
+// maskAsCPUList reads text, given where a cpulist is wanted, as the
+// hexadecimal CPU mask it looks like ("0x4", "f", "ff,00000000"), and
+// returns the cpulist it means ("no CPU" for 0); false when it is no such
+// mask.
+func maskAsCPUList(text string) (string, bool) {
 	hex := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(text), "0x"), "0X")
 	mask, err := affinity.ParseBannedCPUMask(hex)
 	if err != nil || !strings.ContainsAny(strings.ToLower(text), "xabcdef") {
-		return ""
+		return "", false
 	}
-	meant := "no CPU"
-	if !mask.IsEmpty() {
-		meant = mask.String()
+	if mask.IsEmpty() {
+		return "no CPU", true
 	}
-	return fmt.Sprintf(" (a hexadecimal mask? as a cpulist %s is %s; %s takes masks)", quote.Quote(text), meant, settingBannedCPUMask.key)
+	return mask.String(), true
 }
 
 func (r *resolver) bool(s setting) (bool, error) {
