@@ -19,6 +19,9 @@ type statusRecord struct {
 	settles   int
 	reactions []float64 // milliseconds, a ring of keptReactions
 	next      int
+	// reaction is summary() as of the last reaction added: worked out
+	// only then, not at every settle.
+	reaction state.ReactionSummary
 	failed    bool // the last save failed: warn once, not every settle
 }
 
@@ -61,9 +64,10 @@ func (d *Daemon) saveStatus(s Settle, moved, narrowed, failed int) {
 	if s.Reaction > 0 {
 		stamp.ReactionMS = float64(s.Reaction.Microseconds()) / 1000
 		rec.addReaction(stamp.ReactionMS)
+		rec.reaction = rec.summary()
 	}
 	err := d.Store.SaveStatus(state.DaemonStatus{PID: os.Getpid(), Started: rec.started, Irqshift: d.Version,
-		Settles: rec.settles, Last: stamp, Reaction: rec.summary()})
+		Settles: rec.settles, Last: stamp, Reaction: rec.reaction})
 	switch {
 	case err != nil && !rec.failed:
 		d.log().Warn("could not record the daemon's status for irqshift status", "path", d.Store.StatusPath(), "err", err)
