@@ -16,6 +16,7 @@ package vmtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -384,6 +385,78 @@ func TestSystemdUnit(t *testing.T) {
 		if !slices.Contains(doc.CPUs.Banned, 3) {
 			t.Errorf("irqshift list beside the daemon: banned %v, want CPU3 (the daemon's configured ban)", doc.CPUs.Banned)
 		}
+	})
+
+	t.Run("status and an observer", func(t *testing.T) {
+		pid := unitProps(t, unitName, "MainPID")["MainPID"]
+		checkStatus := func(when string) {
+			t.Helper()
+			r := irqshift(t, "--state", unitStatePath, "status", "--json")
+			if r.Code != 0 && r.Code != 3 { // 3: IRQs still on CPUs they should leave, mid-settle
+				t.Fatalf("irqshift status %s: exit %d\n%s", when, r.Code, r)
+			}
+			var doc struct {
+				Daemon struct {
+					Running bool `json:"running"`
+					PID     int  `json:"pid"`
+					Status  *struct {
+						PID  int `json:"pid"`
+						Last *struct {
+							Reason string `json:"reason"`
+						} `json:"last_settle"`
+					} `json:"status"`
+				} `json:"daemon"`
+			}
+			decodeJSON(t, r, &doc)
+			d := doc.Daemon
+			if !d.Running || strconv.Itoa(d.PID) != pid || d.Status == nil || strconv.Itoa(d.Status.PID) != pid || d.Status.Last == nil || d.Status.Last.Reason == "" {
+				t.Errorf("irqshift status %s: daemon %+v, want the unit's PID %s with its last settle", when, d, pid)
+			}
+		}
+		checkStatus("beside the unit")
+
+		// irqshift watch --dry-run beside the unit: not refused, claims nothing, writes nothing it
+		// logs as done, and leaves the unit the owner of the state.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // a hang guard
+		defer cancel()
+		cmd := exec.CommandContext(ctx, packagedBin, "--state", unitStatePath, "--log-level", "info", "watch", "--dry-run", "--no-verify", "--check-interval", "0")
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan struct{})
+		var lines []string
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			sc := bufio.NewScanner(pipe)
+			watching := false
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+				if !watching && strings.Contains(sc.Text(), `msg="watching CPU hotplug"`) {
+					watching = true
+					close(ready)
+				}
+			}
+		}()
+		select {
+		case <-ready:
+		case <-read: // it ended before it was ready: the checks below say how
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-read
+		err = cmd.Wait()
+		out := strings.Join(lines, "\n")
+		if err != nil || !strings.Contains(out, "dry_run=true") || strings.Contains(out, "msg=moved") {
+			t.Errorf("watch --dry-run beside the unit: %v, want exit 0, a settle with dry_run=true and no msg=moved:\n%s", err, out)
+		}
+		if got := unitProps(t, unitName, "MainPID")["MainPID"]; got != pid {
+			t.Errorf("the observer disturbed the unit: MainPID %s -> %s", pid, got)
+		}
+		checkStatus("after the observer")
 	})
 
 	t.Run("upgrade keeps the state", func(t *testing.T) {
