@@ -22,7 +22,7 @@ type statusRecord struct {
 	// reaction is summary() as of the last reaction added: worked out
 	// only then, not at every settle.
 	reaction state.ReactionSummary
-	failed    bool // the last save failed: warn once, not every settle
+	failed   bool // the last save failed: warn once, not every settle
 }
 
 func (r *statusRecord) addReaction(ms float64) {
